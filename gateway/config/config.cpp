@@ -1,0 +1,370 @@
+#include "gateway/config/config.hpp"
+
+#include "gateway/config/toml_util.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <span>
+
+namespace switchyard::gateway::config {
+
+namespace {
+
+using namespace std::string_view_literals;
+using namespace std::chrono_literals;
+
+// Enum names in enum order (detail::reader::get maps an index to the enum).
+constexpr std::array<std::string_view, 3> tls_profile_names{"none", "modern", "legacy"};
+constexpr std::array<std::string_view, 5> log_level_names{"trace", "debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 1> backend_kind_names{"embedded"};
+
+constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits"sv, "keys"sv, "backends"sv};
+constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
+constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
+constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
+constexpr std::array msnp_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
+constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
+constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
+constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes"sv,
+                                 "name_bytes"sv, "message_bytes"sv, "commands_per_second"sv,
+                                 "idle_timeout"sv, "handshake_timeout"sv, "write_queue_bytes"sv};
+constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
+constexpr std::array backend_keys{"kind"sv, "hibernate_after"sv};
+
+// More threads than this is a typo, not a machine.
+constexpr unsigned max_threads = 1024;
+constexpr std::size_t min_secret_bytes = 32;
+constexpr std::size_t max_key_id_bytes = 32;
+
+listener default_listener(std::string_view kind, std::uint16_t port) {
+    listener l;
+    l.kind = kind;
+    l.port = port;
+    return l;
+}
+
+std::vector<listener> default_listeners() {
+    auto https = default_listener("https", 8443);
+    // It needs certificate files, so it stays off until configured.
+    https.enabled = false;
+    https.tls = tls_profile::legacy;
+    return {default_listener("msnp", 1863), default_listener("ws", 8080), std::move(https),
+            default_listener("admin", 9090)};
+}
+
+struct ip_address {
+    int family = 0;
+    std::array<unsigned char, 16> bytes{};
+};
+
+std::optional<ip_address> parse_ip(const std::string& text) {
+    ip_address a;
+    if (inet_pton(AF_INET, text.c_str(), a.bytes.data()) == 1) {
+        a.family = AF_INET;
+    } else if (inet_pton(AF_INET6, text.c_str(), a.bytes.data()) == 1) {
+        a.family = AF_INET6;
+    } else {
+        return std::nullopt;
+    }
+    return a;
+}
+
+bool is_wildcard(const ip_address& a) {
+    return std::ranges::all_of(a.bytes, [](unsigned char b) { return b == 0; });
+}
+
+// Whether two sockets on these addresses and one port would collide. The IPv6
+// wildcard also accepts IPv4 (Linux's default net.ipv6.bindv6only = 0).
+bool overlap(const ip_address& a, const ip_address& b) {
+    if ((a.family == AF_INET6 && is_wildcard(a)) || (b.family == AF_INET6 && is_wildcard(b))) return true;
+    return a.family == b.family && (a.bytes == b.bytes || is_wildcard(a) || is_wildcard(b));
+}
+
+std::string endpoint(const listener& l) {
+    const bool v6 = l.address.find(':') != std::string::npos;
+    return (v6 ? "[" + l.address + "]" : l.address) + ":" + std::to_string(l.port);
+}
+
+// "host:port" or "[v6]:port", with a port from 1 to 65535.
+bool is_host_port(std::string_view text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    auto host = text.substr(0, colon);
+    if (host.front() == '[' ? host.size() < 3 || host.back() != ']' : host.find(':') != std::string_view::npos) {
+        return false;
+    }
+    auto port = text.substr(colon + 1);
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    return ec == std::errc() && end == port.data() + port.size() && value >= 1 && value <= 65535;
+}
+
+// Key ids travel inside tokens, so they stay clear of any separator.
+bool is_key_id(std::string_view id) {
+    return !id.empty() && id.size() <= max_key_id_bytes && std::ranges::all_of(id, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& path) {
+    return (base / path).lexically_normal();
+}
+
+// Where to point at `key` of an optional table: the key, else the table's
+// header, else the top of the file.
+toml::source_region position(const toml::table& root, const toml::table* t, std::string_view key) {
+    if (!t) return root.source();
+    if (const auto* node = t->get(key)) return node->source();
+    return t->source();
+}
+
+void read_gateway(detail::reader& r, const toml::table& root, const std::filesystem::path& base, settings& s) {
+    std::string data_dir = "data";
+    std::string routes_file = "routes.toml";
+    if (const auto* t = r.get_table(root, "gateway")) {
+        r.check_keys(*t, "in [gateway]", gateway_keys);
+        r.get_nonempty(*t, "data_dir", data_dir);
+        r.get_nonempty(*t, "routes_file", routes_file);
+        r.get(*t, "threads", s.threads, 0u, max_threads);
+        r.get(*t, "shutdown_timeout", s.shutdown_timeout, 0ms);
+        r.get(*t, "log_level", s.log, log_level_names);
+    }
+    s.data_dir = resolve(base, data_dir);
+    s.routes_file = resolve(base, routes_file);
+}
+
+void read_listener(detail::reader& r, const toml::table& t, listener& l) {
+    const std::string where = "in [listeners." + l.kind + "]";
+    const bool msnp = l.kind == "msnp";
+    r.check_keys(t, where, msnp ? std::span<const std::string_view>(msnp_listener_keys) : listener_keys);
+    r.get(t, "enabled", l.enabled);
+    if (r.get_nonempty(t, "address", l.address) && !parse_ip(l.address)) {
+        r.fail(t.get("address")->source(), "expected an IP address for address, found \"" + l.address + "\"");
+    }
+    r.get(t, "port", l.port, std::uint16_t{0});
+    r.get(t, "tls", l.tls, tls_profile_names);
+    if (msnp && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
+        !is_host_port(l.public_endpoint)) {
+        r.fail(t.get("public_endpoint")->source(),
+               "expected host:port for public_endpoint, found \"" + l.public_endpoint + "\"");
+    }
+}
+
+// The listener tables as written (nullptr where absent), for positions in later checks.
+using listener_tables = std::array<const toml::table*, listener_kinds.size()>;
+
+listener_tables read_listeners(detail::reader& r, const toml::table& root, settings& s) {
+    s.listeners = default_listeners();
+    listener_tables tables{};
+    const auto* all = r.get_table(root, "listeners");
+    if (!all) return tables;
+    r.check_keys(*all, "in [listeners]", listener_kinds);
+    for (std::size_t i = 0; i < listener_kinds.size(); ++i) {
+        tables[i] = r.get_table(*all, listener_kinds[i]);
+        if (tables[i]) read_listener(r, *tables[i], s.listeners[i]);
+    }
+    return tables;
+}
+
+void read_tls(detail::reader& r, const toml::table& root, const std::filesystem::path& base, settings& s) {
+    const auto* all = r.get_table(root, "tls");
+    if (!all) return;
+    r.check_keys(*all, "in [tls]", tls_table_names);
+    for (auto name : tls_table_names) {
+        const auto* t = r.get_table(*all, name);
+        if (!t) continue;
+        const std::string where = "in [tls." + std::string(name) + "]";
+        r.check_keys(*t, where, tls_keys);
+        tls_settings tls;
+        std::string path;
+        if (r.require(*t, where, "certificate") && r.get_nonempty(*t, "certificate", path)) {
+            tls.certificate = resolve(base, path);
+        }
+        if (r.require(*t, where, "private_key") && r.get_nonempty(*t, "private_key", path)) {
+            tls.private_key = resolve(base, path);
+        }
+        s.tls.emplace(name, std::move(tls));
+    }
+}
+
+void read_limits(detail::reader& r, const toml::table& root, limits& lim) {
+    const auto* t = r.get_table(root, "limits");
+    if (!t) return;
+    r.check_keys(*t, "in [limits]", limits_keys);
+    r.get(*t, "line_bytes", lim.line_bytes, std::size_t{1});
+    r.get(*t, "payload_bytes", lim.payload_bytes, std::size_t{1});
+    r.get(*t, "frame_bytes", lim.frame_bytes, std::size_t{1});
+    r.get(*t, "name_bytes", lim.name_bytes, std::size_t{1});
+    r.get(*t, "message_bytes", lim.message_bytes, std::size_t{1});
+    r.get(*t, "commands_per_second", lim.commands_per_second, std::uint32_t{1});
+    r.get(*t, "idle_timeout", lim.idle_timeout, 1s);
+    r.get(*t, "handshake_timeout", lim.handshake_timeout, 1s);
+    r.get(*t, "write_queue_bytes", lim.write_queue_bytes, std::size_t{1});
+}
+
+void read_keys(detail::reader& r, const toml::table& root, std::vector<hmac_key>& keys) {
+    const auto* all = r.get_tables(root, "keys");
+    if (!all) return;
+    std::map<std::string, std::uint32_t, std::less<>> first_line;
+    for (const auto& element : *all) {
+        const auto& t = *element.as_table();
+        r.check_keys(t, "in [[keys]]", hmac_key_keys);
+        hmac_key key;
+        if (r.require(t, "in [[keys]]", "id") && r.get(t, "id", key.id)) {
+            const auto& at = t.get("id")->source();
+            if (!is_key_id(key.id)) {
+                r.fail(at, "expected an id of 1 to " + std::to_string(max_key_id_bytes) +
+                               " letters, digits, '-' or '_', found \"" + key.id + "\"");
+            } else if (auto [it, added] = first_line.emplace(key.id, at.begin.line); !added) {
+                r.fail(at, "duplicate key id \"" + key.id + "\" (first at line " + std::to_string(it->second) +
+                               "); expected unique ids");
+            }
+        }
+        if (r.require(t, "in [[keys]]", "secret") && r.get_base64(t, "secret", key.secret) &&
+            key.secret.size() < min_secret_bytes) {
+            r.fail(t.get("secret")->source(), "expected at least " + std::to_string(min_secret_bytes) +
+                                                  " bytes after base64 decoding for secret, found " +
+                                                  std::to_string(key.secret.size()));
+        }
+        keys.push_back(std::move(key));
+    }
+}
+
+void read_backends(detail::reader& r, const toml::table& root, std::vector<backend>& backends) {
+    const auto* all = r.get_table(root, "backends");
+    if (!all) {
+        backends.emplace_back().name = "embedded";
+        return;
+    }
+    if (all->empty()) {
+        r.fail(all->source(), "expected at least one backend in [backends], such as [backends.embedded]");
+        return;
+    }
+    for (auto&& [name, value] : *all) {
+        if (name.str().empty()) {
+            r.fail(name.source(), "expected a non-empty backend name");
+            continue;
+        }
+        const auto* t = r.as_table(name.str(), value);
+        if (!t) continue;
+        const std::string where = "in [backends." + std::string(name.str()) + "]";
+        r.check_keys(*t, where, backend_keys);
+        backend b;
+        b.name = name.str();
+        std::string kind;
+        if (r.require(*t, where, "kind") && r.get(*t, "kind", kind)) {
+            const auto* known = std::ranges::find(backend_kind_names, kind);
+            if (known == backend_kind_names.end()) {
+                r.fail(t->get("kind")->source(), "backend kind \"" + kind +
+                                                     "\" is not available in this build; expected: " +
+                                                     detail::join(backend_kind_names));
+            } else {
+                b.kind = static_cast<backend_kind>(known - backend_kind_names.begin());
+            }
+        }
+        r.get(*t, "hibernate_after", b.hibernate_after, 1s);
+        backends.push_back(std::move(b));
+    }
+}
+
+// Listeners set SO_REUSEPORT, so two of them on one port would not fail to
+// bind: they would silently share connections. Only this check catches it.
+void check_ports(detail::reader& r, const toml::table& root, const listener_tables& tables, const settings& s) {
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+        const auto& b = s.listeners[i];
+        if (!b.enabled || b.port == 0) continue;
+        for (std::size_t j = 0; j < i; ++j) {
+            const auto& a = s.listeners[j];
+            if (!a.enabled || a.port != b.port || !overlap(*parse_ip(a.address), *parse_ip(b.address))) continue;
+            // Point at an explicit port: the later listener's if it has one.
+            const bool later_explicit = tables[i] && tables[i]->contains("port");
+            const auto where = later_explicit ? position(root, tables[i], "port") : position(root, tables[j], "port");
+            const std::string first = "[listeners." + a.kind + "]";
+            const std::string second = "[listeners." + b.kind + "]";
+            r.fail(where, a.address == b.address
+                              ? first + " and " + second + " both listen on " + endpoint(b) +
+                                    "; expected different ports"
+                              : first + " on " + endpoint(a) + " overlaps " + second + " on " + endpoint(b) +
+                                    "; expected different ports");
+            return;
+        }
+    }
+}
+
+// A TLS profile's files are only needed once an enabled listener uses it.
+void check_tls_profiles(detail::reader& r, const toml::table& root, const listener_tables& tables,
+                        const settings& s) {
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+        const auto& l = s.listeners[i];
+        if (!l.enabled || l.tls == tls_profile::none) continue;
+        const auto profile = std::string(to_string(l.tls));
+        if (s.tls.contains(profile)) continue;
+        r.fail(position(root, tables[i], "tls"), "[listeners." + l.kind + "] uses tls = \"" + profile +
+                                                     "\"; expected a [tls." + profile +
+                                                     "] table with certificate and private_key");
+        return;
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(tls_profile p) {
+    return tls_profile_names[static_cast<std::size_t>(p)];
+}
+
+std::string_view to_string(log_level l) {
+    return log_level_names[static_cast<std::size_t>(l)];
+}
+
+std::string_view to_string(backend_kind k) {
+    return backend_kind_names[static_cast<std::size_t>(k)];
+}
+
+const listener* settings::find_listener(std::string_view kind) const {
+    auto it = std::ranges::find(listeners, kind, &listener::kind);
+    return it == listeners.end() ? nullptr : &*it;
+}
+
+const backend* settings::find_backend(std::string_view name) const {
+    auto it = std::ranges::find(backends, name, &backend::name);
+    return it == backends.end() ? nullptr : &*it;
+}
+
+tl::expected<settings, error> parse_settings(std::string_view text, const std::filesystem::path& file) {
+    auto doc = detail::parse_toml(text, file);
+    if (!doc) return tl::unexpected(doc.error());
+
+    // Text with no directory in its name resolves against the working directory.
+    std::error_code ec;
+    const auto dir = file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
+    const auto base = std::filesystem::absolute(dir, ec);
+    if (ec) return tl::unexpected(error{file.string(), 0, 0, "cannot resolve the file's directory: " + ec.message()});
+
+    settings s;
+    s.file = file;
+    detail::reader r(file.string());
+    const auto& root = *doc;
+    r.check_keys(root, "at the top level", top_level_keys);
+    read_gateway(r, root, base, s);
+    const auto tables = read_listeners(r, root, s);
+    read_tls(r, root, base, s);
+    read_limits(r, root, s.lim);
+    read_keys(r, root, s.keys);
+    read_backends(r, root, s.backends);
+    // The cross-checks assume every value above parsed.
+    if (r.ok()) check_ports(r, root, tables, s);
+    if (r.ok()) check_tls_profiles(r, root, tables, s);
+    if (!r.ok()) return tl::unexpected(r.failure());
+    return s;
+}
+
+tl::expected<settings, error> load_settings(const std::filesystem::path& file) {
+    auto text = detail::read_file(file);
+    if (!text) return tl::unexpected(text.error());
+    return parse_settings(*text, file);
+}
+
+}  // namespace switchyard::gateway::config

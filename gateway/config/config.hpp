@@ -1,0 +1,90 @@
+// Gateway settings (conf/switchyard.toml). Every field has the default that
+// applies when the file leaves it out; conf/switchyard.toml documents each one.
+#pragma once
+
+#include "gateway/config/routes.hpp"
+
+#include <tl/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard::gateway::config {
+
+enum class tls_profile { none, modern, legacy };
+std::string_view to_string(tls_profile p);
+
+enum class log_level { trace, debug, info, warn, error };
+std::string_view to_string(log_level l);
+
+// One listening socket. `kind` is the table name in [listeners.<kind>].
+struct listener {
+    std::string kind;             // "msnp", "ws", "https" or "admin"
+    bool enabled = true;
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;       // 0 = any free port (tests)
+    tls_profile tls = tls_profile::none;
+    // host:port handed to MSNP clients in XFR SB and RNG; empty = address:port.
+    std::string public_endpoint;
+};
+
+struct tls_settings {
+    std::filesystem::path certificate;  // PEM chain
+    std::filesystem::path private_key;  // PEM key
+};
+
+struct limits {
+    std::size_t line_bytes = 8192;           // one MSNP command line
+    std::size_t payload_bytes = 65536;       // one MSNP NS payload / WebSocket message
+    std::size_t frame_bytes = 1 << 20;       // one encoded frame on a backend link
+    std::size_t name_bytes = 387;            // display names (129 characters x 3, MSNP)
+    std::size_t message_bytes = 16384;       // one chat message's text
+    std::uint32_t commands_per_second = 50;  // per connection, with a burst of twice that
+    std::chrono::seconds idle_timeout{300};  // no bytes from the client for this long
+    std::chrono::seconds handshake_timeout{30};
+    std::size_t write_queue_bytes = 1 << 20; // then the connection is closed
+};
+
+// An HMAC key for self-verifying tokens; the first key signs, all verify.
+struct hmac_key {
+    std::string id;
+    std::string secret;  // raw bytes (decoded from base64 in the file)
+};
+
+enum class backend_kind { embedded };
+std::string_view to_string(backend_kind k);
+
+struct backend {
+    std::string name;
+    backend_kind kind = backend_kind::embedded;
+    std::chrono::seconds hibernate_after{10};  // embedded: idle objects leave memory
+};
+
+struct settings {
+    std::filesystem::path file;        // the file these settings came from
+    std::filesystem::path data_dir;    // absolute after loading
+    std::filesystem::path routes_file; // absolute after loading
+    log_level log = log_level::info;
+    unsigned threads = 0;              // 0 = one per core
+    std::chrono::milliseconds shutdown_timeout{10000};
+    std::vector<listener> listeners;   // always msnp, ws, https, admin in that order
+    std::map<std::string, tls_settings, std::less<>> tls;  // "modern", "legacy"
+    limits lim;
+    std::vector<hmac_key> keys;        // empty = generated into data_dir on first start
+    std::vector<backend> backends;
+
+    const listener* find_listener(std::string_view kind) const;
+    const backend* find_backend(std::string_view name) const;
+};
+
+// Parses a gateway settings file. Relative paths inside it are resolved
+// against the file's own directory.
+tl::expected<settings, error> load_settings(const std::filesystem::path& file);
+tl::expected<settings, error> parse_settings(std::string_view text, const std::filesystem::path& file);
+
+}  // namespace switchyard::gateway::config
