@@ -1,0 +1,167 @@
+// HTTP connections: the admin endpoint (plain HTTP) and the HTTPS listener.
+//
+// Admin routes:
+//   GET  /healthz        200 while the process serves
+//   GET  /readyz         200 once routes are loaded, 503 while shutting down
+//   GET  /metrics        Prometheus text format
+//   GET  /routes         the active routes table and its version (JSON)
+//   POST /routes/reload  validate the routes file and swap it in; 422 keeps the old table
+#include "gateway/log.hpp"
+#include "gateway/runtime.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+namespace switchyard::gateway {
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+constexpr std::size_t max_request_body = 64 * 1024;
+
+response make_response(const request& req, http::status status, std::string body,
+                       std::string_view content_type = "text/plain; charset=utf-8") {
+    response res{status, req.version()};
+    res.set(http::field::server, "switchyard");
+    res.set(http::field::content_type, content_type);
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
+response handle_admin(runtime& rt, const request& req) {
+    const std::string_view target = req.target();
+    const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+    if (target == "/healthz") {
+        if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
+        return make_response(req, http::status::ok, "ok\n");
+    }
+    if (target == "/readyz") {
+        if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
+        if (rt.stopping) return make_response(req, http::status::service_unavailable, "shutting down\n");
+        if (!rt.routes.table()) return make_response(req, http::status::service_unavailable, "no routes\n");
+        return make_response(req, http::status::ok, "ready\n");
+    }
+    if (target == "/metrics") {
+        if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
+        return make_response(req, http::status::ok, rt.stats.render(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (target == "/routes") {
+        if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
+        return make_response(req, http::status::ok, describe_routes(*rt.routes.table()), "application/json");
+    }
+    if (target == "/routes/reload") {
+        if (req.method() != http::verb::post) {
+            return make_response(req, http::status::method_not_allowed, "use POST\n");
+        }
+        auto table = rt.reload_routes("admin");
+        if (!table) {
+            return make_response(req, http::status::unprocessable_entity,
+                                 table.error().to_string() + "\nthe previous routes table is still active\n");
+        }
+        return make_response(req, http::status::ok, describe_routes(**table), "application/json");
+    }
+    return make_response(req, http::status::not_found, "not found\n");
+}
+
+// The HTTPS listener will carry the Passport login services; until they
+// exist every path is unknown.
+response handle_https(runtime&, const request& req) {
+    return make_response(req, http::status::not_found, "not found\n");
+}
+
+template <class Stream> class http_connection final : public connection {
+public:
+    using handler = response (*)(runtime&, const request&);
+
+    template <class... StreamArgs>
+    http_connection(runtime& rt, worker& w, listener_protocol p, handler h, StreamArgs&&... args)
+        : connection(rt, w, p), stream_(std::forward<StreamArgs>(args)...), handler_(h) {}
+
+    void start() override {
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            do_read();
+        } else {
+            beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.handshake_timeout);
+            stream_.async_handshake(asio::ssl::stream_base::server,
+                                    [self = shared_from_this(), this](beast::error_code ec) {
+                                        if (ec) {
+                                            log::debug("tls_handshake_failed", {{"error", ec.message()}});
+                                            return;
+                                        }
+                                        do_read();
+                                    });
+        }
+    }
+
+    // Requests in progress finish; an idle keep-alive connection just closes.
+    void shutdown() override {
+        stopping_ = true;
+        if (!busy_) {
+            beast::get_lowest_layer(stream_).close();
+        }
+    }
+
+private:
+    void do_read() {
+        parser_.emplace();
+        parser_->body_limit(max_request_body);
+        beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.idle_timeout);
+        busy_ = false;
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec) {
+            return;  // closed, timed out, or malformed: nothing more to say on this connection
+        }
+        busy_ = true;
+        request req = parser_->release();
+        response_ = handler_(rt_, req);
+        if (stopping_) {
+            response_.keep_alive(false);
+        }
+        log::debug("http_request", {{"target", std::string(req.target())},
+                                    {"status", static_cast<unsigned>(response_.result_int())}});
+        http::async_write(stream_, response_, [self = shared_from_this(), this](beast::error_code wec, std::size_t) {
+            if (wec || !response_.keep_alive()) {
+                beast::error_code ignored;
+                beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+                return;
+            }
+            do_read();
+        });
+    }
+
+    Stream stream_;
+    handler handler_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    response response_;
+    bool busy_ = false;
+    bool stopping_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<connection> make_admin_connection(runtime& rt, worker& w, tcp::socket s) {
+    return std::make_shared<http_connection<beast::tcp_stream>>(rt, w, listener_protocol::admin, &handle_admin,
+                                                                std::move(s));
+}
+
+std::shared_ptr<connection> make_https_connection(runtime& rt, worker& w, tcp::socket s) {
+    const config::listener* l = rt.settings.find_listener("https");
+    asio::ssl::context& tls = l && l->tls == config::tls_profile::legacy ? *rt.tls_legacy : *rt.tls_modern;
+    return std::make_shared<http_connection<beast::ssl_stream<beast::tcp_stream>>>(
+        rt, w, listener_protocol::https, &handle_https, std::move(s), tls);
+}
+
+}  // namespace switchyard::gateway

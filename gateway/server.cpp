@@ -1,0 +1,346 @@
+#include "gateway/server.hpp"
+
+#include "gateway/log.hpp"
+#include "gateway/runtime.hpp"
+
+#include <boost/asio/signal_set.hpp>
+
+#include <openssl/ssl.h>
+
+#include <thread>
+
+namespace switchyard::gateway {
+
+std::vector<std::string> runtime::backend_names(const config::settings& s) {
+    std::vector<std::string> names;
+    for (const config::backend& b : s.backends) {
+        names.push_back(b.name);
+    }
+    return names;
+}
+
+tl::expected<std::shared_ptr<const config::route_table>, config::error> runtime::reload_routes(
+    std::string_view trigger) {
+    auto table = routes.reload();
+    if (!table) {
+        stats.routes_rejected();
+        const auto current = routes.table();
+        log::error("routes_rejected", {{"trigger", trigger},
+                                       {"error", table.error().to_string()},
+                                       {"active_version", current ? current->version : 0}});
+        return table;
+    }
+    stats.routes_loaded((*table)->version);
+    log::info("routes_loaded", {{"trigger", trigger},
+                                {"file", (*table)->file.string()},
+                                {"version", (*table)->version},
+                                {"rules", (*table)->rules.size()}});
+    return table;
+}
+
+namespace {
+
+// Accepts connections for one listener on one worker. Every worker has its
+// own acceptor on the same port (SO_REUSEPORT) so the kernel spreads
+// connections across threads without a shared accept queue.
+class acceptor_loop : public std::enable_shared_from_this<acceptor_loop> {
+public:
+    using factory = std::shared_ptr<connection> (*)(runtime&, worker&, tcp::socket);
+
+    acceptor_loop(runtime& rt, worker& w, std::string kind, factory make)
+        : rt_(rt), worker_(w), acceptor_(w.ctx), retry_(w.ctx), kind_(std::move(kind)), make_(make) {}
+
+    boost::system::error_code open(const tcp::endpoint& ep, bool reuse_port) {
+        boost::system::error_code ec;
+        acceptor_.open(ep.protocol(), ec);
+        if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec && reuse_port) {
+            acceptor_.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+        }
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        return ec;
+    }
+
+    std::uint16_t port() const {
+        boost::system::error_code ec;
+        return acceptor_.local_endpoint(ec).port();
+    }
+
+    void start() { do_accept(); }
+
+    asio::any_io_executor executor() { return acceptor_.get_executor(); }
+
+    void close() {
+        boost::system::error_code ignored;
+        acceptor_.close(ignored);
+        retry_.cancel();
+    }
+
+private:
+    void do_accept() {
+        acceptor_.async_accept([self = shared_from_this()](boost::system::error_code ec, tcp::socket s) {
+            self->on_accept(ec, std::move(s));
+        });
+    }
+
+    void on_accept(boost::system::error_code ec, tcp::socket s) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
+            return;
+        }
+        if (ec) {
+            // Usually out of file descriptors: back off instead of spinning.
+            log::warn("accept_failed", {{"listener", kind_}, {"error", ec.message()}});
+            retry_.expires_after(std::chrono::milliseconds(100));
+            retry_.async_wait([self = shared_from_this()](boost::system::error_code wec) {
+                if (!wec) self->do_accept();
+            });
+            return;
+        }
+        boost::system::error_code ignored;
+        s.set_option(tcp::no_delay(true), ignored);
+        make_(rt_, worker_, std::move(s))->start();
+        do_accept();
+    }
+
+    runtime& rt_;
+    worker& worker_;
+    tcp::acceptor acceptor_;
+    asio::steady_timer retry_;
+    std::string kind_;
+    factory make_;
+};
+
+acceptor_loop::factory factory_for(std::string_view kind) {
+    if (kind == "msnp") return &make_msnp_connection;
+    if (kind == "ws") return &make_ws_connection;
+    if (kind == "https") return &make_https_connection;
+    return &make_admin_connection;
+}
+
+tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(const config::settings& s,
+                                                                              config::tls_profile profile) {
+    const std::string name(config::to_string(profile));
+    const auto it = s.tls.find(name);
+    if (it == s.tls.end() || it->second.certificate.empty() || it->second.private_key.empty()) {
+        return tl::unexpected("[tls." + name + "] needs certificate and private_key for the listeners that use it");
+    }
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    SSL_CTX* native = ctx->native_handle();
+    if (profile == config::tls_profile::modern) {
+        SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    } else {
+        // Old Messenger clients' login (MSNP8-12) speaks TLS 1.0 with RSA key
+        // exchange; AES128-SHA is the one suite both they and OpenSSL 3 still
+        // share, and only at security level 0 (DESIGN.md section 6).
+        SSL_CTX_set_security_level(native, 0);
+        SSL_CTX_set_min_proto_version(native, TLS1_VERSION);
+        SSL_CTX_set_cipher_list(native, "DEFAULT:AES128-SHA:@SECLEVEL=0");
+    }
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::single_dh_use);
+    boost::system::error_code ec;
+    ctx->use_certificate_chain_file(it->second.certificate.string(), ec);
+    if (ec) {
+        return tl::unexpected(it->second.certificate.string() + ": cannot load certificate: " + ec.message());
+    }
+    ctx->use_private_key_file(it->second.private_key.string(), asio::ssl::context::pem, ec);
+    if (ec) {
+        return tl::unexpected(it->second.private_key.string() + ": cannot load private key: " + ec.message());
+    }
+    return ctx;
+}
+
+class gateway {
+public:
+    gateway(const config::settings& s, key_set keys) : rt_(s, std::move(keys)) {}
+
+    int run() {
+        const config::settings& s = rt_.settings;
+        const unsigned threads = s.threads != 0 ? s.threads : std::max(1u, std::thread::hardware_concurrency());
+        for (unsigned i = 0; i < threads; ++i) {
+            rt_.workers.push_back(std::make_unique<worker>());
+        }
+        rt_.on_drained = [this] { finish("drained"); };
+
+        asio::io_context& main_ctx = rt_.workers.front()->ctx;
+        // Signals are caught before any listener opens, so a supervisor's
+        // SIGHUP or SIGTERM never meets the default action.
+        asio::signal_set signals(main_ctx, SIGTERM, SIGINT, SIGHUP);
+        std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec, int sig) {
+            if (ec) {
+                return;
+            }
+            if (sig == SIGHUP) {
+                rt_.reload_routes("SIGHUP");
+            } else {
+                begin_shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            }
+            if (!finished_) {
+                signals.async_wait(on_signal);
+            }
+        };
+        signals.async_wait(on_signal);
+        deadline_.emplace(main_ctx);
+
+        if (!rt_.reload_routes("start")) {
+            return 1;
+        }
+        if (!open_listeners(threads)) {
+            return 1;
+        }
+        for (auto& w : rt_.workers) {
+            guards_.push_back(asio::make_work_guard(w->ctx));
+        }
+        log::info("started", {{"threads", threads},
+                              {"routes_version", rt_.routes.table()->version},
+                              {"data_dir", s.data_dir.string()}});
+
+        std::vector<std::thread> pool;
+        for (std::size_t i = 1; i < rt_.workers.size(); ++i) {
+            pool.emplace_back([w = rt_.workers[i].get()] { w->ctx.run(); });
+        }
+        main_ctx.run();
+        for (auto& t : pool) {
+            t.join();
+        }
+        log::info("stopped", {{"reason", stop_reason_}, {"open_connections", rt_.live.load()}});
+        return 0;
+    }
+
+private:
+    bool open_listeners(unsigned threads) {
+        const config::settings& s = rt_.settings;
+        for (const config::listener& l : s.listeners) {
+            if (!l.enabled) {
+                continue;
+            }
+            if (l.kind == "https") {
+                if (l.tls == config::tls_profile::none) {
+                    log::error("listen_failed", {{"listener", l.kind}, {"error", "https needs tls = modern or legacy"}});
+                    return false;
+                }
+                auto ctx = make_tls_context(s, l.tls);
+                if (!ctx) {
+                    log::error("listen_failed", {{"listener", l.kind}, {"error", ctx.error()}});
+                    return false;
+                }
+                (l.tls == config::tls_profile::legacy ? rt_.tls_legacy : rt_.tls_modern) = std::move(*ctx);
+            } else if (l.tls != config::tls_profile::none) {
+                log::error("listen_failed", {{"listener", l.kind}, {"error", "TLS on this listener is not available in this build; use tls = \"none\""}});
+                return false;
+            }
+            boost::system::error_code ec;
+            const auto address = asio::ip::make_address(l.address, ec);
+            if (ec) {
+                log::error("listen_failed", {{"listener", l.kind}, {"address", l.address}, {"error", ec.message()}});
+                return false;
+            }
+            // The admin endpoint is light: one acceptor on the first worker.
+            const std::size_t count = l.kind == "admin" ? 1 : threads;
+            std::uint16_t port = l.port;
+            for (std::size_t i = 0; i < count; ++i) {
+                auto loop = std::make_shared<acceptor_loop>(rt_, *rt_.workers[i], l.kind, factory_for(l.kind));
+                ec = loop->open(tcp::endpoint(address, port), count > 1);
+                if (ec) {
+                    log::error("listen_failed", {{"listener", l.kind},
+                                                 {"address", l.address},
+                                                 {"port", port},
+                                                 {"error", ec.message()}});
+                    return false;
+                }
+                port = loop->port();  // port 0 resolves on the first bind; the others share it
+                acceptors_.push_back(loop);
+            }
+            for (std::size_t i = acceptors_.size() - count; i < acceptors_.size(); ++i) {
+                acceptors_[i]->start();
+            }
+            log::info("listening", {{"listener", l.kind},
+                                    {"address", l.address},
+                                    {"port", port},
+                                    {"tls", config::to_string(l.tls)},
+                                    {"acceptors", count}});
+        }
+        return true;
+    }
+
+    // Runs on the first worker.
+    void begin_shutdown(std::string_view why) {
+        if (rt_.stopping.exchange(true)) {
+            return;
+        }
+        log::info("shutting_down", {{"signal", why},
+                                    {"open_connections", rt_.live.load()},
+                                    {"timeout_ms", rt_.settings.shutdown_timeout.count()}});
+        for (auto& a : acceptors_) {
+            asio::post(a->executor(), [a] { a->close(); });
+        }
+        for (auto& w : rt_.workers) {
+            asio::post(w->ctx, [w = w.get()] {
+                // Copy first: shutdown() may end a connection and unregister it.
+                std::vector<std::weak_ptr<connection>> all;
+                for (connection* c : w->connections) {
+                    all.push_back(c->weak_from_this());
+                }
+                for (auto& weak : all) {
+                    if (auto c = weak.lock()) {
+                        c->shutdown();
+                    }
+                }
+            });
+        }
+        deadline_->expires_after(rt_.settings.shutdown_timeout);
+        deadline_->async_wait([this](boost::system::error_code ec) {
+            if (!ec) {
+                log::warn("shutdown_timeout", {{"open_connections", rt_.live.load()}});
+                finish("timeout");
+            }
+        });
+        if (rt_.live.load() == 0) {
+            asio::post(rt_.workers.front()->ctx, [this] { finish("drained"); });
+        }
+    }
+
+    void finish(const char* reason) {
+        if (finished_) {
+            return;
+        }
+        finished_ = true;
+        stop_reason_ = reason;
+        deadline_->cancel();
+        rt_.finished = true;
+        guards_.clear();
+        for (auto& w : rt_.workers) {
+            w->ctx.stop();
+        }
+    }
+
+    runtime rt_;
+    std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
+    std::optional<asio::steady_timer> deadline_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+    bool finished_ = false;
+    std::string stop_reason_ = "unknown";
+};
+
+}  // namespace
+
+int run(const config::settings& s) {
+    log::set_level(s.log);
+    auto keys = load_or_generate_keys(s);
+    if (!keys) {
+        log::error("keys_failed", {{"error", keys.error()}});
+        return 1;
+    }
+    if (keys->generated) {
+        log::warn("keys_generated", {{"file", keys->file.string()},
+                                     {"key_id", keys->keys.front().id},
+                                     {"note", "no [[keys]] in the settings file; generated a signing key"}});
+    }
+    for (const config::backend& b : s.backends) {
+        log::info("backend", {{"name", b.name}, {"kind", config::to_string(b.kind)}});
+    }
+    return gateway(s, std::move(*keys)).run();
+}
+
+}  // namespace switchyard::gateway

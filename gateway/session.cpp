@@ -1,0 +1,343 @@
+// Client sessions: MSNP over TCP and WebSocket. Each feeds bytes to its
+// sans-I/O codec from protocols/ and writes what the codec returns through a
+// bounded queue.
+#include "gateway/log.hpp"
+#include "gateway/runtime.hpp"
+
+#include "protocols/msnp/msnp.hpp"
+#include "protocols/wsjson/wsjson.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <array>
+#include <deque>
+
+namespace switchyard::gateway {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+
+connection::connection(runtime& rt, worker& w, listener_protocol p) : rt_(rt), worker_(w), protocol_(p) {
+    rt_.live.fetch_add(1);
+    worker_.connections.insert(this);
+    rt_.stats.connection_opened(p);
+}
+
+connection::~connection() {
+    worker_.connections.erase(this);
+    rt_.stats.connection_closed(protocol_);
+    if (rt_.live.fetch_sub(1) == 1 && rt_.stopping.load() && !rt_.finished.load()) {
+        asio::post(rt_.workers.front()->ctx, rt_.on_drained);
+    }
+}
+
+namespace {
+
+std::string peer_of(const tcp::socket& s) {
+    boost::system::error_code ec;
+    const auto ep = s.remote_endpoint(ec);
+    return ec ? std::string{"?"} : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// ------------------------------------------------------------------ MSNP
+
+class msnp_connection final : public connection {
+public:
+    msnp_connection(runtime& rt, worker& w, tcp::socket s)
+        : connection(rt, w, listener_protocol::msnp),
+          socket_(std::move(s)),
+          idle_(socket_.get_executor()),
+          codec_(rt.settings.lim.line_bytes),
+          peer_(peer_of(socket_)) {}
+
+    void start() override {
+        log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
+        if (rt_.stopping) {
+            shutdown();
+            return;
+        }
+        arm_idle();
+        do_read();
+    }
+
+    void shutdown() override { finish(std::string(msnp::connection::shutdown_notice), "server shutting down"); }
+
+private:
+    void arm_idle() {
+        idle_.expires_after(rt_.settings.lim.idle_timeout);
+        idle_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
+            if (!ec) {
+                finish({}, "idle timeout");
+            }
+        });
+    }
+
+    void do_read() {
+        socket_.async_read_some(asio::buffer(read_buf_),
+                                [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
+                                    on_read(ec, n);
+                                });
+    }
+
+    void on_read(boost::system::error_code ec, std::size_t n) {
+        if (ec) {
+            if (!closing_) {
+                close_now(ec == asio::error::eof ? "client closed" : ec.message());
+            }
+            return;
+        }
+        if (closing_) {
+            return;  // the goodbye is on its way; the client's late input has no effect
+        }
+        arm_idle();
+        msnp::step out = codec_.feed({read_buf_.data(), n});
+        if (out.close) {
+            finish(std::move(out.output), out.close_reason);
+            return;
+        }
+        enqueue(std::move(out.output));
+        do_read();
+    }
+
+    void enqueue(std::string bytes) {
+        if (bytes.empty()) {
+            return;
+        }
+        queued_bytes_ += bytes.size();
+        if (queued_bytes_ > rt_.settings.lim.write_queue_bytes) {
+            close_now("write queue over limit");
+            return;
+        }
+        queue_.push_back(std::move(bytes));
+        if (!writing_) {
+            do_write();
+        }
+    }
+
+    // All queued buffers go out in one gathered write: one writev per turn.
+    void do_write() {
+        writing_ = true;
+        std::vector<asio::const_buffer> buffers;
+        buffers.reserve(queue_.size());
+        for (const std::string& b : queue_) {
+            buffers.emplace_back(asio::buffer(b));
+        }
+        in_flight_ = queue_.size();
+        asio::async_write(socket_, buffers,
+                          [self = shared_from_this(), this](boost::system::error_code ec, std::size_t) {
+                              on_write(ec);
+                          });
+    }
+
+    void on_write(boost::system::error_code ec) {
+        writing_ = false;
+        for (; in_flight_ > 0; --in_flight_) {
+            queued_bytes_ -= queue_.front().size();
+            queue_.pop_front();
+        }
+        if (ec) {
+            close_now(ec.message());
+            return;
+        }
+        if (!queue_.empty()) {
+            do_write();
+        } else if (closing_) {
+            close_now(close_reason_);
+        }
+    }
+
+    // Sends `goodbye`, then closes.
+    void finish(std::string goodbye, std::string reason) {
+        if (closing_) {
+            return;
+        }
+        closing_ = true;
+        close_reason_ = std::move(reason);
+        idle_.cancel();
+        enqueue(std::move(goodbye));
+        if (!writing_) {
+            close_now(close_reason_);
+        }
+    }
+
+    void close_now(const std::string& reason) {
+        if (!socket_.is_open()) {
+            return;
+        }
+        log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
+        closing_ = true;
+        idle_.cancel();
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+    tcp::socket socket_;
+    asio::steady_timer idle_;
+    msnp::connection codec_;
+    std::string peer_;
+    std::array<char, 4096> read_buf_{};
+    std::deque<std::string> queue_;
+    std::size_t queued_bytes_ = 0;
+    std::size_t in_flight_ = 0;
+    bool writing_ = false;
+    bool closing_ = false;
+    std::string close_reason_;
+};
+
+// ------------------------------------------------------------------ WebSocket
+
+class ws_connection final : public connection {
+public:
+    ws_connection(runtime& rt, worker& w, tcp::socket s)
+        : connection(rt, w, listener_protocol::ws), peer_(peer_of(s)), ws_(std::move(s)) {}
+
+    void start() override {
+        log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}});
+        const auto& lim = rt_.settings.lim;
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = lim.handshake_timeout;
+        t.idle_timeout = lim.idle_timeout;
+        t.keep_alive_pings = true;
+        ws_.set_option(t);
+        ws_.read_message_max(lim.payload_bytes);
+        ws_.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(beast::http::field::server, "switchyard"); }));
+        ws_.async_accept([self = shared_from_this(), this](beast::error_code ec) { on_accept(ec); });
+    }
+
+    void shutdown() override { close(websocket::close_code::going_away, wsjson::connection::shutdown_reason); }
+
+private:
+    void on_accept(beast::error_code ec) {
+        if (ec) {
+            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", ec.message()}});
+            return;
+        }
+        accepted_ = true;
+        if (rt_.stopping) {
+            shutdown();
+            return;
+        }
+        do_read();
+    }
+
+    void do_read() {
+        ws_.async_read(buffer_, [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec) {
+            // Beast has already answered protocol errors, oversize messages
+            // (1009) and idle peers with a close frame where it could.
+            if (!closing_) {
+                log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", ec.message()}});
+            }
+            return;
+        }
+        if (closing_) {
+            return;
+        }
+        const auto data = buffer_.cdata();
+        wsjson::step out =
+            codec_.on_message({static_cast<const char*>(data.data()), data.size()});
+        buffer_.consume(buffer_.size());
+        for (std::string& m : out.messages) {
+            enqueue(std::move(m));
+        }
+        if (out.close != wsjson::close_code::none) {
+            close(static_cast<websocket::close_code>(out.close), out.close_reason);
+            return;
+        }
+        do_read();
+    }
+
+    void enqueue(std::string message) {
+        queued_bytes_ += message.size();
+        if (queued_bytes_ > rt_.settings.lim.write_queue_bytes) {
+            close(websocket::close_code::policy_error, "write queue over limit");
+            return;
+        }
+        queue_.push_back(std::move(message));
+        if (!writing_) {
+            do_write();
+        }
+    }
+
+    void do_write() {
+        writing_ = true;
+        ws_.text(true);
+        ws_.async_write(asio::buffer(queue_.front()),
+                        [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_write(ec); });
+    }
+
+    void on_write(beast::error_code ec) {
+        writing_ = false;
+        queued_bytes_ -= queue_.front().size();
+        queue_.pop_front();
+        if (ec) {
+            return;
+        }
+        if (pending_close_) {
+            send_close();
+        } else if (!queue_.empty()) {
+            do_write();
+        }
+    }
+
+    // Close frames cannot overlap a write: wait for the one in flight.
+    void close(websocket::close_code code, std::string_view reason) {
+        if (closing_) {
+            return;
+        }
+        closing_ = true;
+        close_reason_ = websocket::close_reason(code, std::string(reason.substr(0, 123)));
+        if (!accepted_) {
+            beast::get_lowest_layer(ws_).close();
+            return;
+        }
+        queue_.clear();  // nothing queued after a close decision is worth sending
+        if (writing_) {
+            pending_close_ = true;
+        } else {
+            send_close();
+        }
+    }
+
+    void send_close() {
+        pending_close_ = false;
+        // Bounded by the stream's handshake timeout, which also covers the closing handshake.
+        ws_.async_close(close_reason_, [self = shared_from_this(), this](beast::error_code ec) {
+            log::info("connection_closed", {{"protocol", "ws"},
+                                            {"peer", peer_},
+                                            {"reason", std::string(close_reason_.reason.data(), close_reason_.reason.size())},
+                                            {"code", static_cast<unsigned>(close_reason_.code)},
+                                            {"close_error", ec ? ec.message() : std::string{"none"}}});
+        });
+    }
+
+    std::string peer_;
+    websocket::stream<beast::tcp_stream> ws_;
+    beast::flat_buffer buffer_;
+    wsjson::connection codec_;
+    std::deque<std::string> queue_;
+    std::size_t queued_bytes_ = 0;
+    bool writing_ = false;
+    bool accepted_ = false;
+    bool closing_ = false;
+    bool pending_close_ = false;
+    websocket::close_reason close_reason_;
+};
+
+}  // namespace
+
+std::shared_ptr<connection> make_msnp_connection(runtime& rt, worker& w, tcp::socket s) {
+    return std::make_shared<msnp_connection>(rt, w, std::move(s));
+}
+
+std::shared_ptr<connection> make_ws_connection(runtime& rt, worker& w, tcp::socket s) {
+    return std::make_shared<ws_connection>(rt, w, std::move(s));
+}
+
+}  // namespace switchyard::gateway
