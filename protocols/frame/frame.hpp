@@ -1,0 +1,534 @@
+// The unified frame protocol: the closed set of frames every part of the
+// gateway speaks (DESIGN.md section 3). Codecs turn client bytes into these
+// frames and back; the router and backends never see MSNP or JSON.
+//
+// Each body type lists its fields once, in `visit`, with the field's wire
+// tag, name and size limit; the wire encoder, the strict decoder and the
+// text dump are all driven by that one list (see README.md beside this file
+// for the wire form).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace switchyard::frame {
+
+// Size limits in bytes (strings) or elements (lists). A decoder rejects
+// anything larger with errc::oversize; encoders are trusted to respect them.
+namespace limits {
+inline constexpr std::size_t frame = 1u << 20;          // one encoded frame, default
+inline constexpr std::size_t object_id = 512;           // "user:…" / "room:…"
+inline constexpr std::size_t handle = 129;              // MSNP handle limit
+inline constexpr std::size_t name = 387;                // display name: 129 chars x 3 (MSNP)
+inline constexpr std::size_t group_name = 183;          // 61 characters x 3 (Escargot)
+inline constexpr std::size_t token = 128;               // ids, endpoint GUIDs, content types
+inline constexpr std::size_t personal_message = 1024;
+inline constexpr std::size_t msn_object = 4096;
+inline constexpr std::size_t text = 16384;              // one chat message
+inline constexpr std::size_t reason = 256;              // human-readable reasons
+inline constexpr std::size_t opaque = 65536;            // relayed protocol-specific bytes
+inline constexpr std::size_t roster_entries = 10000;
+inline constexpr std::size_t groups = 1000;
+inline constexpr std::size_t members = 10000;
+inline constexpr std::size_t history = 100;             // a room keeps its last 100 messages
+inline constexpr std::size_t capabilities = 64;         // capability tokens in a hello
+}  // namespace limits
+
+// Marks a field as binary: no UTF-8 check (strings are always checked).
+struct bytes {
+    std::string data;
+    friend bool operator==(const bytes&, const bytes&) = default;
+};
+
+// ---------------------------------------------------------------- enums
+// Every enum names its largest value in `max_value`, and its smallest in
+// `min_value` when that is not 0, so decoders can reject values they do not
+// know instead of carrying them along.
+
+enum class client_protocol : std::uint8_t { msnp = 0, wsjson = 1, backend = 2 };
+enum class status : std::uint8_t {
+    offline = 0,  // only ever sent to watchers
+    online = 1,
+    busy = 2,
+    idle = 3,
+    be_right_back = 4,
+    away = 5,
+    on_the_phone = 6,
+    out_to_lunch = 7,
+    invisible = 8,  // the user's own state; watchers are sent `offline`
+};
+enum class list : std::uint8_t { forward = 0, allow = 1, block = 2, reverse = 3, pending = 4 };
+enum class change_op : std::uint8_t { add = 0, remove = 1, rename = 2 };
+enum class privacy_default : std::uint8_t { allow = 0, block = 1 };  // MSNP BLP AL|BL
+enum class add_prompt : std::uint8_t { prompt = 0, none = 1 };     // MSNP GTC A|N
+enum class room_policy : std::uint8_t { direct = 0, invite_only = 1, named = 2 };
+enum class leave_reason : std::uint8_t { left = 0, idle = 1, dropped = 2, removed = 3 };
+
+// Error codes, stable on the wire. Every client protocol maps each one to
+// its own form (an MSNP numeric error, a WebSocket error or close code).
+enum class error_code : std::uint16_t {
+    malformed = 1,          // a frame or client command could not be decoded
+    unknown_object = 2,     // no such user or room
+    not_member = 3,         // the room exists but the sender is not in it
+    not_allowed = 4,        // blocked, or the room's policy refuses it
+    room_full = 5,
+    list_full = 6,
+    already_on_list = 7,
+    not_on_list = 8,
+    oversize = 9,           // a field or frame over its limit
+    invalid_text = 10,      // not valid UTF-8, or not a valid handle
+    rate_limited = 11,
+    unauthenticated = 12,   // login required or failed
+    backend_unavailable = 13,
+    unsupported = 14,       // understood but not implemented by this peer
+    offline = 15,           // the invited user has no live endpoint
+    internal = 16,
+    shutting_down = 17,
+};
+
+template <class E> struct enum_traits;
+template <> struct enum_traits<client_protocol> { static constexpr unsigned max_value = 2; };
+template <> struct enum_traits<status> { static constexpr unsigned max_value = 8; };
+template <> struct enum_traits<list> { static constexpr unsigned max_value = 4; };
+template <> struct enum_traits<change_op> { static constexpr unsigned max_value = 2; };
+template <> struct enum_traits<privacy_default> { static constexpr unsigned max_value = 1; };
+template <> struct enum_traits<add_prompt> { static constexpr unsigned max_value = 1; };
+template <> struct enum_traits<room_policy> { static constexpr unsigned max_value = 2; };
+template <> struct enum_traits<leave_reason> { static constexpr unsigned max_value = 3; };
+template <> struct enum_traits<error_code> {
+    static constexpr unsigned min_value = 1;
+    static constexpr unsigned max_value = 17;
+};
+
+std::string_view to_string(client_protocol v);
+std::string_view to_string(status v);
+std::string_view to_string(list v);
+std::string_view to_string(change_op v);
+std::string_view to_string(privacy_default v);
+std::string_view to_string(add_prompt v);
+std::string_view to_string(room_policy v);
+std::string_view to_string(leave_reason v);
+std::string_view to_string(error_code v);
+
+// ---------------------------------------------------------------- nested values
+// Field visitors are called as v(tag, "name", member) or
+// v(tag, "name", member, limit); tags are unique within one struct and
+// never reused once published.
+
+// MSNP's X-MMS-IM-Format, kept structured so WebSocket clients can style text.
+struct text_format {
+    std::string font;       // FN, decoded
+    std::string effects;    // EF: any of B, I, U, S
+    std::uint32_t color = 0;  // 0xRRGGBB (MSNP sends BGR; the codec converts)
+    std::uint32_t charset = 0;
+    std::uint32_t pitch_family = 0;
+    bool right_to_left = false;
+    template <class V> void visit(V& v) {
+        v(1, "font", font, limits::token);
+        v(2, "effects", effects, 8);
+        v(3, "color", color);
+        v(4, "charset", charset);
+        v(5, "pitch_family", pitch_family);
+        v(6, "right_to_left", right_to_left);
+    }
+    friend bool operator==(const text_format&, const text_format&) = default;
+};
+
+struct presence_info {
+    status state = status::offline;
+    std::string display_name;
+    std::string personal_message;
+    std::string current_media;
+    std::uint64_t capabilities = 0;     // MSNP client id, relayed opaquely
+    std::uint64_t capabilities_ex = 0;  // MSNP16+ extended caps
+    std::string msn_object;             // decoded XML, relayed verbatim
+    std::string endpoint;               // endpoint GUID or WebSocket session id
+    template <class V> void visit(V& v) {
+        v(1, "state", state);
+        v(2, "display_name", display_name, limits::name);
+        v(3, "personal_message", personal_message, limits::personal_message);
+        v(4, "current_media", current_media, limits::personal_message);
+        v(5, "capabilities", capabilities);
+        v(6, "capabilities_ex", capabilities_ex);
+        v(7, "msn_object", msn_object, limits::msn_object);
+        v(8, "endpoint", endpoint, limits::token);
+    }
+    friend bool operator==(const presence_info&, const presence_info&) = default;
+};
+
+struct group {
+    std::string id;
+    std::string name;
+    template <class V> void visit(V& v) {
+        v(1, "id", id, limits::token);
+        v(2, "name", name, limits::group_name);
+    }
+    friend bool operator==(const group&, const group&) = default;
+};
+
+struct roster_entry {
+    std::string handle;
+    std::string display_name;
+    std::uint32_t lists = 0;  // bit (1 << list): FL=1 AL=2 BL=4 RL=8 PL=16 as in MSNP
+    std::string contact_id;   // stable per contact (MSNP10+ C= GUID)
+    std::vector<std::string> groups;  // group ids; only meaningful on the forward list
+    template <class V> void visit(V& v) {
+        v(1, "handle", handle, limits::handle);
+        v(2, "display_name", display_name, limits::name);
+        v(3, "lists", lists);
+        v(4, "contact_id", contact_id, limits::token);
+        v(5, "groups", groups, limits::groups, limits::token);
+    }
+    friend bool operator==(const roster_entry&, const roster_entry&) = default;
+};
+
+struct member {
+    std::string user;
+    std::string endpoint;
+    std::string display_name;
+    std::uint64_t capabilities = 0;
+    client_protocol protocol = client_protocol::msnp;
+    template <class V> void visit(V& v) {
+        v(1, "user", user, limits::handle);
+        v(2, "endpoint", endpoint, limits::token);
+        v(3, "display_name", display_name, limits::name);
+        v(4, "capabilities", capabilities);
+        v(5, "protocol", protocol);
+    }
+    friend bool operator==(const member&, const member&) = default;
+};
+
+struct stored_message {
+    std::uint64_t seq = 0;
+    std::string sender;
+    std::string message_id;
+    std::uint64_t timestamp_ms = 0;  // Unix time, set by the room
+    std::string text;
+    text_format format;
+    template <class V> void visit(V& v) {
+        v(1, "seq", seq);
+        v(2, "sender", sender, limits::handle);
+        v(3, "message_id", message_id, limits::token);
+        v(4, "timestamp_ms", timestamp_ms);
+        v(5, "text", text, limits::text);
+        v(6, "format", format);
+    }
+    friend bool operator==(const stored_message&, const stored_message&) = default;
+};
+
+// ---------------------------------------------------------------- frame bodies
+// `type_id` is the body's number on the wire; `name` is used in dumps,
+// metrics and logs.
+
+#define SWITCHYARD_FRAME_BODY(ident, id)                       \
+    static constexpr std::uint8_t type_id = id;                \
+    static constexpr std::string_view name = #ident;           \
+    friend bool operator==(const ident&, const ident&) = default
+
+// session: a client endpoint attaches to (hello) or detaches from (bye) the
+// gateway; the gateway forwards it to the user object.
+struct hello {
+    client_protocol protocol = client_protocol::msnp;
+    std::uint32_t dialect = 0;  // MSNP version (2..18), WebSocket protocol version
+    std::string user;
+    std::string endpoint;
+    std::string client_name;    // e.g. "MSNMSGR 7.5.0324"
+    std::vector<std::string> capabilities;  // features the endpoint can render
+    template <class V> void visit(V& v) {
+        v(1, "protocol", protocol);
+        v(2, "dialect", dialect);
+        v(3, "user", user, limits::handle);
+        v(4, "endpoint", endpoint, limits::token);
+        v(5, "client_name", client_name, limits::token);
+        v(6, "capabilities", capabilities, limits::capabilities, limits::token);
+    }
+    SWITCHYARD_FRAME_BODY(hello, 1);
+};
+
+struct bye {
+    error_code code = error_code::internal;  // why, when not a normal sign-out
+    bool normal = true;                      // the client signed out itself
+    std::string reason;
+    template <class V> void visit(V& v) {
+        v(1, "normal", normal);
+        v(2, "code", code);
+        v(3, "reason", reason, limits::reason);
+    }
+    SWITCHYARD_FRAME_BODY(bye, 2);
+};
+
+// An endpoint sets its own presence.
+struct presence_set {
+    presence_info presence;
+    template <class V> void visit(V& v) { v(1, "presence", presence); }
+    SWITCHYARD_FRAME_BODY(presence_set, 3);
+};
+
+// A watcher learns a contact's presence (already filtered by privacy).
+struct presence_update {
+    std::string user;
+    bool initial = false;  // part of the burst after sign-in (MSNP ILN)
+    presence_info presence;
+    template <class V> void visit(V& v) {
+        v(1, "user", user, limits::handle);
+        v(2, "initial", initial);
+        v(3, "presence", presence);
+    }
+    SWITCHYARD_FRAME_BODY(presence_update, 4);
+};
+
+struct roster_get {
+    std::uint64_t known_version = 0;  // the client's cached version, if any
+    template <class V> void visit(V& v) { v(1, "known_version", known_version); }
+    SWITCHYARD_FRAME_BODY(roster_get, 5);
+};
+
+struct roster {
+    std::uint64_t version = 0;
+    privacy_default privacy = privacy_default::allow;
+    add_prompt prompt = add_prompt::prompt;
+    std::string display_name;  // the owner's own
+    std::vector<group> groups;
+    std::vector<roster_entry> entries;
+    template <class V> void visit(V& v) {
+        v(1, "version", version);
+        v(2, "privacy", privacy);
+        v(3, "prompt", prompt);
+        v(4, "display_name", display_name, limits::name);
+        v(5, "groups", groups, limits::groups);
+        v(6, "entries", entries, limits::roster_entries);
+    }
+    SWITCHYARD_FRAME_BODY(roster, 6);
+};
+
+// Request (client to user object) and notice (user object to endpoints):
+// list edits, including the asynchronous "added you" reverse-list notices.
+struct roster_change {
+    change_op op = change_op::add;
+    list which = list::forward;
+    std::string handle;
+    std::string display_name;
+    std::string group_id;
+    std::uint64_t version = 0;  // the list version after the change (notices)
+    template <class V> void visit(V& v) {
+        v(1, "op", op);
+        v(2, "list", which);
+        v(3, "handle", handle, limits::handle);
+        v(4, "display_name", display_name, limits::name);
+        v(5, "group_id", group_id, limits::token);
+        v(6, "version", version);
+    }
+    SWITCHYARD_FRAME_BODY(roster_change, 7);
+};
+
+struct group_change {
+    change_op op = change_op::add;
+    group target;
+    std::uint64_t version = 0;
+    template <class V> void visit(V& v) {
+        v(1, "op", op);
+        v(2, "group", target);
+        v(3, "version", version);
+    }
+    SWITCHYARD_FRAME_BODY(group_change, 8);
+};
+
+struct privacy_set {
+    privacy_default privacy = privacy_default::allow;
+    add_prompt prompt = add_prompt::prompt;
+    std::uint64_t version = 0;
+    template <class V> void visit(V& v) {
+        v(1, "privacy", privacy);
+        v(2, "prompt", prompt);
+        v(3, "version", version);
+    }
+    SWITCHYARD_FRAME_BODY(privacy_set, 9);
+};
+
+struct profile_set {
+    std::string display_name;
+    std::string personal_message;
+    std::string current_media;
+    template <class V> void visit(V& v) {
+        v(1, "display_name", display_name, limits::name);
+        v(2, "personal_message", personal_message, limits::personal_message);
+        v(3, "current_media", current_media, limits::personal_message);
+    }
+    SWITCHYARD_FRAME_BODY(profile_set, 10);
+};
+
+struct room_create {
+    room_policy policy = room_policy::invite_only;
+    std::string title;
+    template <class V> void visit(V& v) {
+        v(1, "policy", policy);
+        v(2, "title", title, limits::name);
+    }
+    SWITCHYARD_FRAME_BODY(room_create, 11);
+};
+
+struct room_invite {
+    std::string user;
+    std::string inviter_name;  // shown to the invitee (MSNP RNG)
+    std::string room;          // set by the room when it forwards the invitation to the invitee
+    template <class V> void visit(V& v) {
+        v(1, "user", user, limits::handle);
+        v(2, "inviter_name", inviter_name, limits::name);
+        v(3, "room", room, limits::object_id);
+    }
+    SWITCHYARD_FRAME_BODY(room_invite, 12);
+};
+
+struct room_join {
+    member who;
+    template <class V> void visit(V& v) { v(1, "member", who); }
+    SWITCHYARD_FRAME_BODY(room_join, 13);
+};
+
+struct room_leave {
+    std::string user;
+    std::string endpoint;
+    leave_reason reason = leave_reason::left;
+    template <class V> void visit(V& v) {
+        v(1, "user", user, limits::handle);
+        v(2, "endpoint", endpoint, limits::token);
+        v(3, "reason", reason);
+    }
+    SWITCHYARD_FRAME_BODY(room_leave, 14);
+};
+
+struct room_members {
+    std::vector<member> members;
+    template <class V> void visit(V& v) { v(1, "members", members, limits::members); }
+    SWITCHYARD_FRAME_BODY(room_members, 15);
+};
+
+// A chat message. From a client: message_id makes retries idempotent, seq
+// and timestamp are 0. From the room: seq and timestamp are set.
+struct room_message {
+    std::uint64_t seq = 0;
+    std::string message_id;
+    std::uint64_t timestamp_ms = 0;
+    std::string text;
+    text_format format;
+    bool ack_requested = true;  // MSNP U/N mode messages need no ACK
+    template <class V> void visit(V& v) {
+        v(1, "seq", seq);
+        v(2, "message_id", message_id, limits::token);
+        v(3, "timestamp_ms", timestamp_ms);
+        v(4, "text", text, limits::text);
+        v(5, "format", format);
+        v(6, "ack_requested", ack_requested);
+    }
+    SWITCHYARD_FRAME_BODY(room_message, 16);
+};
+
+struct room_typing {
+    bool active = true;
+    template <class V> void visit(V& v) { v(1, "active", active); }
+    SWITCHYARD_FRAME_BODY(room_typing, 17);
+};
+
+struct room_nudge {
+    template <class V> void visit(V&) {}
+    SWITCHYARD_FRAME_BODY(room_nudge, 18);
+};
+
+// Protocol-specific content (MSNP P2P, winks, invitations, custom
+// emoticons), delivered only to endpoints speaking `origin`.
+struct room_opaque {
+    client_protocol origin = client_protocol::msnp;
+    std::string content_type;
+    bytes payload;
+    template <class V> void visit(V& v) {
+        v(1, "origin", origin);
+        v(2, "content_type", content_type, limits::token);
+        v(3, "payload", payload, limits::opaque);
+    }
+    SWITCHYARD_FRAME_BODY(room_opaque, 19);
+};
+
+struct room_history_get {
+    std::uint64_t after_seq = 0;    // exclusive
+    std::uint64_t before_seq = 0;   // exclusive; 0 = no upper bound
+    std::uint32_t max_count = limits::history;
+    template <class V> void visit(V& v) {
+        v(1, "after_seq", after_seq);
+        v(2, "before_seq", before_seq);
+        v(3, "max_count", max_count);
+    }
+    SWITCHYARD_FRAME_BODY(room_history_get, 20);
+};
+
+struct room_history {
+    std::vector<stored_message> messages;  // ascending seq
+    std::uint64_t last_seq = 0;            // the room's newest seq
+    template <class V> void visit(V& v) {
+        v(1, "messages", messages, limits::history);
+        v(2, "last_seq", last_seq);
+    }
+    SWITCHYARD_FRAME_BODY(room_history, 21);
+};
+
+// A request (matched by the header's `corr`) has succeeded and is durable.
+struct ack {
+    std::uint64_t seq = 0;  // for room messages: the assigned seq
+    template <class V> void visit(V& v) { v(1, "seq", seq); }
+    SWITCHYARD_FRAME_BODY(ack, 22);
+};
+
+struct error {
+    error_code code = error_code::internal;
+    std::string reason;
+    template <class V> void visit(V& v) {
+        v(1, "code", code);
+        v(2, "reason", reason, limits::reason);
+    }
+    SWITCHYARD_FRAME_BODY(error, 23);
+};
+
+struct ping {
+    std::uint64_t nonce = 0;
+    template <class V> void visit(V& v) { v(1, "nonce", nonce); }
+    SWITCHYARD_FRAME_BODY(ping, 24);
+};
+
+struct pong {
+    std::uint64_t nonce = 0;
+    template <class V> void visit(V& v) { v(1, "nonce", nonce); }
+    SWITCHYARD_FRAME_BODY(pong, 25);
+};
+
+#undef SWITCHYARD_FRAME_BODY
+
+using body = std::variant<hello, bye, presence_set, presence_update, roster_get, roster, roster_change,
+                          group_change, privacy_set, profile_set, room_create, room_invite, room_join,
+                          room_leave, room_members, room_message, room_typing, room_nudge, room_opaque,
+                          room_history_get, room_history, ack, error, ping, pong>;
+
+inline constexpr std::size_t type_count = std::variant_size_v<body>;
+
+// Every frame: who it concerns, who sent it, and a correlation id that
+// acknowledgements and errors echo.
+struct frame {
+    std::uint64_t corr = 0;
+    std::string object;  // target or source object id: "user:…" or "room:…"
+    std::string sender;  // authenticated user handle; set by the gateway, never by clients
+    body content;
+
+    template <class V> void visit_header(V& v) {
+        v(1, "corr", corr);
+        v(2, "object", object, limits::object_id);
+        v(3, "sender", sender, limits::handle);
+    }
+    friend bool operator==(const frame&, const frame&) = default;
+};
+
+// The body's type name ("room_message"), for logs and metrics.
+std::string_view type_name(const frame& f);
+std::string_view type_name(std::size_t index);  // by variant index
+
+}  // namespace switchyard::frame

@@ -1,0 +1,812 @@
+#include "protocols/frame/wire.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <ostream>
+#include <random>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+using namespace switchyard::frame;
+using namespace std::string_literals;
+using namespace std::string_view_literals;
+
+namespace Catch {
+template <> struct StringMaker<switchyard::frame::frame> {
+    static std::string convert(const switchyard::frame::frame& f) { return switchyard::frame::to_text(f); }
+};
+}  // namespace Catch
+
+namespace {
+
+template <class T> constexpr bool is_list = false;
+template <class T> constexpr bool is_list<std::vector<T>> = true;
+
+template <class T>
+concept has_fields = requires(T& t, int& v) { t.visit(v); };
+
+// ------------------------------------------------------------ sample frames
+
+body make_body(std::size_t index) {
+    static constexpr auto makers = []<std::size_t... I>(std::index_sequence<I...>) {
+        return std::array<body (*)(), sizeof...(I)>{+[]() -> body { return body{std::in_place_index<I>}; }...};
+    }(std::make_index_sequence<type_count>{});
+    return makers.at(index)();
+}
+
+template <class T> constexpr std::size_t index_of = T::type_id - 1u;
+
+// Valid UTF-8 of exactly `size` bytes mixing 1- to 4-byte characters with
+// characters to_text escapes; `salt` varies the mix from field to field.
+std::string utf8_text(std::size_t size, unsigned salt) {
+    static constexpr std::array<std::string_view, 7> pieces{"a", "é", "€", "🦊", "\"", "\n", "Z"};
+    std::string s;
+    for (std::size_t i = salt; s.size() < size; ++i) {
+        std::string_view piece = pieces[i % pieces.size()];
+        if (s.size() + piece.size() > size) {
+            piece = "a";
+        }
+        s += piece;
+    }
+    return s;
+}
+
+enum class fill { typical, at_limits };
+
+// Gives every field of a default-constructed value another value: text with
+// multi-byte characters, every byte value in `bytes`, large numbers, three
+// elements per list. at_limits puts strings and bytes at their size limits
+// and numbers and enums at their maximum. Fields it could not change are
+// listed in `unchanged`.
+struct filler {
+    fill mode;
+    unsigned n = 0;  // advances per field, so that fields of one type get different values
+    std::vector<std::string_view> unchanged;
+
+    template <class T, class... Limits>
+    void operator()(std::uint32_t, std::string_view name, T& field, Limits... limits) {
+        const T before = field;
+        set(field, limits...);
+        if (field == before) {
+            unchanged.push_back(name);
+        }
+    }
+
+    void set(std::string& s, std::size_t limit) {
+        ++n;
+        s = utf8_text(mode == fill::at_limits ? limit : std::min<std::size_t>(limit, 10 + n % 23), n);
+    }
+    void set(bytes& b, std::size_t limit) {
+        ++n;
+        b.data.resize(mode == fill::at_limits ? limit : 256);
+        for (std::size_t i = 0; i < b.data.size(); ++i) {
+            b.data[i] = static_cast<char>(i * 7 + n);  // 7 is odd: each run of 256 has every byte value
+        }
+    }
+    void set(bool& b) { b = !b; }
+    template <class I>
+        requires std::is_integral_v<I>
+    void set(I& v) {
+        ++n;
+        v = mode == fill::at_limits ? std::numeric_limits<I>::max()
+                                    : static_cast<I>(0x9e3779b97f4a7c15u >> (7 * (n % 9)));
+    }
+    template <class E>
+        requires std::is_enum_v<E>
+    void set(E& v) {
+        constexpr unsigned max = enum_traits<E>::max_value;
+        const auto current = static_cast<unsigned>(v);
+        v = static_cast<E>(mode == fill::at_limits ? max : current < max ? current + 1 : current - 1);
+    }
+    template <has_fields T> void set(T& nested) { nested.visit(*this); }
+    template <class T, class... Element> void set(std::vector<T>& items, std::size_t, Element... element_limit) {
+        items.resize(3);
+        for (T& item : items) {
+            set(item, element_limit...);
+        }
+    }
+};
+
+struct filled {
+    frame f;
+    std::vector<std::string_view> unchanged;
+};
+
+filled fill_sample(std::size_t index, fill mode) {
+    filled result;
+    result.f.content = make_body(index);
+    filler fields{mode, 0, {}};
+    result.f.visit_header(fields);
+    std::visit([&](auto& b) { b.visit(fields); }, result.f.content);
+    result.unchanged = std::move(fields.unchanged);
+    return result;
+}
+
+frame sample(std::size_t index, fill mode = fill::typical) { return fill_sample(index, mode).f; }
+
+// Every field name, nested ones included.
+struct field_names {
+    std::vector<std::string>& out;
+
+    template <class T, class... Limits> void operator()(std::uint32_t, std::string_view name, T& field, Limits...) {
+        out.emplace_back(name);
+        if constexpr (has_fields<T>) {
+            field.visit(*this);
+        } else if constexpr (is_list<T>) {
+            if constexpr (has_fields<typename T::value_type>) {
+                for (auto& item : field) {
+                    item.visit(*this);
+                }
+            }
+        }
+    }
+};
+
+struct last_field {
+    bool repeated = false;
+    template <class T, class... Limits> void operator()(std::uint32_t, std::string_view, T&, Limits...) {
+        repeated = is_list<T>;
+    }
+};
+
+// ------------------------------------------------------------ hand-built bytes
+
+std::string varint(std::uint64_t v) {
+    std::string s;
+    for (; v >= 0x80; v >>= 7) {
+        s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    }
+    s.push_back(static_cast<char>(v));
+    return s;
+}
+std::string key(std::uint64_t tag, unsigned wire_type) { return varint(tag << 3 | wire_type); }
+std::string vfield(std::uint64_t tag, std::uint64_t value) { return key(tag, 0) + varint(value); }
+std::string lfield(std::uint64_t tag, std::string_view content) {
+    return key(tag, 2) + varint(content.size()) + std::string(content);
+}
+
+std::string hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    for (const char c : bytes) {
+        const auto u = static_cast<unsigned char>(c);
+        s += digits[u >> 4];
+        s += digits[u & 15];
+    }
+    return s;
+}
+
+std::string raw_frame(std::uint8_t type, std::string_view header, std::string_view body,
+                      std::uint8_t version = wire_version) {
+    std::string s{static_cast<char>(version), static_cast<char>(type)};
+    return s + varint(header.size()) + std::string(header) + std::string(body);
+}
+
+std::string header_fields(std::string_view sender = "bob@example.com") {
+    return vfield(1, 7) + lfield(2, "room:lobby") + lfield(3, sender);
+}
+const std::size_t body_at = 3 + header_fields().size();
+
+template <class T> std::string frame_of(std::string_view body, std::string_view header = header_fields()) {
+    return raw_frame(T::type_id, header, body);
+}
+
+std::string format_fields(std::string_view font = "Arial", std::uint64_t color = 0xff0000) {
+    return lfield(1, font) + lfield(2, "B") + vfield(3, color) + vfield(4, 0) + vfield(5, 0) + vfield(6, 0);
+}
+std::string message_body(std::string_view text = "hi", const std::string& format = format_fields()) {
+    return vfield(1, 0) + lfield(2, "m1") + vfield(3, 0) + lfield(4, text) + lfield(5, format) + vfield(6, 1);
+}
+
+std::string hello_body(std::size_t capabilities, std::string_view capability = "t") {
+    std::string body = vfield(1, 1) + vfield(2, 1) + lfield(3, "bob@example.com") + lfield(4, "s1") + lfield(5, "web");
+    for (std::size_t i = 0; i < capabilities; ++i) {
+        body += lfield(6, capability);
+    }
+    return body;
+}
+
+std::string history_body(std::size_t messages) {
+    const std::string stored = vfield(1, 1) + lfield(2, "a@b") + lfield(3, "m") + vfield(4, 1) + lfield(5, "x") +
+                               lfield(6, format_fields());
+    std::string body;
+    for (std::size_t i = 0; i < messages; ++i) {
+        body += lfield(1, stored);
+    }
+    return body + vfield(2, 9);
+}
+
+frame with_header(body content) {
+    frame f;
+    f.corr = 7;
+    f.object = "room:lobby";
+    f.sender = "bob@example.com";
+    f.content = std::move(content);
+    return f;
+}
+
+frame message_frame(std::string text = "hi") {
+    room_message m;
+    m.message_id = "m1";
+    m.text = std::move(text);
+    m.format.font = "Arial";
+    m.format.effects = "B";
+    m.format.color = 0xff0000;
+    return with_header(std::move(m));
+}
+
+// What decode() made of some bytes, comparable and printable in CHECKs.
+struct outcome {
+    std::optional<errc> code;  // none: the bytes decoded
+    std::string_view field;
+    friend bool operator==(const outcome&, const outcome&) = default;
+    friend std::ostream& operator<<(std::ostream& os, const outcome& o) {
+        if (!o.code) {
+            return os << "decoded";
+        }
+        return os << to_string(*o.code) << " in '" << o.field << '\'';
+    }
+};
+const outcome decoded{};
+outcome fails(errc code, std::string_view field = {}) { return outcome{code, field}; }
+
+outcome outcome_of(std::string_view bytes) {
+    auto r = decode(bytes);
+    if (r) {
+        return decoded;
+    }
+    return outcome{r.error().code, r.error().field};
+}
+
+// ------------------------------------------------------------ record streams
+
+std::vector<frame> stream_frames() {
+    std::vector<frame> frames;
+    for (int round = 0; round < 4; ++round) {
+        for (std::size_t i = 0; i < type_count; ++i) {
+            frame f = sample(i);
+            f.corr = frames.size();
+            frames.push_back(std::move(f));
+        }
+    }
+    return frames;
+}
+
+std::string records_of(const std::vector<frame>& frames) {
+    std::string s;
+    for (const frame& f : frames) {
+        encode_record(f, s);
+    }
+    return s;
+}
+
+std::string length_prefix(std::uint32_t len) {
+    return {static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8),
+            static_cast<char>(len)};
+}
+
+// Takes every complete frame out of a healthy stream.
+void drain(record_decoder& d, std::vector<frame>& out) {
+    for (;;) {
+        auto next = d.next();
+        REQUIRE(next.has_value());
+        if (!*next) {
+            return;
+        }
+        out.push_back(std::move(**next));
+    }
+}
+
+}  // namespace
+
+// ================================================================ round trips
+
+TEST_CASE("every frame type round-trips with every field set", "[frame]") {
+    for (const fill mode : {fill::typical, fill::at_limits}) {
+        for (std::size_t i = 0; i < type_count; ++i) {
+            INFO(type_name(i) << (mode == fill::at_limits ? " at limits" : ""));
+            const auto [f, unchanged] = fill_sample(i, mode);
+            CHECK(unchanged.empty());
+            REQUIRE(f.content.index() == i);
+
+            const std::string wire = encode(f);
+            CHECK(static_cast<std::uint8_t>(wire[0]) == wire_version);
+            CHECK(static_cast<std::uint8_t>(wire[1]) == i + 1);
+            auto back = decode(wire);
+            if (!back) {
+                FAIL(back.error().to_string());
+            }
+            CHECK(*back == f);
+            CHECK(encode(*back) == wire);
+
+            const std::string text = to_text(f);
+            CHECK(text.rfind(std::string(type_name(i)) + " corr=", 0) == 0);
+            CHECK(to_text(*back) == text);
+            std::vector<std::string> names;
+            field_names collect{names};
+            frame copy = f;
+            copy.visit_header(collect);
+            std::visit([&](auto& b) { b.visit(collect); }, copy.content);
+            for (const std::string& name : names) {
+                INFO("field " << name);
+                CHECK((text.find(' ' + name + '=') != std::string::npos ||
+                       text.find('{' + name + '=') != std::string::npos));
+            }
+        }
+    }
+}
+
+TEST_CASE("type ids and names follow the variant", "[frame]") {
+    for (std::size_t i = 0; i < type_count; ++i) {
+        const frame f = sample(i);
+        CHECK(type_name(f) == type_name(i));
+        std::visit([&](const auto& b) { CHECK(b.type_id == i + 1); CHECK(b.name == type_name(i)); }, f.content);
+    }
+    CHECK(type_name(type_count) == "unknown");
+}
+
+TEST_CASE("to_text escapes strings and prints bytes as hex", "[frame]") {
+    room_opaque o;
+    o.origin = client_protocol::wsjson;
+    o.content_type = "say \"hi\"\n\t\\ \x01 ü";
+    o.payload.data = std::string("\x00\xff\x7f", 3);
+    frame f = with_header(o);
+    f.sender = "";
+    CHECK(to_text(f) == R"(room_opaque corr=7 object="room:lobby" sender="" origin=wsjson )"
+                        R"(content_type="say \"hi\"\n\t\\ \x01 ü" payload=0x00ff7f)");
+}
+
+// The worked example in protocols/frame/README.md.
+TEST_CASE("the README example encodes to the documented bytes", "[frame]") {
+    room_message m;
+    m.seq = 42;
+    m.message_id = "m1";
+    m.timestamp_ms = 1700000000000;
+    m.text = "Grüße";
+    m.format.font = "Arial";
+    m.format.effects = "B";
+    m.format.color = 0xff0000;
+    m.ack_requested = true;
+    frame f;
+    f.corr = 300;
+    f.object = "room:lobby";
+    f.sender = "bob@example.com";
+    f.content = m;
+
+    const std::string expected = "01" "10" "20"
+                                 "08ac02" "120a726f6f6d3a6c6f626279" "1a0f626f62406578616d706c652e636f6d"
+                                 "082a" "12026d31" "1880d095ffbc31" "22074772c3bcc39f65"
+                                 "2a15" "0a05417269616c" "120142" "188080fc07" "2000" "2800" "3000"
+                                 "3001";
+    CHECK(hex(encode(f)) == expected);
+    CHECK(to_text(f) == R"(room_message corr=300 object="room:lobby" sender="bob@example.com" seq=42 )"
+                        R"(message_id="m1" timestamp_ms=1700000000000 text="Grüße" format={font="Arial" )"
+                        R"(effects="B" color=16711680 charset=0 pitch_family=0 right_to_left=false} )"
+                        R"(ack_requested=true)");
+}
+
+TEST_CASE("decode errors describe themselves", "[frame]") {
+    auto r = decode(frame_of<room_message>(vfield(1, 0)));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().to_string() == "missing field 'message_id' at byte " + std::to_string(body_at));
+    r = decode(raw_frame(1, "", "", 9));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().to_string() == "unsupported version at byte 0");
+}
+
+// ================================================================ record streams
+
+TEST_CASE("record stream: frames fed byte by byte come out in order", "[frame][stream]") {
+    const std::vector<frame> frames = stream_frames();
+    const std::string stream = records_of(frames);
+    record_decoder d;
+    std::vector<frame> out;
+    for (const char c : stream) {
+        d.feed(std::string_view(&c, 1));
+        drain(d, out);
+    }
+    CHECK(out == frames);
+    CHECK(d.buffered() == 0);
+}
+
+TEST_CASE("record stream: frames fed in arbitrary chunks come out in order", "[frame][stream]") {
+    const std::vector<frame> frames = stream_frames();
+    const std::string stream = records_of(frames);
+    for (const std::uint32_t seed : {1u, 2u, 3u, 4u}) {
+        INFO("seed " << seed);
+        std::mt19937 rng{seed};
+        std::uniform_int_distribution<std::size_t> chunk{0, 1500};
+        record_decoder d;
+        std::vector<frame> out;
+        for (std::size_t at = 0; at < stream.size();) {
+            const std::size_t n = std::min(chunk(rng), stream.size() - at);
+            d.feed(std::string_view(stream).substr(at, n));
+            at += n;
+            drain(d, out);
+        }
+        CHECK(out == frames);
+        CHECK(d.buffered() == 0);
+    }
+}
+
+TEST_CASE("record stream: a partial record waits for more bytes", "[frame][stream]") {
+    std::string stream;
+    encode_record(message_frame(), stream);
+    record_decoder d;
+    d.feed(std::string_view(stream).substr(0, stream.size() - 1));
+    auto r = d.next();
+    REQUIRE(r);
+    CHECK_FALSE(r->has_value());
+    CHECK(d.buffered() == stream.size() - 1);
+    d.feed(std::string_view(stream).substr(stream.size() - 1));
+    r = d.next();
+    REQUIRE(r);
+    REQUIRE(r->has_value());
+    CHECK(**r == message_frame());
+}
+
+TEST_CASE("record stream: a length prefix over the limit fails before the body arrives", "[frame][stream]") {
+    record_decoder at_limit{100};
+    at_limit.feed(length_prefix(100));
+    auto r = at_limit.next();
+    REQUIRE(r);
+    CHECK_FALSE(r->has_value());
+
+    record_decoder over{100};
+    over.feed(length_prefix(101));
+    r = over.next();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::oversize);
+
+    record_decoder default_limit;
+    default_limit.feed(length_prefix(limits::frame + 1));
+    r = default_limit.next();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::oversize);
+}
+
+TEST_CASE("record stream: an error is sticky", "[frame][stream]") {
+    std::string stream;
+    encode_record(message_frame("first"), stream);
+    const std::string bad = raw_frame(room_message::type_id, header_fields(), message_body(), 2);
+    stream += length_prefix(static_cast<std::uint32_t>(bad.size())) + bad;
+    encode_record(message_frame("after"), stream);
+
+    record_decoder d;
+    d.feed(stream);
+    auto r = d.next();
+    REQUIRE(r);
+    REQUIRE(r->has_value());
+    CHECK(**r == message_frame("first"));
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        r = d.next();
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == errc::bad_version);
+        CHECK(r.error().offset == 0);
+        encode_record(message_frame("more"), stream);
+        d.feed(stream);
+    }
+}
+
+// ================================================================ strict decoding
+
+TEST_CASE("hand-built frames are what the encoder writes", "[frame][strict]") {
+    CHECK(frame_of<room_message>(message_body()) == encode(message_frame()));
+    CHECK(frame_of<ack>(vfield(1, 42)) == encode(with_header(ack{42})));
+}
+
+TEST_CASE("a frame cut short at any length is rejected", "[frame][strict]") {
+    const std::string wire = encode(sample(index_of<room_message>));
+    for (std::size_t n = 0; n < wire.size(); ++n) {
+        INFO("first " << n << " bytes");
+        const auto r = decode(std::string_view(wire).substr(0, n));
+        REQUIRE_FALSE(r);
+        CHECK((r.error().code == errc::truncated || r.error().code == errc::missing_field));
+        CHECK(r.error().offset <= n);
+    }
+    CHECK(decode(wire).has_value());
+}
+
+// A frame's end is its last byte: cut between the elements of a trailing
+// list it is a valid shorter frame. Everywhere else a cut is an error.
+TEST_CASE("no prefix of any frame decodes unless it ends between list elements", "[frame][strict]") {
+    for (std::size_t i = 0; i < type_count; ++i) {
+        INFO(type_name(i));
+        frame f = sample(i);
+        last_field last;
+        std::visit([&](auto& b) { b.visit(last); }, f.content);
+        const std::string wire = encode(f);
+        for (std::size_t n = 0; n < wire.size(); ++n) {
+            const std::string_view prefix = std::string_view(wire).substr(0, n);
+            const auto r = decode(prefix);
+            if (r) {
+                INFO("first " << n << " bytes");
+                CHECK(last.repeated);
+                CHECK(encode(*r) == prefix);
+            }
+        }
+    }
+}
+
+TEST_CASE("an unknown version is rejected", "[frame][strict]") {
+    REQUIRE(outcome_of(frame_of<ack>(vfield(1, 1))) == decoded);
+    for (const std::uint8_t version : {0, 2, 255}) {
+        const std::string bytes = raw_frame(ack::type_id, header_fields(), vfield(1, 1), version);
+        CHECK(outcome_of(bytes) == fails(errc::bad_version));
+        CHECK(decode(bytes).error().offset == 0);
+    }
+}
+
+TEST_CASE("an unknown frame type is rejected", "[frame][strict]") {
+    REQUIRE(outcome_of(raw_frame(type_count, header_fields(), vfield(1, 1))) == decoded);
+    for (const std::size_t type : {std::size_t{0}, type_count + 1, std::size_t{255}}) {
+        const std::string bytes = raw_frame(static_cast<std::uint8_t>(type), header_fields(), vfield(1, 1));
+        CHECK(outcome_of(bytes) == fails(errc::unknown_type));
+        CHECK(decode(bytes).error().offset == 1);
+    }
+}
+
+TEST_CASE("a known field with the other wire type is rejected", "[frame][strict]") {
+    CHECK(outcome_of(frame_of<ack>(lfield(1, "\x2a"))) == fails(errc::wrong_type, "seq"));
+    CHECK(outcome_of(frame_of<ack>(vfield(1, 1), vfield(1, 7) + vfield(2, 5) + lfield(3, "bob@example.com"))) ==
+          fails(errc::wrong_type, "object"));
+    CHECK(outcome_of(frame_of<room_message>(message_body("hi", lfield(1, "Arial") + lfield(2, "B") +
+                                                                      lfield(3, "red") + vfield(4, 0) +
+                                                                      vfield(5, 0) + vfield(6, 0)))) ==
+          fails(errc::wrong_type, "color"));
+    CHECK(outcome_of(frame_of<room_join>(vfield(1, 0))) == fails(errc::wrong_type, "member"));
+    CHECK(outcome_of(frame_of<room_members>(vfield(1, 0))) == fails(errc::wrong_type, "members"));
+}
+
+TEST_CASE("wire types other than varint and length-delimited are rejected", "[frame][strict]") {
+    const std::string ack_body = vfield(1, 1);
+    for (const unsigned wire_type : {1u, 3u, 4u, 5u, 6u, 7u}) {
+        INFO("wire type " << wire_type);
+        for (const std::uint64_t tag : {1u, 40u}) {
+            INFO("tag " << tag);
+            // Fixed-width payloads as protobuf would write them for types 1 and 5.
+            const std::string field = key(tag, wire_type) + std::string(wire_type == 1 ? 8 : 4, '\0');
+            const std::string bytes = frame_of<ack>(ack_body + field);
+            CHECK(outcome_of(bytes) == fails(errc::bad_wire_type));
+            CHECK(decode(bytes).error().offset == body_at + ack_body.size());
+        }
+    }
+}
+
+TEST_CASE("a missing field is rejected; an absent list is empty", "[frame][strict]") {
+    CHECK(outcome_of(frame_of<ack>("")) == fails(errc::missing_field, "seq"));
+    CHECK(outcome_of(frame_of<room_message>(vfield(1, 0) + lfield(2, "m1") + vfield(3, 0) + lfield(5, format_fields()) +
+                                            vfield(6, 1))) == fails(errc::missing_field, "text"));
+    CHECK(outcome_of(frame_of<ack>(vfield(1, 1), vfield(1, 7) + lfield(2, "room:lobby"))) ==
+          fails(errc::missing_field, "sender"));
+    CHECK(outcome_of(frame_of<room_message>(message_body(
+              "hi", lfield(1, "Arial") + lfield(2, "B") + vfield(4, 0) + vfield(5, 0) + vfield(6, 0)))) ==
+          fails(errc::missing_field, "color"));
+
+    const auto r = decode(frame_of<hello>(vfield(1, 0) + vfield(2, 12) + lfield(3, "bob@example.com") +
+                                          lfield(4, "{guid}") + lfield(5, "MSNMSGR")));
+    REQUIRE(r);
+    CHECK(std::get<hello>(r->content).capabilities.empty());
+    CHECK(outcome_of(frame_of<room_members>("")) == decoded);
+}
+
+TEST_CASE("a field sent twice is rejected", "[frame][strict]") {
+    const auto r = decode(frame_of<ack>(vfield(1, 42) + vfield(1, 42)));
+    REQUIRE_FALSE(r);
+    CHECK(outcome{r.error().code, r.error().field} == fails(errc::duplicate_field, "seq"));
+    CHECK(r.error().offset == body_at + 2);
+    CHECK(outcome_of(frame_of<ack>(vfield(1, 42), header_fields() + vfield(1, 7))) ==
+          fails(errc::duplicate_field, "corr"));
+    CHECK(outcome_of(frame_of<room_message>(message_body("hi", format_fields() + lfield(1, "Arial")))) ==
+          fails(errc::duplicate_field, "font"));
+    CHECK(outcome_of(frame_of<room_typing>(vfield(1, 1) + vfield(1, 0))) == fails(errc::duplicate_field, "active"));
+}
+
+TEST_CASE("a string over its limit is rejected, one at the limit accepted", "[frame][strict]") {
+    CHECK(outcome_of(frame_of<room_message>(message_body(std::string(limits::text, 'x')))) == decoded);
+    CHECK(outcome_of(frame_of<room_message>(message_body(std::string(limits::text + 1, 'x')))) ==
+          fails(errc::oversize, "text"));
+
+    const std::string room_id = "room:" + std::string(limits::object_id - 5, 'r');
+    CHECK(outcome_of(frame_of<ack>(vfield(1, 1), vfield(1, 7) + lfield(2, room_id) + lfield(3, "b"))) == decoded);
+    CHECK(outcome_of(frame_of<ack>(vfield(1, 1), vfield(1, 7) + lfield(2, room_id + "r") + lfield(3, "b"))) ==
+          fails(errc::oversize, "object"));
+
+    const auto format_with_effects = [](std::string_view effects) {
+        return message_body("hi", lfield(1, "Arial") + lfield(2, effects) + vfield(3, 0) + vfield(4, 0) +
+                                      vfield(5, 0) + vfield(6, 0));
+    };
+    CHECK(outcome_of(frame_of<room_message>(format_with_effects("BIUSBIUS"))) == decoded);
+    CHECK(outcome_of(frame_of<room_message>(format_with_effects("BIUSBIUSB"))) == fails(errc::oversize, "effects"));
+
+    const auto opaque = [](std::size_t size) {
+        return frame_of<room_opaque>(vfield(1, 0) + lfield(2, "p2p") + lfield(3, std::string(size, '\xff')));
+    };
+    CHECK(outcome_of(opaque(limits::opaque)) == decoded);
+    CHECK(outcome_of(opaque(limits::opaque + 1)) == fails(errc::oversize, "payload"));
+}
+
+TEST_CASE("a list over its count limit is rejected, one at the limit accepted", "[frame][strict]") {
+    const std::string token(limits::token, 't');
+    CHECK(outcome_of(frame_of<hello>(hello_body(limits::capabilities, token))) == decoded);
+    CHECK(outcome_of(frame_of<hello>(hello_body(limits::capabilities + 1))) == fails(errc::oversize, "capabilities"));
+    CHECK(outcome_of(frame_of<hello>(hello_body(1, token + "t"))) == fails(errc::oversize, "capabilities"));
+
+    CHECK(outcome_of(frame_of<room_history>(history_body(limits::history))) == decoded);
+    CHECK(outcome_of(frame_of<room_history>(history_body(limits::history + 1))) == fails(errc::oversize, "messages"));
+}
+
+TEST_CASE("a frame over the size limit is rejected", "[frame][strict]") {
+    const std::string wire = encode(message_frame());
+    CHECK(decode(wire, wire.size()).has_value());
+    const auto r = decode(wire, wire.size() - 1);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::oversize);
+    CHECK(r.error().field.empty());
+}
+
+TEST_CASE("invalid UTF-8 is rejected in strings, accepted in bytes", "[frame][strict]") {
+    const std::string invalid[] = {
+        "\x80",                  // lone continuation byte
+        "\xc3",                  // truncated sequence
+        "\xc0\xaf",              // overlong '/'
+        "\xe0\x80\xaf",          // overlong, 3 bytes
+        "\xed\xa0\x80",          // surrogate U+D800
+        "\xf4\x90\x80\x80",      // above U+10FFFF
+        "\xff",                  // never valid
+        std::string("ok\0ok", 5) + "\xe2\x82",
+    };
+    for (const std::string& bad : invalid) {
+        INFO("bytes " << Catch::Detail::stringify(bad));
+        CHECK(outcome_of(frame_of<room_message>(message_body("Gr" + bad))) == fails(errc::invalid_utf8, "text"));
+        CHECK(outcome_of(frame_of<ack>(vfield(1, 1), header_fields(bad))) == fails(errc::invalid_utf8, "sender"));
+        CHECK(outcome_of(frame_of<room_message>(message_body("hi", format_fields(bad)))) ==
+              fails(errc::invalid_utf8, "font"));
+        CHECK(outcome_of(frame_of<hello>(vfield(1, 1) + vfield(2, 1) + lfield(3, "b@c") + lfield(4, "s") +
+                                         lfield(5, "w") + lfield(6, "ok") + lfield(6, bad))) ==
+              fails(errc::invalid_utf8, "capabilities"));
+        CHECK(outcome_of(frame_of<room_opaque>(vfield(1, 0) + lfield(2, bad) + lfield(3, ""))) ==
+              fails(errc::invalid_utf8, "content_type"));
+
+        const auto r = decode(frame_of<room_opaque>(vfield(1, 0) + lfield(2, "p2p") + lfield(3, bad)));
+        REQUIRE(r);
+        CHECK(std::get<room_opaque>(r->content).payload.data == bad);
+    }
+    CHECK(outcome_of(frame_of<room_message>(message_body("Grüße 🦊 \xef\xbf\xbf \xf4\x8f\xbf\xbf"))) == decoded);
+}
+
+TEST_CASE("an enum value out of range is rejected", "[frame][strict]") {
+    const auto error_frame = [](std::uint64_t code) { return frame_of<error>(vfield(1, code) + lfield(2, "")); };
+    CHECK(outcome_of(error_frame(enum_traits<error_code>::max_value)) == decoded);
+    CHECK(outcome_of(error_frame(enum_traits<error_code>::min_value)) == decoded);
+    CHECK(outcome_of(error_frame(enum_traits<error_code>::max_value + 1)) == fails(errc::bad_value, "code"));
+    CHECK(outcome_of(error_frame(0)) == fails(errc::bad_value, "code"));
+
+    const auto presence = [](std::uint64_t state) {
+        return frame_of<presence_set>(lfield(1, vfield(1, state) + lfield(2, "") + lfield(3, "") + lfield(4, "") +
+                                                    vfield(5, 0) + vfield(6, 0) + lfield(7, "") + lfield(8, "")));
+    };
+    CHECK(outcome_of(presence(enum_traits<status>::max_value)) == decoded);
+    CHECK(outcome_of(presence(enum_traits<status>::max_value + 1)) == fails(errc::bad_value, "state"));
+    CHECK(outcome_of(presence(std::numeric_limits<std::uint64_t>::max())) == fails(errc::bad_value, "state"));
+}
+
+TEST_CASE("a bool other than 0 or 1 is rejected", "[frame][strict]") {
+    CHECK(outcome_of(frame_of<room_typing>(vfield(1, 0))) == decoded);
+    CHECK(outcome_of(frame_of<room_typing>(vfield(1, 1))) == decoded);
+    CHECK(outcome_of(frame_of<room_typing>(vfield(1, 2))) == fails(errc::bad_value, "active"));
+    CHECK(outcome_of(frame_of<room_typing>(vfield(1, 257))) == fails(errc::bad_value, "active"));
+}
+
+TEST_CASE("a 32-bit field over 2^32-1 is rejected", "[frame][strict]") {
+    const auto hello_dialect = [](std::uint64_t dialect) {
+        return frame_of<hello>(vfield(1, 0) + vfield(2, dialect) + lfield(3, "b@c") + lfield(4, "s") +
+                               lfield(5, "w"));
+    };
+    CHECK(outcome_of(hello_dialect(0xffffffffu)) == decoded);
+    CHECK(outcome_of(hello_dialect(0x100000000u)) == fails(errc::bad_value, "dialect"));
+    CHECK(outcome_of(frame_of<room_message>(message_body("hi", format_fields("Arial", 0x100000000u)))) ==
+          fails(errc::bad_value, "color"));
+}
+
+TEST_CASE("varints are at most 10 bytes and 64 bits", "[frame][strict]") {
+    const auto ack_raw_seq = [](std::string_view raw) { return frame_of<ack>(key(1, 0) + std::string(raw)); };
+    const std::string ten_max = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
+    const auto r = decode(ack_raw_seq(ten_max));
+    REQUIRE(r);
+    CHECK(std::get<ack>(r->content).seq == std::numeric_limits<std::uint64_t>::max());
+
+    // Not minimal, still read: only the length and the 64 bits are limits.
+    const auto padded = decode(ack_raw_seq("\x81\x80\x80\x00"sv));
+    REQUIRE(padded);
+    CHECK(std::get<ack>(padded->content).seq == 1);
+
+    CHECK(outcome_of(ack_raw_seq("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02")) == fails(errc::bad_varint));
+    CHECK(outcome_of(ack_raw_seq("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"sv)) == fails(errc::bad_varint));
+    CHECK(outcome_of(frame_of<ack>("\x88\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00\x01"sv)) ==
+          fails(errc::bad_varint));
+
+    const std::string long_header_length = "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"s;
+    const auto header = decode(raw_frame(ack::type_id, "", "").substr(0, 2) + long_header_length);
+    REQUIRE_FALSE(header);
+    CHECK(header.error().code == errc::bad_varint);
+    CHECK(header.error().offset == 2);
+}
+
+TEST_CASE("unknown and undeclared fields are skipped", "[frame][strict]") {
+    // Tag 0, tags past the 63 a reader tracks, and tags a struct does not declare.
+    const std::string unknown = vfield(40, 123456789) + lfield(40, "\xff\xfe not text") + vfield(1000, 1) +
+                                lfield(1000, std::string(300, '\0')) + vfield(0, 5) + lfield(63, "x") +
+                                vfield(7, std::numeric_limits<std::uint64_t>::max()) +
+                                lfield(std::uint64_t{1} << 60, "y");
+    const frame expected = message_frame();
+
+    const std::string everywhere = frame_of<room_message>(
+        unknown + message_body("hi", unknown + format_fields() + unknown) + unknown, unknown + header_fields() + unknown);
+    const auto r = decode(everywhere);
+    if (!r) {
+        FAIL(r.error().to_string());
+    }
+    CHECK(*r == expected);
+    CHECK(encode(*r) == encode(expected));
+}
+
+// ================================================================ seed corpus
+
+// Regenerates the fuzz seed corpus; hidden, run on demand from the source root:
+//   SWITCHYARD_FRAME_SEEDS=fixtures/fuzz/frame build-frame/tests/frame_test "[.seeds]"
+TEST_CASE("write the frame fuzz seed corpus", "[.seeds]") {
+    const char* dir = std::getenv("SWITCHYARD_FRAME_SEEDS");
+    if (dir == nullptr) {
+        FAIL("set SWITCHYARD_FRAME_SEEDS to the output directory");
+    }
+    struct seed {
+        std::string name;
+        std::string bytes;
+        outcome expected;
+    };
+    std::vector<seed> seeds;
+    for (std::size_t i = 0; i < type_count; ++i) {
+        seeds.push_back({std::string(type_name(i)), encode(sample(i)), decoded});
+    }
+    seeds.push_back({"unknown_fields", frame_of<ack>(vfield(1, 9) + vfield(40, 1) + lfield(1000, "x")), decoded});
+    seeds.push_back({"bad_utf8", frame_of<room_message>(message_body("Gr\xc3\x28")), fails(errc::invalid_utf8, "text")});
+    seeds.push_back({"bad_version", raw_frame(ack::type_id, header_fields(), vfield(1, 1), 2), fails(errc::bad_version)});
+    seeds.push_back({"unknown_type", raw_frame(type_count + 1, header_fields(), ""), fails(errc::unknown_type)});
+    const std::string message = encode(message_frame());
+    seeds.push_back({"truncated", message.substr(0, message.size() - 3), fails(errc::truncated)});
+    seeds.push_back({"missing_field", frame_of<ack>(""), fails(errc::missing_field, "seq")});
+    seeds.push_back({"duplicate_field", frame_of<ack>(vfield(1, 1) + vfield(1, 2)), fails(errc::duplicate_field, "seq")});
+    seeds.push_back({"wrong_type", frame_of<ack>(lfield(1, "1")), fails(errc::wrong_type, "seq")});
+    seeds.push_back({"bad_wire_type", frame_of<ack>(vfield(1, 1) + key(2, 5) + "\1\2\3\4"), fails(errc::bad_wire_type)});
+    seeds.push_back({"bad_enum", frame_of<error>(vfield(1, 18) + lfield(2, "")), fails(errc::bad_value, "code")});
+    seeds.push_back({"bad_bool", frame_of<room_typing>(vfield(1, 2)), fails(errc::bad_value, "active")});
+    seeds.push_back({"long_varint", frame_of<ack>(key(1, 0) + std::string(10, '\x80') + '\0'), fails(errc::bad_varint)});
+    seeds.push_back({"oversize_list", frame_of<hello>(hello_body(limits::capabilities + 1)),
+                     fails(errc::oversize, "capabilities")});
+
+    const std::filesystem::path out{dir};
+    std::filesystem::create_directories(out);
+    const auto write = [&](const std::string& name, const std::string& bytes) {
+        std::ofstream file(out / (name + ".bin"), std::ios::binary | std::ios::trunc);
+        file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        REQUIRE(file.good());
+    };
+    for (const seed& s : seeds) {
+        INFO(s.name);
+        CHECK(outcome_of(s.bytes) == s.expected);
+        write(s.name, s.bytes);
+    }
+    write("records", records_of({message_frame("one"), with_header(ack{1}), sample(index_of<presence_update>)}));
+}
