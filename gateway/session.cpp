@@ -207,7 +207,13 @@ public:
         ws_.async_accept([self = shared_from_this(), this](beast::error_code ec) { on_accept(ec); });
     }
 
-    void shutdown() override { close(websocket::close_code::going_away, wsjson::connection::shutdown_reason); }
+    // Before the handshake completes there is no WebSocket to close yet:
+    // on_accept sees the gateway stopping and closes it properly then.
+    void shutdown() override {
+        if (accepted_) {
+            close(websocket::close_code::going_away, wsjson::connection::shutdown_reason);
+        }
+    }
 
 private:
     void on_accept(beast::error_code ec) {
@@ -293,11 +299,13 @@ private:
         }
         closing_ = true;
         close_reason_ = websocket::close_reason(code, std::string(reason.substr(0, 123)));
-        if (!accepted_) {
-            beast::get_lowest_layer(ws_).close();
-            return;
+        // Nothing queued after a close decision is worth sending, but the
+        // message being written (the front) must outlive its write.
+        const auto keep = queue_.begin() + (writing_ ? 1 : 0);
+        for (auto it = keep; it != queue_.end(); ++it) {
+            queued_bytes_ -= it->size();
         }
-        queue_.clear();  // nothing queued after a close decision is worth sending
+        queue_.erase(keep, queue_.end());
         if (writing_) {
             pending_close_ = true;
         } else {

@@ -251,6 +251,30 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
     }
 }
 
+// Regression: a WebSocket whose handshake was still in progress at SIGTERM
+// was dropped without a close frame.
+TEST_CASE("SIGTERM during a WebSocket handshake still ends with a 1001 close", "[process]") {
+    gateway gw;
+    tcp_client ws(gw.port("ws"));
+    ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
+    gw.proc->signal(SIGTERM);
+    REQUIRE(gw.proc->wait_for_line("event=shutting_down"));
+    ws.send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const auto got = ws.read_until("server shutting down");
+    REQUIRE(got);
+    CHECK(got->rfind("HTTP/1.1 101", 0) == 0);
+    const std::string frame = got->substr(got->find("\r\n\r\n") + 4);
+    REQUIRE(frame.size() >= 4);
+    CHECK(static_cast<unsigned char>(frame[0]) == 0x88);
+    CHECK(((static_cast<unsigned char>(frame[2]) << 8) | static_cast<unsigned char>(frame[3])) == 1001);
+    ws.send(std::string("\x88\x82\x00\x00\x00\x00\x03\xe9", 8));
+    REQUIRE(ws.read_to_eof());
+    ws.close();
+    const auto status = gw.proc->wait_exit();
+    REQUIRE(status);
+    CHECK(*status == 0);
+}
+
 TEST_CASE("SIGTERM exits 0 within the shutdown timeout even when a client never answers", "[process]") {
     gateway gw("shutdown_timeout = \"300ms\"\n");
     tcp_client ws(gw.port("ws"));
