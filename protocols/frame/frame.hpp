@@ -252,10 +252,12 @@ struct bye {
     error_code code = error_code::internal;  // why, when not a normal sign-out
     bool normal = true;                      // the client signed out itself
     std::string reason;
+    std::string endpoint;                    // the endpoint leaving (its hello's endpoint)
     template <class V> void visit(V& v) {
         v(1, "normal", normal);
         v(2, "code", code);
         v(3, "reason", reason, limits::reason);
+        v(4, "endpoint", endpoint, limits::token);
     }
     SWITCHYARD_FRAME_BODY(bye, 2);
 };
