@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <span>
 
@@ -21,7 +22,8 @@ constexpr std::array<std::string_view, 3> tls_profile_names{"none", "modern", "l
 constexpr std::array<std::string_view, 5> log_level_names{"trace", "debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 1> backend_kind_names{"embedded"};
 
-constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits"sv, "keys"sv, "backends"sv};
+constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits"sv, "keys"sv, "backends"sv,
+                                    "accounts"sv};
 constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
 constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
 constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
@@ -32,12 +34,20 @@ constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes
                                  "name_bytes"sv, "message_bytes"sv, "commands_per_second"sv,
                                  "idle_timeout"sv, "handshake_timeout"sv, "write_queue_bytes"sv};
 constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
-constexpr std::array backend_keys{"kind"sv, "hibernate_after"sv};
+constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "durability"sv,
+                                  "shards"sv,         "max_list_entries"sv, "max_groups"sv,
+                                  "max_room_members"sv, "named_rooms_open"sv};
+constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
+constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
+                                   "scrypt_p"sv};
 
 // More threads than this is a typo, not a machine.
 constexpr unsigned max_threads = 1024;
 constexpr std::size_t min_secret_bytes = 32;
 constexpr std::size_t max_key_id_bytes = 32;
+// Every login hashes with these parameters, so one hash may not take more
+// memory than this: a typo in scrypt_n must not exhaust the machine.
+constexpr std::uint64_t max_scrypt_memory = std::uint64_t{1} << 30;
 
 listener default_listener(std::string_view kind, std::uint16_t port) {
     listener l;
@@ -265,8 +275,48 @@ void read_backends(detail::reader& r, const toml::table& root, std::vector<backe
                 b.kind = static_cast<backend_kind>(known - backend_kind_names.begin());
             }
         }
-        r.get(*t, "hibernate_after", b.hibernate_after, 1s);
+        r.get(*t, "hibernate_after", b.hibernate_after, 1ms);
+        r.get(*t, "durability", b.sync, durability_names);
+        r.get(*t, "shards", b.shards, 0u, max_threads);
+        r.get(*t, "max_list_entries", b.max_list_entries, std::size_t{1});
+        r.get(*t, "max_groups", b.max_groups, std::size_t{1});
+        r.get(*t, "max_room_members", b.max_room_members, std::size_t{1});
+        r.get(*t, "named_rooms_open", b.named_rooms_open);
         backends.push_back(std::move(b));
+    }
+}
+
+void read_accounts(detail::reader& r, const toml::table& root, accounts_settings& a) {
+    const auto* t = r.get_table(root, "accounts");
+    if (!t) return;
+    r.check_keys(*t, "in [accounts]", accounts_keys);
+    r.get(*t, "min_password_length", a.min_password_length, std::size_t{1});
+    r.get(*t, "max_password_length", a.max_password_length, std::size_t{1});
+    r.get(*t, "scrypt_n", a.scrypt_n, std::uint64_t{1024});
+    r.get(*t, "scrypt_r", a.scrypt_r, std::uint32_t{1}, std::uint32_t{64});
+    r.get(*t, "scrypt_p", a.scrypt_p, std::uint32_t{1}, std::uint32_t{16});
+
+    // The cost checks point at scrypt_n, or at scrypt_r when n is the default.
+    const auto cost_at = position(root, t, t->contains("scrypt_n") ? "scrypt_n" : "scrypt_r");
+    const std::string n = std::to_string(a.scrypt_n);
+    const std::string with_r = " with scrypt_r = " + std::to_string(a.scrypt_r);
+    if (!std::has_single_bit(a.scrypt_n)) {
+        r.fail(cost_at, "expected a power of two (1024, 2048, 4096, ...) for scrypt_n, found " + n);
+    } else if (a.scrypt_r == 1 && a.scrypt_n >= (std::uint64_t{1} << 16)) {
+        // RFC 7914 section 2: N < 2^(128 * r / 8). Below the memory limit
+        // only r = 1 can break it.
+        r.fail(cost_at, "expected scrypt_n below 65536" + with_r + " (RFC 7914), found " + n);
+    } else if (a.scrypt_n > max_scrypt_memory / (128 * std::uint64_t{a.scrypt_r})) {
+        // Failing here means n > 2^17, so n >> 13 is exact: 128 * n * r / 2^20.
+        r.fail(cost_at, "scrypt_n = " + n + with_r + " needs " + std::to_string((a.scrypt_n >> 13) * a.scrypt_r) +
+                            " MiB per hash (128 * n * r bytes); expected at most " +
+                            std::to_string(max_scrypt_memory >> 20) + " MiB");
+    }
+    if (a.min_password_length > a.max_password_length) {
+        const auto* key = t->contains("max_password_length") ? "max_password_length" : "min_password_length";
+        r.fail(position(root, t, key), "expected min_password_length (" + std::to_string(a.min_password_length) +
+                                           ") to be at most max_password_length (" +
+                                           std::to_string(a.max_password_length) + ")");
     }
 }
 
@@ -319,6 +369,8 @@ std::string_view to_string(log_level l) {
     return log_level_names[static_cast<std::size_t>(l)];
 }
 
+std::string_view to_string(durability d) { return durability_names[static_cast<std::size_t>(d)]; }
+
 std::string_view to_string(backend_kind k) {
     return backend_kind_names[static_cast<std::size_t>(k)];
 }
@@ -354,6 +406,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     read_limits(r, root, s.lim);
     read_keys(r, root, s.keys);
     read_backends(r, root, s.backends);
+    read_accounts(r, root, s.accounts);
     // The cross-checks assume every value above parsed.
     if (r.ok()) check_ports(r, root, tables, s);
     if (r.ok()) check_tls_profiles(r, root, tables, s);

@@ -59,10 +59,32 @@ struct hmac_key {
 enum class backend_kind { embedded };
 std::string_view to_string(backend_kind k);
 
+enum class durability { full, normal };
+std::string_view to_string(durability d);
+
 struct backend {
     std::string name;
     backend_kind kind = backend_kind::embedded;
-    std::chrono::seconds hibernate_after{10};  // embedded: idle objects leave memory
+    // Embedded backend settings.
+    std::chrono::milliseconds hibernate_after{10000};  // idle objects leave memory
+    durability sync = durability::full;  // full: commits survive power loss; normal: a killed process
+    unsigned shards = 0;                 // object threads; 0 = one per core
+    std::size_t max_list_entries = 1000; // per contact list (FL, AL, BL)
+    std::size_t max_groups = 100;
+    std::size_t max_room_members = 1000; // endpoints joined to one room
+    bool named_rooms_open = true;        // anyone signed in may join a named room
+};
+
+// Accounts of the embedded backend (`switchyard user ...`): the password
+// policy, and the scrypt cost of newly set passwords. Each stored hash keeps
+// the parameters it was made with, so raising the cost leaves old passwords
+// working.
+struct accounts_settings {
+    std::size_t min_password_length = 8;   // bytes
+    std::size_t max_password_length = 128;
+    std::uint64_t scrypt_n = 1u << 17;     // a power of two; memory per hash is 128 * n * r bytes
+    std::uint32_t scrypt_r = 8;
+    std::uint32_t scrypt_p = 1;
 };
 
 struct settings {
@@ -77,6 +99,7 @@ struct settings {
     limits lim;
     std::vector<hmac_key> keys;        // empty = generated into data_dir on first start
     std::vector<backend> backends;
+    accounts_settings accounts;
 
     const listener* find_listener(std::string_view kind) const;
     const backend* find_backend(std::string_view name) const;

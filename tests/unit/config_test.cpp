@@ -236,7 +236,7 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
     SECTION("unknown keys") {
         CHECK(settings_error("[gatway]\n") ==
               "test.toml:1:2: unknown key \"gatway\" at the top level; expected one of: gateway, listeners, tls, "
-              "limits, keys, backends");
+              "limits, keys, backends, accounts");
         CHECK(settings_error("[gateway]\nthreads = 1\nlog = \"info\"\n") ==
               "test.toml:3:1: unknown key \"log\" in [gateway]; expected one of: data_dir, routes_file, threads, "
               "shutdown_timeout, log_level");
@@ -372,7 +372,7 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
         CHECK(settings_error("[backends]\n") ==
               "test.toml:1:1: expected at least one backend in [backends], such as [backends.embedded]");
         CHECK(settings_error("[backends.edge]\nkind = \"embedded\"\nhibernate_after = \"0s\"\n") ==
-              "test.toml:3:19: expected a duration of at least 1s for hibernate_after, found \"0s\"");
+              "test.toml:3:19: expected a duration of at least 1ms for hibernate_after, found \"0s\"");
     }
     SECTION("missing file") {
         auto s = config::load_settings("/nonexistent/switchyard.toml");
@@ -567,4 +567,83 @@ TEST_CASE("routes errors name the place and what was expected", "[routes]") {
         REQUIRE_FALSE(t.has_value());
         CHECK(t.error().to_string() == "/nonexistent/routes.toml: cannot open file: No such file or directory");
     }
+}
+
+TEST_CASE("[accounts] sets the password policy and the scrypt cost", "[config]") {
+    const auto defaults = settings_ok("");
+    CHECK(defaults.accounts.min_password_length == 8);
+    CHECK(defaults.accounts.max_password_length == 128);
+    CHECK(defaults.accounts.scrypt_n == 131072);
+    CHECK(defaults.accounts.scrypt_r == 8);
+    CHECK(defaults.accounts.scrypt_p == 1);
+
+    const auto file = source_dir / "conf/switchyard.toml";
+    const auto shipped = settings_ok(read(file), file);
+    CHECK(shipped.accounts.min_password_length == defaults.accounts.min_password_length);
+    CHECK(shipped.accounts.max_password_length == defaults.accounts.max_password_length);
+    CHECK(shipped.accounts.scrypt_n == defaults.accounts.scrypt_n);
+    CHECK(shipped.accounts.scrypt_r == defaults.accounts.scrypt_r);
+    CHECK(shipped.accounts.scrypt_p == defaults.accounts.scrypt_p);
+
+    const auto s = settings_ok("[accounts]\nmin_password_length = 12\nmax_password_length = 12\nscrypt_n = 1024\n"
+                               "scrypt_r = 4\nscrypt_p = 2\n");
+    CHECK(s.accounts.min_password_length == 12);
+    CHECK(s.accounts.max_password_length == 12);
+    CHECK(s.accounts.scrypt_n == 1024);
+    CHECK(s.accounts.scrypt_r == 4);
+    CHECK(s.accounts.scrypt_p == 2);
+    // 1 GiB per hash is the most allowed; r = 1 below 2^16 is RFC 7914's limit.
+    CHECK(settings_ok("[accounts]\nscrypt_n = 1048576\n").accounts.scrypt_n == 1048576);
+    CHECK(settings_ok("[accounts]\nscrypt_n = 32768\nscrypt_r = 1\n").accounts.scrypt_r == 1);
+
+    CHECK(settings_error("[accounts]\nscrypt_m = 1\n") ==
+          "test.toml:2:1: unknown key \"scrypt_m\" in [accounts]; expected one of: min_password_length, "
+          "max_password_length, scrypt_n, scrypt_r, scrypt_p");
+    CHECK(settings_error("accounts = 5\n") == "test.toml:1:12: expected a table for accounts, found an integer");
+    CHECK(settings_error("[accounts]\nscrypt_n = 512\n") ==
+          "test.toml:2:12: expected an integer of at least 1024 for scrypt_n, found 512");
+    CHECK(settings_error("[accounts]\nscrypt_n = 3000\n") ==
+          "test.toml:2:12: expected a power of two (1024, 2048, 4096, ...) for scrypt_n, found 3000");
+    CHECK(settings_error("[accounts]\nscrypt_r = 1\n") ==
+          "test.toml:2:12: expected scrypt_n below 65536 with scrypt_r = 1 (RFC 7914), found 131072");
+    CHECK(settings_error("[accounts]\nscrypt_n = 1048576\nscrypt_r = 16\n") ==
+          "test.toml:2:12: scrypt_n = 1048576 with scrypt_r = 16 needs 2048 MiB per hash (128 * n * r bytes); "
+          "expected at most 1024 MiB");
+    CHECK(settings_error("[accounts]\nscrypt_r = 0\n") ==
+          "test.toml:2:12: expected an integer from 1 to 64 for scrypt_r, found 0");
+    CHECK(settings_error("[accounts]\nscrypt_p = 17\n") ==
+          "test.toml:2:12: expected an integer from 1 to 16 for scrypt_p, found 17");
+    CHECK(settings_error("[accounts]\nmin_password_length = 0\n") ==
+          "test.toml:2:23: expected a positive integer for min_password_length, found 0");
+    CHECK(settings_error("[accounts]\nmin_password_length = 200\n") ==
+          "test.toml:2:23: expected min_password_length (200) to be at most max_password_length (128)");
+    CHECK(settings_error("[accounts]\nmin_password_length = 6\nmax_password_length = 4\n") ==
+          "test.toml:3:23: expected min_password_length (6) to be at most max_password_length (4)");
+}
+
+TEST_CASE("embedded backend settings", "[config]") {
+    const auto s = settings_ok(R"([backends.embedded]
+kind = "embedded"
+hibernate_after = "250ms"
+durability = "normal"
+shards = 3
+max_list_entries = 600
+max_groups = 20
+max_room_members = 50
+named_rooms_open = false
+)");
+    const config::backend* b = s.find_backend("embedded");
+    REQUIRE(b);
+    CHECK(b->hibernate_after == std::chrono::milliseconds(250));
+    CHECK(b->sync == config::durability::normal);
+    CHECK(b->shards == 3);
+    CHECK(b->max_list_entries == 600);
+    CHECK(b->max_groups == 20);
+    CHECK(b->max_room_members == 50);
+    CHECK_FALSE(b->named_rooms_open);
+
+    CHECK(settings_error("[backends.embedded]\nkind = \"embedded\"\ndurability = \"eventually\"\n") ==
+          "test.toml:3:14: unknown durability \"eventually\"; expected one of: full, normal");
+    CHECK(settings_error("[backends.embedded]\nkind = \"embedded\"\nmax_room_members = 0\n") ==
+          "test.toml:3:20: expected a positive integer for max_room_members, found 0");
 }
