@@ -2,7 +2,7 @@
 //
 // Admin routes:
 //   GET  /healthz        200 while the process serves
-//   GET  /readyz         200 once routes are loaded, 503 while shutting down
+//   GET  /readyz         200 once routes are loaded and backends are healthy, 503 otherwise
 //   GET  /metrics        Prometheus text format
 //   GET  /routes         the active routes table and its version (JSON)
 //   POST /routes/reload  validate the routes file and swap it in; 422 keeps the old table
@@ -47,6 +47,9 @@ response handle_admin(runtime& rt, const request& req) {
         if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
         if (rt.stopping) return make_response(req, http::status::service_unavailable, "shutting down\n");
         if (!rt.routes.table()) return make_response(req, http::status::service_unavailable, "no routes\n");
+        if (auto h = rt.objects.check(); !h.ok) {
+            return make_response(req, http::status::service_unavailable, "backend " + h.detail + "\n");
+        }
         return make_response(req, http::status::ok, "ready\n");
     }
     if (target == "/metrics") {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gateway/config/config.hpp"
+#include "gateway/hub.hpp"
 #include "gateway/keys.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/router.hpp"
@@ -33,7 +34,7 @@ struct worker {
 
 struct runtime {
     runtime(const config::settings& s, key_set k)
-        : settings(s), routes(s.routes_file, backend_names(s)), keys(std::move(k)) {}
+        : settings(s), routes(s.routes_file, backend_names(s)), keys(std::move(k)), objects(routes, stats) {}
 
     const config::settings& settings;
     gateway::metrics stats;
@@ -46,6 +47,10 @@ struct runtime {
     std::atomic<bool> finished{false};  // the io_contexts are stopped; nothing may be posted
     std::atomic<std::int64_t> live{0};
     std::function<void()> on_drained;  // run on workers[0] once the last connection ends while stopping
+    // Backends and this gateway's subscriptions. Declared after the workers so
+    // it is destroyed first: backend threads stop before the io_contexts
+    // their deliveries are posted to.
+    hub objects;
 
     // Validates the routes file and swaps it in; logs and counts the outcome.
     tl::expected<std::shared_ptr<const config::route_table>, config::error> reload_routes(std::string_view trigger);

@@ -1,5 +1,6 @@
 #include "gateway/server.hpp"
 
+#include "gateway/backends/embedded/backend.hpp"
 #include "gateway/log.hpp"
 #include "gateway/runtime.hpp"
 
@@ -183,7 +184,7 @@ public:
         signals.async_wait(on_signal);
         deadline_.emplace(main_ctx);
 
-        if (!rt_.reload_routes("start")) {
+        if (!rt_.reload_routes("start") || !open_backends()) {
             return 1;
         }
         if (!open_listeners(threads)) {
@@ -209,6 +210,33 @@ public:
     }
 
 private:
+    bool open_backends() {
+        const config::settings& s = rt_.settings;
+        for (const config::backend& b : s.backends) {
+            embedded::options opt;
+            opt.file = embedded::database_file(s.data_dir, b.name);
+            opt.hibernate_after = b.hibernate_after;
+            opt.sync = b.sync == config::durability::full ? embedded::durability::full : embedded::durability::normal;
+            opt.shards = b.shards;
+            opt.max_list_entries = b.max_list_entries;
+            opt.max_groups = b.max_groups;
+            opt.max_room_members = b.max_room_members;
+            opt.named_rooms_open = b.named_rooms_open;
+            opt.name_bytes = s.lim.name_bytes;
+            opt.message_bytes = s.lim.message_bytes;
+            try {
+                std::error_code ec;
+                std::filesystem::create_directories(s.data_dir, ec);
+                rt_.objects.add_backend(b.name, std::make_shared<embedded::backend>(opt));
+            } catch (const std::exception& e) {
+                log::error("backend_failed", {{"name", b.name}, {"error", e.what()}});
+                return false;
+            }
+            log::info("backend", {{"name", b.name}, {"kind", config::to_string(b.kind)}, {"file", opt.file.string()}});
+        }
+        return true;
+    }
+
     bool open_listeners(unsigned threads) {
         const config::settings& s = rt_.settings;
         for (const config::listener& l : s.listeners) {
@@ -336,9 +364,6 @@ int run(const config::settings& s) {
         log::warn("keys_generated", {{"file", keys->file.string()},
                                      {"key_id", keys->keys.front().id},
                                      {"note", "no [[keys]] in the settings file; generated a signing key"}});
-    }
-    for (const config::backend& b : s.backends) {
-        log::info("backend", {{"name", b.name}, {"kind", config::to_string(b.kind)}});
     }
     return gateway(s, std::move(*keys)).run();
 }

@@ -43,11 +43,29 @@ int decode_status(int status) {
 
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& argv) {
+child_process::child_process(const std::vector<std::string>& argv, std::optional<std::string_view> input) {
+    // The whole input is in the pipe before the child starts, so writing it
+    // can neither block on a child that is slow to read nor raise SIGPIPE
+    // from one that exits without reading. A non-blocking write end turns
+    // input too large for the pipe into an error instead of a hang.
+    int stdin_read = -1;
+    if (input) {
+        int in[2];
+        if (::pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+        ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+        const ssize_t n = input->empty() ? 0 : ::write(in[1], input->data(), input->size());
+        ::close(in[1]);
+        if (n != static_cast<ssize_t>(input->size())) {
+            ::close(in[0]);
+            throw std::runtime_error("the child's input does not fit in a pipe buffer");
+        }
+        stdin_read = in[0];
+    }
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    if (stdin_read >= 0) posix_spawn_file_actions_adddup2(&actions, stdin_read, 0);
     posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
     posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
     std::vector<char*> args;
@@ -55,6 +73,7 @@ child_process::child_process(const std::vector<std::string>& argv) {
     args.push_back(nullptr);
     const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
+    if (stdin_read >= 0) ::close(stdin_read);
     ::close(pipefd[1]);
     fd_ = pipefd[0];
     if (rc != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
@@ -109,11 +128,25 @@ std::optional<int> child_process::wait_exit(std::chrono::milliseconds timeout) {
     return status_;
 }
 
-run_result run_to_completion(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
-    child_process p(argv);
+namespace {
+
+run_result run_with(const std::vector<std::string>& argv, std::optional<std::string_view> input,
+                    std::chrono::milliseconds timeout) {
+    child_process p(argv, input);
     const auto status = p.wait_exit(timeout);
     if (!status) throw std::runtime_error("command did not finish in time: " + argv.front());
     return {*status, p.output()};
+}
+
+}  // namespace
+
+run_result run_to_completion(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+    return run_with(argv, std::nullopt, timeout);
+}
+
+run_result run_to_completion(const std::vector<std::string>& argv, std::string_view input,
+                             std::chrono::milliseconds timeout) {
+    return run_with(argv, input, timeout);
 }
 
 tcp_client::tcp_client(unsigned short port) {

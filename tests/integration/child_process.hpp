@@ -15,8 +15,11 @@ using namespace std::chrono_literals;
 
 class child_process {
 public:
-    // Starts `argv[0]` with the rest as arguments; its stderr and stdout are captured.
-    explicit child_process(const std::vector<std::string>& argv);
+    // Starts `argv[0]` with the rest as arguments; its stderr and stdout are
+    // captured. With `input`, the child's stdin is a pipe holding exactly
+    // that (it must fit in a pipe buffer, 64 KiB); otherwise stdin is inherited.
+    explicit child_process(const std::vector<std::string>& argv,
+                           std::optional<std::string_view> input = std::nullopt);
     ~child_process();  // kills the child if it is still running
     child_process(const child_process&) = delete;
     child_process& operator=(const child_process&) = delete;
@@ -47,6 +50,9 @@ struct run_result {
     std::string output;
 };
 run_result run_to_completion(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 30s);
+// The same with `input` as the child's stdin.
+run_result run_to_completion(const std::vector<std::string>& argv, std::string_view input,
+                             std::chrono::milliseconds timeout = 30s);
 
 // A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O.
 class tcp_client {

@@ -254,9 +254,12 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
 // Regression: a WebSocket whose handshake was still in progress at SIGTERM
 // was dropped without a close frame.
 TEST_CASE("SIGTERM during a WebSocket handshake still ends with a 1001 close", "[process]") {
-    gateway gw;
+    gateway gw("log_level = \"debug\"\n");
     tcp_client ws(gw.port("ws"));
     ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
+    // Accepted, not just queued in the kernel: a connection still in the
+    // listen backlog when the listener closes is refused, by design.
+    REQUIRE(gw.proc->wait_for_line("event=connection_opened protocol=ws"));
     gw.proc->signal(SIGTERM);
     REQUIRE(gw.proc->wait_for_line("event=shutting_down"));
     ws.send("Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");

@@ -1,0 +1,43 @@
+// The seam between the gateway and whatever holds durable objects (DESIGN.md
+// section 2). The router picks an adapter per object id from the routes file;
+// adapters speak only frames.
+#pragma once
+
+#include "protocols/frame/frame.hpp"
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace switchyard::gateway::backends {
+
+// Receives frames from a backend. Called on a backend thread: a sink hands
+// the frame to the thread that owns the receiver and returns.
+using frame_sink = std::function<void(frame::frame)>;
+
+struct health {
+    bool ok = true;
+    std::string detail;
+};
+
+class adapter {
+public:
+    virtual ~adapter() = default;
+
+    // Delivers `f` to the object `f.object`, in order with every other frame
+    // this gateway sends to that object. Replies (ack, error and request
+    // results) carry `f.corr` and go to `reply`; requests with corr 0 get
+    // none except errors. An ack means the effect is durable.
+    virtual void send(frame::frame f, frame_sink reply) = 0;
+
+    // This gateway watches `object_id`: what the object publishes (presence,
+    // list notices and invitations for users; joins, leaves, messages for
+    // rooms) goes to `sink` until unsubscribe. One subscription per object
+    // and gateway; subscribing again replaces the sink.
+    virtual void subscribe(std::string_view object_id, frame_sink sink) = 0;
+    virtual void unsubscribe(std::string_view object_id) = 0;
+
+    virtual health check() const = 0;
+};
+
+}  // namespace switchyard::gateway::backends

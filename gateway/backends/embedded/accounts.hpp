@@ -1,0 +1,79 @@
+// Accounts of the embedded backend: creating and removing users, passwords
+// stored with scrypt, and the per-user record MSNP2-7 MD5 login needs
+// (msnp-reference section 3.2), created only when enabled for that user.
+#pragma once
+
+#include "gateway/backends/embedded/sqlite.hpp"
+
+#include <tl/expected.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::gateway::embedded {
+
+struct password_policy {
+    std::size_t min_length = 8;    // bytes
+    std::size_t max_length = 128;
+};
+
+// scrypt cost; the defaults follow OWASP's guidance (N=2^17, r=8, p=1).
+struct kdf_params {
+    std::uint64_t n = 1u << 17;
+    std::uint32_t r = 8;
+    std::uint32_t p = 1;
+};
+
+enum class account_errc { exists = 1, unknown_user, invalid_handle, weak_password, invalid_name, storage };
+
+struct account_error {
+    account_errc code;
+    std::string message;  // for the operator: what was wrong and what is expected
+};
+
+struct account_info {
+    std::string handle;
+    std::string display_name;
+    bool legacy_md5 = false;
+    std::uint64_t created_ms = 0;
+};
+
+class accounts {
+public:
+    accounts(database& db, kdf_params kdf = {}, password_policy policy = {});
+
+    // Returns the normalised handle. The display name defaults to the handle.
+    tl::expected<std::string, account_error> add(std::string_view handle, std::string_view password,
+                                                 bool legacy_md5, std::string_view display_name = {});
+    // `legacy_md5` unset keeps the current setting (and refreshes its record).
+    tl::expected<void, account_error> set_password(std::string_view handle, std::string_view password,
+                                                   std::optional<bool> legacy_md5 = std::nullopt);
+    // The checks add() and set_password() make before hashing, so that a
+    // command can fail before it asks for a password. Both return the
+    // normalised handle. A user may still appear or vanish before the write;
+    // add() and set_password() check again.
+    tl::expected<std::string, account_error> check_add(std::string_view handle, std::string_view display_name = {});
+    tl::expected<std::string, account_error> check_set_password(std::string_view handle);
+    // Removes the user, its lists, groups and credentials.
+    tl::expected<void, account_error> remove(std::string_view handle);
+    std::vector<account_info> list();
+
+    bool verify_password(std::string_view handle, std::string_view password);
+
+    // MSNP2-7: the salt to send in `USR t MD5 S <salt>`: the user's fixed
+    // salt, or for users without a legacy record (and unknown handles) a
+    // stable dummy derived with HMAC from `secret`, shaped like a real salt.
+    std::string md5_salt(std::string_view handle, std::string_view secret);
+    // Checks the client's hex md5(salt + password).
+    bool verify_md5(std::string_view handle, std::string_view response_hex);
+
+private:
+    database& db_;
+    kdf_params kdf_;
+    password_policy policy_;
+};
+
+}  // namespace switchyard::gateway::embedded

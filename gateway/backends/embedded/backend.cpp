@@ -1,0 +1,314 @@
+#include "gateway/backends/embedded/backend.hpp"
+
+#include "gateway/backends/embedded/object.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace switchyard::gateway::embedded {
+
+namespace {
+
+std::uint64_t now_ms() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+struct envelope {
+    frame::frame f;
+    backends::frame_sink reply;  // empty for object-to-object frames
+};
+
+bool is_room(std::string_view id) { return id.starts_with("room:"); }
+
+}  // namespace
+
+class shard {
+public:
+    shard(backend& owner, const options& opt)
+        : owner_(owner), opt_(opt), db_(opt.file, opt.sync), thread_([this] { run(); }) {}
+
+    ~shard() { stop(); }
+
+    // Applies what is queued, then ends the thread.
+    void stop() {
+        {
+            const std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    void post(envelope e) {
+        bool sleeping = false;
+        {
+            const std::lock_guard lock(mutex_);
+            inbox_.push_back(std::move(e));
+            sleeping = sleeping_;
+        }
+        // A busy shard finds the frame when it takes its next batch; waking
+        // it on every frame would cost a system call per frame.
+        if (sleeping) {
+            wake_.notify_one();
+        }
+    }
+
+    void subscribe(std::string_view id, backends::frame_sink sink) {
+        auto shared = std::make_shared<const backends::frame_sink>(std::move(sink));
+        const std::lock_guard lock(sub_mutex_);
+        subscribers_.insert_or_assign(std::string(id), std::move(shared));
+    }
+
+    void unsubscribe(std::string_view id) {
+        const std::lock_guard lock(sub_mutex_);
+        subscribers_.erase(std::string(id));
+    }
+
+    statistics stats() const {
+        const std::lock_guard lock(stats_mutex_);
+        return stats_;
+    }
+
+    std::string last_error() const {
+        const std::lock_guard lock(stats_mutex_);
+        return last_error_;
+    }
+
+private:
+    void run() {
+        std::vector<envelope> batch;
+        auto next_sweep = std::chrono::steady_clock::now();
+        for (;;) {
+            {
+                std::unique_lock lock(mutex_);
+                const auto sweep_every = std::max(std::chrono::milliseconds(1), opt_.hibernate_after / 2);
+                sleeping_ = true;
+                wake_.wait_until(lock, next_sweep, [&] { return stopping_ || !inbox_.empty(); });
+                sleeping_ = false;
+                if (inbox_.empty() && stopping_) {
+                    return;
+                }
+                if (inbox_.size() <= opt_.max_batch) {
+                    batch.swap(inbox_);
+                } else {
+                    auto cut = inbox_.begin() + static_cast<std::ptrdiff_t>(opt_.max_batch);
+                    batch.assign(std::make_move_iterator(inbox_.begin()), std::make_move_iterator(cut));
+                    inbox_.erase(inbox_.begin(), cut);
+                }
+                if (std::chrono::steady_clock::now() >= next_sweep) {
+                    next_sweep = std::chrono::steady_clock::now() + sweep_every;
+                    lock.unlock();
+                    hibernate_idle();
+                }
+            }
+            if (!batch.empty()) {
+                apply_batch(batch);
+                batch.clear();
+            }
+        }
+    }
+
+    object& resident(const std::string& id, std::uint64_t now) {
+        auto it = objects_.find(id);
+        if (it == objects_.end()) {
+            auto obj = is_room(id) ? load_room(db_, id.substr(5)) : load_user(db_, id.substr(5));
+            it = objects_.emplace(id, std::move(obj)).first;
+            ++local_.wakes;
+        }
+        it->second->last_used_ms = now;
+        return *it->second;
+    }
+
+    void apply_batch(std::vector<envelope>& batch) {
+        context ctx(db_, opt_, now_ms());
+        std::vector<std::string_view> touched;
+        touched.reserve(batch.size());
+
+        // IMMEDIATE takes the write lock up front: another shard's
+        // transaction makes this one wait rather than fail on upgrade.
+        db_.exec("BEGIN IMMEDIATE");
+        for (envelope& e : batch) {
+            ctx.begin(&e.reply, e.f);
+            if (!e.f.object.starts_with("user:") && !e.f.object.starts_with("room:")) {
+                ctx.fail(frame::error_code::unknown_object, "object ids start with user: or room:");
+                continue;
+            }
+            resident(e.f.object, ctx.now_ms).apply(e.f, ctx);
+            touched.push_back(e.f.object);
+        }
+        if (!db_.failed()) {
+            db_.exec("COMMIT");
+        }
+        if (db_.failed()) {
+            fail_batch(batch, touched);
+            return;
+        }
+        local_.frames += batch.size();
+        ++local_.commits;
+        publish_stats();  // before the replies, so a requester sees its own batch counted
+
+        // The output gate: nothing leaves before the commit above.
+        for (auto& [sink, reply] : ctx.replies) {
+            (*sink)(std::move(reply));
+        }
+        for (frame::frame& p : ctx.publishes) {
+            std::shared_ptr<const backends::frame_sink> sink;
+            {
+                const std::lock_guard lock(sub_mutex_);
+                if (auto it = subscribers_.find(p.object); it != subscribers_.end()) {
+                    sink = it->second;
+                }
+            }
+            if (sink) {
+                (*sink)(std::move(p));
+            }
+        }
+        for (frame::frame& s : ctx.sends) {
+            owner_.deliver_internal(std::move(s));
+        }
+    }
+
+    // Nothing in the batch committed: its objects may hold changes that are
+    // not in the file, so they are dropped and reloaded on their next frame.
+    void fail_batch(std::vector<envelope>& batch, const std::vector<std::string_view>& touched) {
+        const std::string reason = "storage failure: " + db_.error();
+        db_.clear_error();
+        db_.exec("ROLLBACK");
+        db_.clear_error();
+        for (const std::string_view id : touched) {
+            objects_.erase(std::string(id));
+        }
+        for (envelope& e : batch) {
+            if (e.reply) {
+                e.reply(error_reply(e.f, frame::error_code::internal, reason));
+            }
+        }
+        ++local_.storage_errors;
+        {
+            const std::lock_guard lock(stats_mutex_);
+            last_error_ = reason;
+        }
+        publish_stats();
+    }
+
+    static frame::frame error_reply(const frame::frame& request, frame::error_code code, std::string reason) {
+        return frame::frame{request.corr, request.object, {}, frame::error{code, std::move(reason)}};
+    }
+
+    void hibernate_idle() {
+        const std::uint64_t now = now_ms();
+        const auto idle = static_cast<std::uint64_t>(opt_.hibernate_after.count());
+        std::erase_if(objects_, [&](const auto& kv) {
+            if (now - kv.second->last_used_ms < idle) {
+                return false;
+            }
+            ++local_.hibernations;
+            return true;
+        });
+        publish_stats();
+    }
+
+    void publish_stats() {
+        local_.resident = objects_.size();
+        const std::lock_guard lock(stats_mutex_);
+        stats_ = local_;
+    }
+
+    backend& owner_;
+    const options& opt_;
+    database db_;
+    std::unordered_map<std::string, std::unique_ptr<object>> objects_;  // the shard thread's alone
+    statistics local_;
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::vector<envelope> inbox_;
+    bool stopping_ = false;
+    bool sleeping_ = false;  // waiting on wake_: posts must notify
+
+    std::mutex sub_mutex_;
+    std::unordered_map<std::string, std::shared_ptr<const backends::frame_sink>> subscribers_;
+
+    mutable std::mutex stats_mutex_;
+    statistics stats_;
+    std::string last_error_;
+
+    std::thread thread_;  // last: starts after everything above exists
+};
+
+backend::backend(options opt) : opt_(std::move(opt)) {
+    if (opt_.shards == 0) {
+        opt_.shards = std::max(1u, std::thread::hardware_concurrency());
+    }
+    {
+        database db(opt_.file, opt_.sync);
+        create_schema(db);
+        if (db.failed()) {
+            throw std::runtime_error(opt_.file.string() + ": " + db.error());
+        }
+    }
+    for (unsigned i = 0; i < opt_.shards; ++i) {
+        shards_.push_back(std::make_unique<shard>(*this, opt_));
+    }
+}
+
+backend::~backend() {
+    // Shards hand frames to each other: every thread ends before any shard
+    // is destroyed.
+    for (auto& s : shards_) {
+        s->stop();
+    }
+}
+
+shard& backend::shard_for(std::string_view object_id) {
+    return *shards_[std::hash<std::string_view>{}(object_id) % shards_.size()];
+}
+
+void backend::send(frame::frame f, backends::frame_sink reply) {
+    shard& s = shard_for(f.object);
+    s.post({std::move(f), std::move(reply)});
+}
+
+void backend::deliver_internal(frame::frame f) {
+    shard& s = shard_for(f.object);
+    s.post({std::move(f), {}});
+}
+
+void backend::subscribe(std::string_view object_id, backends::frame_sink sink) {
+    shard_for(object_id).subscribe(object_id, std::move(sink));
+}
+
+void backend::unsubscribe(std::string_view object_id) { shard_for(object_id).unsubscribe(object_id); }
+
+backends::health backend::check() const {
+    for (const auto& s : shards_) {
+        if (auto e = s->last_error(); !e.empty()) {
+            return {false, e};
+        }
+    }
+    return {true, {}};
+}
+
+statistics backend::stats() const {
+    statistics total;
+    for (const auto& s : shards_) {
+        const statistics one = s->stats();
+        total.frames += one.frames;
+        total.commits += one.commits;
+        total.wakes += one.wakes;
+        total.hibernations += one.hibernations;
+        total.resident += one.resident;
+        total.storage_errors += one.storage_errors;
+    }
+    return total;
+}
+
+}  // namespace switchyard::gateway::embedded

@@ -1,0 +1,78 @@
+// What a durable object sees while it applies one frame. Internal to the
+// embedded backend.
+#pragma once
+
+#include "gateway/backends/embedded/backend.hpp"
+#include "gateway/backends/embedded/sqlite.hpp"
+
+#include "protocols/frame/frame.hpp"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace switchyard::gateway::embedded {
+
+// Everything an object does besides writing its own rows is collected here
+// for the whole batch and released only after the batch's transaction commits.
+class context {
+public:
+    context(database& d, const options& o, std::uint64_t now) : db(d), opt(o), now_ms(now) {}
+
+    database& db;
+    const options& opt;
+    const std::uint64_t now_ms;
+
+    // To whoever sent the frame being applied, with its corr. Requests with
+    // corr 0 get errors only; object-to-object frames get nothing.
+    void reply(frame::body b) {
+        if (sink_ == nullptr || (corr_ == 0 && !std::holds_alternative<frame::error>(b))) {
+            return;
+        }
+        replies.emplace_back(sink_, frame::frame{corr_, *object_, {}, std::move(b)});
+    }
+    void fail(frame::error_code code, std::string reason) { reply(frame::error{code, std::move(reason)}); }
+    // To the subscribers of the object being applied.
+    void publish(frame::frame f) {
+        f.object = *object_;
+        publishes.push_back(std::move(f));
+    }
+    // To another object, after commit.
+    void send(frame::frame f) { sends.push_back(std::move(f)); }
+
+    // The shard: which frame is being applied, and what the batch produced.
+    void begin(const backends::frame_sink* sink, const frame::frame& f) {
+        sink_ = sink && *sink ? sink : nullptr;
+        corr_ = f.corr;
+        object_ = &f.object;
+    }
+    std::vector<std::pair<const backends::frame_sink*, frame::frame>> replies;
+    std::vector<frame::frame> publishes;
+    std::vector<frame::frame> sends;
+
+private:
+    const backends::frame_sink* sink_ = nullptr;
+    std::uint64_t corr_ = 0;
+    const std::string* object_ = nullptr;
+};
+
+class object {
+public:
+    virtual ~object() = default;
+    // Applies one frame. `f.sender` is the authenticated user for frames from
+    // a gateway, or the sending object's owner for object-to-object frames.
+    virtual void apply(const frame::frame& f, context& ctx) = 0;
+
+    std::uint64_t last_used_ms = 0;
+};
+
+// Loads an object's state from storage (an object that does not exist yet
+// loads as empty and decides for itself what frames may create it).
+std::unique_ptr<object> load_user(database& db, std::string_view handle);
+std::unique_ptr<object> load_room(database& db, std::string_view room_id);
+
+// Creates the schema, or checks that an existing file has the current one.
+void create_schema(database& db);
+
+}  // namespace switchyard::gateway::embedded

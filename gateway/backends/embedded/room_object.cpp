@@ -1,0 +1,340 @@
+// Room objects: a switchboard session, a direct conversation or a named room
+// (gateway/backends/README.md, "room:<id>").
+#include "gateway/backends/embedded/object.hpp"
+#include "gateway/backends/embedded/users.hpp"
+
+#include "protocols/text/text.hpp"
+
+#include <algorithm>
+#include <array>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace switchyard::gateway::embedded {
+
+namespace {
+
+using frame::error_code;
+
+constexpr std::size_t ring = frame::limits::history;
+
+class room_object final : public object {
+public:
+    room_object(database& db, std::string_view id) : id_(id) { load(db); }
+
+    void apply(const frame::frame& f, context& ctx) override {
+        if (f.sender.empty()) {
+            ctx.fail(error_code::unauthenticated, "frames to a room need a sender");
+            return;
+        }
+        if (const auto* create = std::get_if<frame::room_create>(&f.content)) {
+            on_create(f, *create, ctx);
+            return;
+        }
+        if (!exists_) {
+            ctx.fail(error_code::unknown_object, "no room " + std::string(f.object));
+            return;
+        }
+        std::visit(
+            [&](const auto& body) {
+                using T = std::decay_t<decltype(body)>;
+                if constexpr (std::is_same_v<T, frame::room_invite>) on_invite(f, body, ctx);
+                else if constexpr (std::is_same_v<T, frame::room_join>) on_join(f, body, ctx);
+                else if constexpr (std::is_same_v<T, frame::room_leave>) on_leave(f, body, ctx);
+                else if constexpr (std::is_same_v<T, frame::room_message>) on_message(f, body, ctx);
+                else if constexpr (std::is_same_v<T, frame::room_typing> || std::is_same_v<T, frame::room_nudge> ||
+                                   std::is_same_v<T, frame::room_opaque>) {
+                    relay(f, ctx);
+                } else if constexpr (std::is_same_v<T, frame::room_history_get>) on_history(f, body, ctx);
+                else ctx.fail(error_code::unsupported, std::string(T::name) + " is not a room request");
+            },
+            f.content);
+    }
+
+private:
+    void load(database& db) {
+        auto& room = db.prepare("SELECT policy, title, creator FROM rooms WHERE id = ?1");
+        room.bind(id_);
+        exists_ = room.step();
+        if (!exists_) {
+            return;
+        }
+        policy_ = static_cast<frame::room_policy>(room.integer(0));
+        title_ = room.text(1);
+        creator_ = room.text(2);
+        room.run();
+
+        auto& members = db.prepare("SELECT user FROM room_members WHERE room = ?1");
+        members.bind(id_);
+        while (members.step()) members_.insert(members.text(0));
+        auto& invites = db.prepare("SELECT user FROM room_invites WHERE room = ?1");
+        invites.bind(id_);
+        while (invites.step()) invites_.insert(invites.text(0));
+        auto& endpoints = db.prepare(
+            "SELECT user, endpoint, display_name, capabilities, protocol FROM room_endpoints WHERE room = ?1");
+        endpoints.bind(id_);
+        while (endpoints.step()) {
+            endpoints_.push_back(frame::member{endpoints.text(0), endpoints.text(1), endpoints.text(2),
+                                               static_cast<std::uint64_t>(endpoints.integer(3)),
+                                               static_cast<frame::client_protocol>(endpoints.integer(4))});
+        }
+        // The ring keeps the newest messages, so its highest seq is the room's.
+        auto& recent = db.prepare("SELECT seq, message_id FROM messages WHERE room = ?1");
+        recent.bind(id_);
+        while (recent.step()) {
+            const auto seq = static_cast<std::uint64_t>(recent.integer(0));
+            last_seq_ = std::max(last_seq_, seq);
+            remember(seq, recent.text(1));
+        }
+    }
+
+    // Client message ids of the last 100 messages, for idempotent retries.
+    void remember(std::uint64_t seq, std::string message_id) {
+        auto& slot = recent_ids_[seq % ring];
+        if (!slot.empty()) {
+            recent_by_id_.erase(slot);
+        }
+        slot = std::move(message_id);
+        if (!slot.empty()) {
+            recent_by_id_[slot] = seq;
+        }
+    }
+
+    bool joined(std::string_view user) const {
+        return std::ranges::any_of(endpoints_, [&](const frame::member& m) { return m.user == user; });
+    }
+
+    void on_create(const frame::frame& f, const frame::room_create& c, context& ctx) {
+        if (exists_) {
+            ctx.fail(error_code::already_on_list, "the room exists already");
+            return;
+        }
+        if (auto ok = text::check_text(c.title, ctx.opt.name_bytes); !ok) {
+            ctx.fail(ok.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
+                     "room title: " + std::string(text::to_string(ok.error())));
+            return;
+        }
+        ctx.db.prepare("INSERT INTO rooms (id, policy, title, creator, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(id_, static_cast<int>(c.policy), c.title, f.sender, ctx.now_ms)
+            .run();
+        ctx.db.prepare("INSERT INTO room_members (room, user) VALUES (?1, ?2)").bind(id_, f.sender).run();
+        exists_ = true;
+        policy_ = c.policy;
+        title_ = c.title;
+        creator_ = f.sender;
+        members_.insert(f.sender);
+        ctx.reply(frame::ack{});
+    }
+
+    void on_invite(const frame::frame& f, const frame::room_invite& inv, context& ctx) {
+        if (!joined(f.sender)) {
+            ctx.fail(error_code::not_member, "only participants may invite");
+            return;
+        }
+        auto invitee = text::normalize_handle(inv.user);
+        if (!invitee) {
+            ctx.fail(error_code::invalid_text, "invitee: " + std::string(text::to_string(invitee.error())));
+            return;
+        }
+        const auto row = read_user(ctx.db, *invitee);
+        if (!row) {
+            ctx.fail(error_code::unknown_object, "no user " + *invitee);
+            return;
+        }
+        if (joined(*invitee) || invites_.contains(*invitee)) {
+            ctx.fail(error_code::already_on_list, *invitee + " is already in the room or invited");
+            return;
+        }
+        if (policy_ == frame::room_policy::direct && !members_.contains(*invitee) && members_.size() >= 2) {
+            ctx.fail(error_code::room_full, "a direct conversation has two members");
+            return;
+        }
+        if (!allows(ctx.db, *row, f.sender)) {
+            ctx.fail(error_code::not_allowed, *invitee + " does not accept invitations from " + f.sender);
+            return;
+        }
+        if (!is_online(effective_presence(ctx.db, *row).state)) {
+            ctx.fail(error_code::offline, *invitee + " is not online");
+            return;
+        }
+        ctx.db.prepare("INSERT INTO room_invites (room, user) VALUES (?1, ?2)").bind(id_, *invitee).run();
+        invites_.insert(*invitee);
+        const auto inviter = std::ranges::find(endpoints_, f.sender, &frame::member::user);
+        ctx.send(frame::frame{0, "user:" + *invitee, f.sender,
+                              frame::room_invite{*invitee, inviter->display_name, "room:" + id_}});
+        ctx.reply(frame::ack{});
+    }
+
+    void on_join(const frame::frame& f, const frame::room_join& j, context& ctx) {
+        const frame::member& m = j.who;
+        if (m.user != f.sender) {
+            ctx.fail(error_code::not_allowed, "an endpoint joins as its own user");
+            return;
+        }
+        const bool open = policy_ == frame::room_policy::named && ctx.opt.named_rooms_open;
+        if (!members_.contains(m.user) && !invites_.contains(m.user) && !open) {
+            ctx.fail(error_code::not_allowed, "not invited to this room");
+            return;
+        }
+        if (std::ranges::any_of(endpoints_, [&](const frame::member& e) {
+                return e.user == m.user && e.endpoint == m.endpoint;
+            })) {
+            ctx.fail(error_code::already_on_list, "this endpoint has joined already");
+            return;
+        }
+        if (endpoints_.size() >= ctx.opt.max_room_members) {
+            ctx.fail(error_code::room_full, "the room holds " + std::to_string(ctx.opt.max_room_members) + " endpoints");
+            return;
+        }
+        if (auto ok = text::check_text(m.display_name, ctx.opt.name_bytes); !ok) {
+            ctx.fail(ok.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
+                     "display name: " + std::string(text::to_string(ok.error())));
+            return;
+        }
+        ctx.reply(frame::room_members{endpoints_});
+        ctx.db
+            .prepare("INSERT INTO room_endpoints (room, user, endpoint, display_name, capabilities, protocol) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(id_, m.user, m.endpoint, m.display_name, m.capabilities, static_cast<int>(m.protocol))
+            .run();
+        if (members_.insert(m.user).second) {
+            ctx.db.prepare("INSERT INTO room_members (room, user) VALUES (?1, ?2)").bind(id_, m.user).run();
+        }
+        if (invites_.erase(m.user)) {
+            ctx.db.prepare("DELETE FROM room_invites WHERE room = ?1 AND user = ?2").bind(id_, m.user).run();
+        }
+        endpoints_.push_back(m);
+        ctx.publish(frame::frame{0, {}, f.sender, j});
+    }
+
+    void on_leave(const frame::frame& f, const frame::room_leave& l, context& ctx) {
+        // An empty endpoint means every endpoint of the sender.
+        const auto gone = std::stable_partition(endpoints_.begin(), endpoints_.end(), [&](const frame::member& e) {
+            return e.user != f.sender || (!l.endpoint.empty() && e.endpoint != l.endpoint);
+        });
+        if (gone == endpoints_.end()) {
+            ctx.fail(error_code::not_member, "not in this room");
+            return;
+        }
+        for (auto it = gone; it != endpoints_.end(); ++it) {
+            ctx.db.prepare("DELETE FROM room_endpoints WHERE room = ?1 AND user = ?2 AND endpoint = ?3")
+                .bind(id_, it->user, it->endpoint)
+                .run();
+            ctx.publish(frame::frame{0, {}, f.sender, frame::room_leave{it->user, it->endpoint, l.reason}});
+        }
+        endpoints_.erase(gone, endpoints_.end());
+        ctx.reply(frame::ack{});
+        if (policy_ != frame::room_policy::invite_only || joined(f.sender)) {
+            return;
+        }
+        // A switchboard session: whoever left must be invited again, and the
+        // session ends with its last participant.
+        members_.erase(f.sender);
+        ctx.db.prepare("DELETE FROM room_members WHERE room = ?1 AND user = ?2").bind(id_, f.sender).run();
+        if (endpoints_.empty() && invites_.empty()) {
+            ctx.db.prepare("DELETE FROM rooms WHERE id = ?1").bind(id_).run();
+            forget();
+        }
+    }
+
+    void on_message(const frame::frame& f, const frame::room_message& m, context& ctx) {
+        if (!joined(f.sender)) {
+            ctx.fail(error_code::not_member, "join the room before sending to it");
+            return;
+        }
+        for (const auto& [field, limit] : {std::pair{&m.text, ctx.opt.message_bytes},
+                                           std::pair{&m.format.font, frame::limits::token}}) {
+            if (auto ok = text::check_text(*field, limit); !ok) {
+                ctx.fail(ok.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
+                         "message: " + std::string(text::to_string(ok.error())));
+                return;
+            }
+        }
+        if (!m.message_id.empty()) {
+            if (auto it = recent_by_id_.find(m.message_id); it != recent_by_id_.end()) {
+                ctx.reply(frame::ack{it->second});  // a retry: already stored once
+                return;
+            }
+        }
+        frame::room_message stored = m;
+        stored.seq = ++last_seq_;
+        stored.timestamp_ms = ctx.now_ms;
+        ctx.db
+            .prepare("INSERT OR REPLACE INTO messages (room, slot, seq, sender, message_id, ts_ms, text, font, "
+                     "effects, color, charset, pitch, rtl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                     "?12, ?13)")
+            .bind(id_, stored.seq % ring, stored.seq, f.sender, stored.message_id, stored.timestamp_ms, stored.text,
+                  stored.format.font, stored.format.effects, stored.format.color, stored.format.charset,
+                  stored.format.pitch_family, stored.format.right_to_left)
+            .run();
+        remember(stored.seq, stored.message_id);
+        ctx.reply(frame::ack{stored.seq});
+        ctx.publish(frame::frame{0, {}, f.sender, std::move(stored)});
+    }
+
+    void relay(const frame::frame& f, context& ctx) {
+        if (!joined(f.sender)) {
+            ctx.fail(error_code::not_member, "join the room before sending to it");
+            return;
+        }
+        ctx.publish(frame::frame{0, {}, f.sender, f.content});
+        ctx.reply(frame::ack{});
+    }
+
+    void on_history(const frame::frame& f, const frame::room_history_get& h, context& ctx) {
+        const bool open = policy_ == frame::room_policy::named && ctx.opt.named_rooms_open;
+        if (!members_.contains(f.sender) && !open) {
+            ctx.fail(error_code::not_member, "only members may read the history");
+            return;
+        }
+        frame::room_history out;
+        out.last_seq = last_seq_;
+        auto& q = ctx.db.prepare(
+            "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl FROM messages "
+            "WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
+        q.bind(id_, h.after_seq, h.before_seq, std::min<std::uint32_t>(h.max_count, ring));
+        while (q.step()) {
+            frame::stored_message m;
+            m.seq = static_cast<std::uint64_t>(q.integer(0));
+            m.sender = q.text(1);
+            m.message_id = q.text(2);
+            m.timestamp_ms = static_cast<std::uint64_t>(q.integer(3));
+            m.text = q.text(4);
+            m.format = frame::text_format{q.text(5), q.text(6), static_cast<std::uint32_t>(q.integer(7)),
+                                          static_cast<std::uint32_t>(q.integer(8)),
+                                          static_cast<std::uint32_t>(q.integer(9)), q.integer(10) != 0};
+            out.messages.push_back(std::move(m));
+        }
+        ctx.reply(std::move(out));
+    }
+
+    // The room was deleted: a later room_create may reuse the id.
+    void forget() {
+        exists_ = false;
+        members_.clear();
+        invites_.clear();
+        last_seq_ = 0;
+        recent_ids_ = {};
+        recent_by_id_.clear();
+    }
+
+    std::string id_;
+    bool exists_ = false;
+    frame::room_policy policy_ = frame::room_policy::invite_only;
+    std::string title_;
+    std::string creator_;
+    std::uint64_t last_seq_ = 0;
+    std::unordered_set<std::string> members_;
+    std::unordered_set<std::string> invites_;
+    std::vector<frame::member> endpoints_;
+    std::array<std::string, ring> recent_ids_;
+    std::unordered_map<std::string, std::uint64_t> recent_by_id_;
+};
+
+}  // namespace
+
+std::unique_ptr<object> load_room(database& db, std::string_view room_id) {
+    return std::make_unique<room_object>(db, room_id);
+}
+
+}  // namespace switchyard::gateway::embedded

@@ -1,0 +1,154 @@
+// The embedded backend's SQLite schema. Rows are owned by exactly one object
+// (its shard is their only writer); other objects only read them. Reverse
+// and pending lists are not stored: they are derived from other users'
+// forward lists, so adding a contact is one write by one object and can
+// never leave the two sides disagreeing after a crash.
+#include "gateway/backends/embedded/object.hpp"
+
+#include <stdexcept>
+
+namespace switchyard::gateway::embedded {
+
+namespace {
+
+constexpr int schema_version = 1;
+
+constexpr const char* schema_v1 = R"sql(
+CREATE TABLE users (
+    handle           TEXT PRIMARY KEY,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL DEFAULT '',
+    current_media    TEXT NOT NULL DEFAULT '',
+    privacy          INTEGER NOT NULL DEFAULT 0,  -- frame::privacy_default
+    privacy_set      INTEGER NOT NULL DEFAULT 0,  -- stored explicitly (MSNP 218 rule)
+    prompt           INTEGER NOT NULL DEFAULT 0,  -- frame::add_prompt
+    prompt_set       INTEGER NOT NULL DEFAULT 0,
+    list_version     INTEGER NOT NULL DEFAULT 0,
+    created_ms       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE credentials (
+    handle     TEXT PRIMARY KEY REFERENCES users(handle) ON DELETE CASCADE,
+    kdf        TEXT NOT NULL,   -- "scrypt$N$r$p"
+    salt       BLOB NOT NULL,
+    hash       BLOB NOT NULL,
+    md5_salt   TEXT,            -- MSNP2-7 login, only when enabled for the user
+    md5_hash   TEXT
+) WITHOUT ROWID;
+
+-- The owner's forward, allow and block lists (frame list bits 1, 2, 4).
+CREATE TABLE contacts (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    lists        INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    contact_id   TEXT NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+CREATE INDEX contacts_by_contact ON contacts (contact, owner);
+
+-- created_version: the owner's list version when the group was made. It
+-- orders groups by creation (ids are UUIDs, so the key does not) and seeds
+-- the group's id.
+CREATE TABLE groups (
+    owner           TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    id              TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    created_version INTEGER NOT NULL,
+    PRIMARY KEY (owner, id)
+) WITHOUT ROWID;
+
+CREATE TABLE contact_groups (
+    owner    TEXT NOT NULL,
+    contact  TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    PRIMARY KEY (owner, contact, group_id),
+    FOREIGN KEY (owner, contact) REFERENCES contacts(owner, contact) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- Live endpoints; emptied at start, since every endpoint of this process is gone.
+CREATE TABLE presence (
+    handle          TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    state           INTEGER NOT NULL,
+    capabilities    INTEGER NOT NULL,
+    capabilities_ex INTEGER NOT NULL,
+    msn_object      TEXT NOT NULL,
+    PRIMARY KEY (handle, endpoint)
+) WITHOUT ROWID;
+
+CREATE TABLE rooms (
+    id         TEXT PRIMARY KEY,
+    policy     INTEGER NOT NULL,  -- frame::room_policy
+    title      TEXT NOT NULL,
+    creator    TEXT NOT NULL,
+    last_seq   INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Who may take part (direct and named rooms keep members between visits).
+CREATE TABLE room_members (
+    room TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user TEXT NOT NULL,
+    PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+
+CREATE TABLE room_invites (
+    room TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user TEXT NOT NULL,
+    PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+
+-- Joined endpoints; emptied at start like presence.
+CREATE TABLE room_endpoints (
+    room            TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user            TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    display_name    TEXT NOT NULL,
+    capabilities    INTEGER NOT NULL,
+    protocol        INTEGER NOT NULL,
+    PRIMARY KEY (room, user, endpoint)
+) WITHOUT ROWID;
+
+-- The last 100 messages of each room in a ring: slot = seq % 100, so the
+-- table never grows past 100 rows per room and needs no trimming.
+CREATE TABLE messages (
+    room       TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    slot       INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    sender     TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    font       TEXT NOT NULL,
+    effects    TEXT NOT NULL,
+    color      INTEGER NOT NULL,
+    charset    INTEGER NOT NULL,
+    pitch      INTEGER NOT NULL,
+    rtl        INTEGER NOT NULL,
+    PRIMARY KEY (room, slot)
+) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+void create_schema(database& db) {
+    auto& version = db.prepare("PRAGMA user_version");
+    version.bind();
+    const std::int64_t v = version.step() ? version.integer(0) : 0;
+    version.run();
+    if (v == 0) {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec(schema_v1);
+        db.exec("PRAGMA user_version = " + std::to_string(schema_version));
+        db.exec("COMMIT");
+    } else if (v != schema_version) {
+        throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
+                                 std::to_string(schema_version) + ", the version this build reads");
+    }
+    // Endpoints of a previous run are gone with it.
+    db.exec("DELETE FROM presence");
+    db.exec("DELETE FROM room_endpoints");
+}
+
+}  // namespace switchyard::gateway::embedded

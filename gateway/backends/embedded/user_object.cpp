@@ -1,0 +1,837 @@
+// The `user:<handle>` object (gateway/backends/README.md): a user's profile,
+// privacy, lists, groups and endpoints, and the presence it shows the
+// contacts who watch it.
+//
+// Memory holds the user's own committed rows and nothing else, so an
+// evicted object loses nothing and a resident one costs what its own lists
+// cost. The reverse and pending lists, and contacts' presence, belong to
+// other users' rows: they are read from the database when needed, never
+// cached. What other users must learn (list notices, presence) goes to
+// their objects as frames after commit; this object writes only its rows.
+#include "gateway/backends/embedded/object.hpp"
+#include "gateway/backends/embedded/users.hpp"
+
+#include "protocols/text/text.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace switchyard::gateway::embedded {
+
+namespace {
+
+using frame::error_code;
+
+// Ids given to clients (MSNP10+ contact `C=` GUIDs, group GUIDs) are
+// name-based UUIDs (RFC 4122 version 5, SHA-1) in a namespace of our own:
+// derived from the owner and the contact, or the owner and the list version
+// that created a group, so they need no stored counter and no randomness,
+// and a contact removed and added again gets the id clients already know.
+constexpr std::array<unsigned char, 16> id_namespace = {0x53, 0xca, 0x45, 0x00, 0xb0, 0xd7, 0x45, 0x41,
+                                                        0x9d, 0xf3, 0x1a, 0x1c, 0x80, 0x5d, 0x7e, 0x8d};
+
+std::optional<std::string> name_uuid(std::string_view name) {
+    std::string input(id_namespace.begin(), id_namespace.end());
+    input += name;
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &size, EVP_sha1(), nullptr) != 1 || size < 16) {
+        return std::nullopt;
+    }
+    digest[6] = static_cast<unsigned char>((digest[6] & 0x0f) | 0x50);  // version 5
+    digest[8] = static_cast<unsigned char>((digest[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    static constexpr std::string_view hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out += '-';
+        }
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 0x0f];
+    }
+    return out;
+}
+
+// Handles hold no spaces, so these names cannot collide.
+std::optional<std::string> contact_uuid(std::string_view owner, std::string_view contact) {
+    return name_uuid("contact " + std::string(owner) + " " + std::string(contact));
+}
+
+std::optional<std::string> group_uuid(std::string_view owner, std::uint64_t version) {
+    return name_uuid("group " + std::string(owner) + " " + std::to_string(version));
+}
+
+// Replies oversize or invalid_text unless `value` is valid UTF-8 within `limit`.
+bool check_text(context& ctx, std::string_view value, std::size_t limit, std::string_view what) {
+    const auto ok = text::check_text(value, limit);
+    if (!ok) {
+        ctx.fail(ok.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
+                 std::string(what) + ": " + std::string(text::to_string(ok.error())));
+    }
+    return ok.has_value();
+}
+
+template <class E> bool in_range(E v) { return static_cast<unsigned>(v) <= frame::enum_traits<E>::max_value; }
+
+std::string user_object_id(std::string_view handle) { return "user:" + std::string(handle); }
+
+frame::presence_info offline_as(const std::string& display_name) {
+    frame::presence_info p;
+    p.state = frame::status::offline;
+    p.display_name = display_name;
+    return p;
+}
+
+// Whether privacy lets a user on these lists of the owner see it.
+bool admits(frame::privacy_default privacy, std::uint32_t lists) {
+    return !(lists & block_bit) && ((lists & allow_bit) || privacy == frame::privacy_default::allow);
+}
+
+struct contact {
+    std::uint32_t lists = 0;          // forward_bit | allow_bit | block_bit
+    std::string display_name;
+    std::string contact_id;
+    std::vector<std::string> groups;  // sorted ids; only while on the forward list
+};
+
+struct group_entry {
+    std::string id;
+    std::string name;
+};
+
+// An endpoint is offline from its hello until its first presence_set; a
+// client cannot set offline itself (MSNP `CHG t FLN` is error 201).
+struct endpoint_state {
+    frame::status state = frame::status::offline;
+    std::uint64_t capabilities = 0;
+    std::uint64_t capabilities_ex = 0;
+    std::string msn_object;
+};
+
+// The owner as shown to watchers who may see it, and the privacy that
+// decides who may: with a watcher's list bits, all a visibility decision
+// needs.
+struct snapshot {
+    frame::presence_info effective;
+    frame::privacy_default privacy = frame::privacy_default::allow;
+    friend bool operator==(const snapshot&, const snapshot&) = default;
+};
+
+class user_object final : public object {
+public:
+    user_object(database& db, std::string_view handle) {
+        me_.handle = handle;
+        load(db);
+    }
+
+    void apply(const frame::frame& f, context& ctx) override {
+        revalidate(ctx.db);
+        if (!exists_) {
+            ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+            return;
+        }
+        if (f.sender != me_.handle) {
+            from_other(f, ctx);
+            return;
+        }
+        std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+    }
+
+private:
+    // ------------------------------------------------------------ loading
+
+    // The users row's creation time and list version: only this object
+    // writes the version, so a difference means someone else (an operator
+    // removing or re-creating the account) changed the user under us.
+    std::optional<std::pair<std::int64_t, std::uint64_t>> generation(database& db) const {
+        auto& q = db.prepare("SELECT created_ms, list_version FROM users WHERE handle = ?1");
+        q.bind(me_.handle);
+        std::optional<std::pair<std::int64_t, std::uint64_t>> g;
+        if (q.step()) {
+            g.emplace(q.integer(0), static_cast<std::uint64_t>(q.integer(1)));
+        }
+        q.run();
+        return g;
+    }
+
+    void revalidate(database& db) {
+        const auto g = generation(db);
+        const bool same = g ? exists_ && g->first == created_ms_ && g->second == me_.list_version : !exists_;
+        if (!same) {
+            load(db);
+        }
+    }
+
+    void load(database& db) {
+        contacts_.clear();
+        groups_.clear();
+        endpoints_.clear();
+        const auto g = generation(db);
+        auto row = read_user(db, me_.handle);
+        exists_ = g && row;
+        if (!exists_) {
+            return;
+        }
+        created_ms_ = g->first;
+        me_ = std::move(*row);
+
+        auto& c = db.prepare("SELECT contact, lists, display_name, contact_id FROM contacts WHERE owner = ?1");
+        c.bind(me_.handle);
+        while (c.step()) {
+            contacts_.emplace(c.text(0),
+                              contact{static_cast<std::uint32_t>(c.integer(1)), c.text(2), c.text(3), {}});
+        }
+        auto& gr = db.prepare("SELECT id, name FROM groups WHERE owner = ?1 ORDER BY created_version");
+        gr.bind(me_.handle);
+        while (gr.step()) {
+            groups_.push_back({gr.text(0), gr.text(1)});
+        }
+        auto& cg =
+            db.prepare("SELECT contact, group_id FROM contact_groups WHERE owner = ?1 ORDER BY contact, group_id");
+        cg.bind(me_.handle);
+        while (cg.step()) {
+            if (auto it = contacts_.find(cg.text(0)); it != contacts_.end()) {
+                it->second.groups.push_back(cg.text(1));
+            }
+        }
+        auto& p = db.prepare(
+            "SELECT endpoint, state, capabilities, capabilities_ex, msn_object FROM presence WHERE handle = ?1");
+        p.bind(me_.handle);
+        while (p.step()) {
+            endpoints_.emplace(p.text(0), endpoint_state{static_cast<frame::status>(p.integer(1)),
+                                                         static_cast<std::uint64_t>(p.integer(2)),
+                                                         static_cast<std::uint64_t>(p.integer(3)), p.text(4)});
+        }
+    }
+
+    // ------------------------------------------------------------ frames from other objects
+
+    void from_other(const frame::frame& f, context& ctx) {
+        // Objects never set corr, so a frame with one is a client acting on
+        // someone else's object. Clients may also send corr 0 under their
+        // own name: the accepted notices are checked against what the
+        // sender's committed rows say, so a forged one can only tell the
+        // truth. Refusals of object frames are dropped by the shard.
+        if (f.corr == 0) {
+            if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
+                reverse_notice(f.sender, *r, ctx);
+                return;
+            }
+            if (const auto* u = std::get_if<frame::presence_update>(&f.content)) {
+                contact_presence(f.sender, *u, ctx);
+                return;
+            }
+            if (const auto* i = std::get_if<frame::room_invite>(&f.content)) {
+                invitation(f.sender, *i, ctx);
+                return;
+            }
+        }
+        ctx.fail(error_code::not_allowed, "only " + me_.handle + " may use this object");
+    }
+
+    // Someone added the owner to, or removed it from, their forward list.
+    void reverse_notice(const std::string& sender, const frame::roster_change& r, context& ctx) {
+        if (r.handle != sender || (r.op != frame::change_op::add && r.op != frame::change_op::remove)) {
+            return;
+        }
+        const bool listed = (stored_lists(ctx.db, sender, me_.handle) & forward_bit) != 0;
+        if (listed != (r.op == frame::change_op::add)) {
+            return;  // stale (changed back since) or untrue
+        }
+        const auto row = read_user(ctx.db, sender);
+        // RL changes take the owner's next list version, as MSNP's `ADD 0 RL ver`.
+        bump_version(ctx);
+        ctx.publish(frame::frame{0, {}, sender,
+                                 frame::roster_change{r.op, frame::list::reverse, sender,
+                                                      row ? row->display_name : sender, {}, me_.list_version}});
+    }
+
+    void contact_presence(const std::string& sender, const frame::presence_update& u, context& ctx) {
+        // A contact removed from the FL since it computed its fan-out is
+        // no longer watched.
+        if (u.user != sender || !(lists_of(sender) & forward_bit)) {
+            return;
+        }
+        ctx.publish(frame::frame{0, {}, sender, u});
+    }
+
+    // From a room on behalf of the inviter (the sender): the room checked
+    // membership; a blocked inviter is refused here too, since a client
+    // could address this object directly.
+    void invitation(const std::string& sender, const frame::room_invite& i, context& ctx) {
+        if (i.user != me_.handle || !i.room.starts_with("room:") || !admits(me_.privacy, lists_of(sender))) {
+            return;
+        }
+        ctx.publish(frame::frame{0, {}, sender, i});
+    }
+
+    // ------------------------------------------------------------ frames from the owner
+
+    template <class Body> void on(const Body&, context& ctx) {
+        ctx.fail(error_code::unsupported, "a user object does not take " + std::string(Body::name));
+    }
+
+    void on(const frame::hello& h, context& ctx) {
+        if (!h.user.empty() && h.user != me_.handle) {
+            ctx.fail(error_code::not_allowed, "hello for " + h.user + " sent to " + me_.handle);
+            return;
+        }
+        if (!valid_endpoint(h.endpoint, ctx)) {
+            return;
+        }
+        // A hello on a known endpoint is a new session on it: it starts
+        // offline again and gets a fresh initial burst.
+        const snapshot before = snap();
+        endpoints_.insert_or_assign(h.endpoint, endpoint_state{});
+        store_endpoint(ctx.db, h.endpoint, endpoint_state{});
+        fan_out(ctx, before);
+        ctx.reply(frame::ack{});
+    }
+
+    // Unknown endpoints are acknowledged, so a retried bye does no harm.
+    void on(const frame::bye& b, context& ctx) {
+        const snapshot before = snap();
+        if (auto it = endpoints_.find(b.endpoint); it != endpoints_.end()) {
+            endpoints_.erase(it);
+            ctx.db.prepare("DELETE FROM presence WHERE handle = ?1 AND endpoint = ?2").bind(me_.handle, b.endpoint).run();
+            fan_out(ctx, before);
+        }
+        ctx.reply(frame::ack{});
+    }
+
+    void on(const frame::presence_set& p, context& ctx) {
+        const frame::presence_info& in = p.presence;
+        if (!valid_endpoint(in.endpoint, ctx)) {
+            return;
+        }
+        if (!in_range(in.state) || in.state == frame::status::offline) {
+            ctx.fail(error_code::malformed, "not a state an endpoint can set (offline is for watchers only)");
+            return;
+        }
+        if (!check_text(ctx, in.msn_object, frame::limits::msn_object, "msn_object")) {
+            return;
+        }
+        const snapshot before = snap();
+        // An endpoint that skipped hello is registered by its first presence.
+        const auto it = endpoints_.try_emplace(in.endpoint).first;
+        const bool first = it->second.state == frame::status::offline;
+        it->second = endpoint_state{in.state, in.capabilities, in.capabilities_ex, in.msn_object};
+        store_endpoint(ctx.db, in.endpoint, it->second);
+        fan_out(ctx, before);
+        if (first) {
+            initial_burst(ctx);
+        }
+        ctx.reply(frame::ack{});
+    }
+
+    void on(const frame::roster_get&, context& ctx) {
+        frame::roster r;
+        r.version = me_.list_version;
+        r.privacy = me_.privacy;
+        r.prompt = me_.prompt;
+        r.display_name = me_.display_name;
+        for (const group_entry& g : groups_) {
+            r.groups.push_back({g.id, g.name});
+        }
+        // Stored contacts and the reverse list, merged in handle order. An
+        // unbounded reverse list is cut so the roster stays within its
+        // frame limit; stored lists are bounded by max_list_entries.
+        std::size_t reverse_only_room =
+            frame::limits::roster_entries - std::min(frame::limits::roster_entries, contacts_.size());
+        auto& q = ctx.db.prepare(
+            "SELECT c.owner, u.display_name FROM contacts AS c JOIN users AS u ON u.handle = c.owner "
+            "WHERE c.contact = ?1 AND (c.lists & ?2) != 0 ORDER BY c.owner");
+        q.bind(me_.handle, forward_bit);
+        std::string watcher;
+        std::string watcher_name;
+        const auto next_watcher = [&] {
+            const bool row = q.step();
+            if (row) {
+                watcher = q.text(0);
+                watcher_name = q.text(1);
+            }
+            return row;
+        };
+        auto stored = contacts_.begin();
+        bool more = next_watcher();
+        while (more || stored != contacts_.end()) {
+            if (stored != contacts_.end() && (!more || stored->first <= watcher)) {
+                const contact& c = stored->second;
+                std::uint32_t lists = c.lists;
+                if (more && stored->first == watcher) {
+                    lists |= reverse_bit | ((c.lists & (allow_bit | block_bit)) ? 0 : pending_bit);
+                    more = next_watcher();
+                }
+                r.entries.push_back({stored->first, c.display_name, lists, c.contact_id, c.groups});
+                ++stored;
+            } else {
+                // Only on the RL: on neither AL nor BL, so pending too.
+                if (reverse_only_room > 0) {
+                    --reverse_only_room;
+                    r.entries.push_back({watcher, watcher_name, reverse_bit | pending_bit, {}, {}});
+                }
+                more = next_watcher();
+            }
+        }
+        ctx.reply(std::move(r));
+    }
+
+    void on(const frame::roster_change& r, context& ctx) {
+        if (r.which != frame::list::forward && r.which != frame::list::allow && r.which != frame::list::block) {
+            ctx.fail(error_code::not_allowed, "the reverse and pending lists follow other users' forward lists");
+            return;
+        }
+        if (!r.group_id.empty() && r.which != frame::list::forward) {
+            ctx.fail(error_code::malformed, "only forward-list contacts are in groups");
+            return;
+        }
+        auto handle = text::normalize_handle(r.handle);
+        if (!handle) {
+            ctx.fail(handle.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
+                     "handle: " + std::string(text::to_string(handle.error())));
+            return;
+        }
+        if (*handle == me_.handle) {
+            ctx.fail(error_code::not_allowed, "a user is not on its own lists");
+            return;
+        }
+        if (!r.group_id.empty() && !find_group(r.group_id)) {
+            ctx.fail(error_code::not_on_list, "no group " + r.group_id);
+            return;
+        }
+        switch (r.op) {
+        case frame::change_op::add: add_contact(r, *handle, ctx); return;
+        case frame::change_op::remove: remove_contact(r, *handle, ctx); return;
+        case frame::change_op::rename: break;
+        }
+        ctx.fail(error_code::unsupported, "contacts are added or removed, not renamed");
+    }
+
+    void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
+            return;
+        }
+        const std::uint32_t which = bit(r.which);
+        const auto found = contacts_.find(handle);
+        const std::uint32_t old_lists = found == contacts_.end() ? 0 : found->second.lists;
+        if (old_lists & which) {
+            if (r.which == frame::list::forward && !r.group_id.empty()) {
+                add_to_group(handle, found->second, r.group_id, ctx);
+            } else {
+                ctx.fail(error_code::already_on_list,
+                         handle + " is already on the " + std::string(to_string(r.which)) + " list");
+            }
+            return;
+        }
+        const std::uint32_t opposite =
+            r.which == frame::list::allow ? block_bit : r.which == frame::list::block ? allow_bit : 0;
+        if (old_lists & opposite) {  // MSNP 219
+            ctx.fail(error_code::not_allowed, handle + " is on the opposite list: allow and block are exclusive");
+            return;
+        }
+        const auto target = read_user(ctx.db, handle);
+        if (r.which == frame::list::forward && !target) {
+            ctx.fail(error_code::unknown_object, "no user " + handle);
+            return;
+        }
+        const auto on_list = static_cast<std::size_t>(
+            std::count_if(contacts_.begin(), contacts_.end(), [&](const auto& kv) { return kv.second.lists & which; }));
+        if (on_list >= ctx.opt.max_list_entries) {
+            ctx.fail(error_code::list_full, "the " + std::string(to_string(r.which)) + " list holds " +
+                                                std::to_string(ctx.opt.max_list_entries) + " contacts at most");
+            return;
+        }
+        std::optional<std::string> id;
+        if (found == contacts_.end()) {
+            id = contact_uuid(me_.handle, handle);
+            if (!id) {
+                ctx.fail(error_code::internal, "cannot derive a contact id");
+                return;
+            }
+        }
+
+        contact& c = found != contacts_.end() ? found->second : contacts_[handle];
+        if (id) {
+            c.contact_id = std::move(*id);
+        }
+        if (!r.display_name.empty()) {
+            c.display_name = r.display_name;
+        } else if (c.display_name.empty()) {
+            c.display_name = target ? target->display_name : handle;
+        }
+        c.lists |= which;
+        bump_version(ctx);
+        store_contact(ctx.db, handle, c);
+        if (!r.group_id.empty()) {
+            c.groups.push_back(r.group_id);
+            store_membership(ctx.db, handle, r.group_id);
+        }
+        if (r.which == frame::list::forward) {
+            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
+                                  frame::roster_change{frame::change_op::add, frame::list::reverse, me_.handle,
+                                                       me_.display_name, {}, 0}});
+            // Like the initial burst, presence replies come before the
+            // terminal reply; an MSNP codec writes its ILN after the ADD.
+            if (auto seen = seen_online(ctx.db, handle)) {
+                ctx.reply(frame::presence_update{handle, false, std::move(*seen)});
+            }
+        } else {
+            refresh_watcher(ctx, handle, old_lists);
+        }
+        ctx.reply(frame::roster_change{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
+                                       me_.list_version});
+    }
+
+    void add_to_group(const std::string& handle, contact& c, const std::string& group_id, context& ctx) {
+        if (std::binary_search(c.groups.begin(), c.groups.end(), group_id)) {
+            ctx.fail(error_code::already_on_list, handle + " is already in group " + group_id);
+            return;
+        }
+        c.groups.insert(std::lower_bound(c.groups.begin(), c.groups.end(), group_id), group_id);
+        bump_version(ctx);
+        store_membership(ctx.db, handle, group_id);
+        ctx.reply(frame::roster_change{frame::change_op::add, frame::list::forward, handle, c.display_name, group_id,
+                                       me_.list_version});
+    }
+
+    void remove_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+        const std::uint32_t which = bit(r.which);
+        const auto found = contacts_.find(handle);
+        if (found == contacts_.end() || !(found->second.lists & which)) {
+            ctx.fail(error_code::not_on_list, handle + " is not on the " + std::string(to_string(r.which)) + " list");
+            return;
+        }
+        contact& c = found->second;
+        if (!r.group_id.empty()) {
+            const auto g = std::lower_bound(c.groups.begin(), c.groups.end(), r.group_id);
+            if (g == c.groups.end() || *g != r.group_id) {
+                ctx.fail(error_code::not_on_list, handle + " is not in group " + r.group_id);
+                return;
+            }
+            c.groups.erase(g);
+            bump_version(ctx);
+            ctx.db.prepare("DELETE FROM contact_groups WHERE owner = ?1 AND contact = ?2 AND group_id = ?3")
+                .bind(me_.handle, handle, r.group_id)
+                .run();
+            ctx.reply(
+                frame::roster_change{frame::change_op::remove, r.which, handle, {}, r.group_id, me_.list_version});
+            return;
+        }
+
+        const std::uint32_t old_lists = c.lists;
+        c.lists &= ~which;
+        if (r.which == frame::list::forward && !c.groups.empty()) {
+            c.groups.clear();
+            ctx.db.prepare("DELETE FROM contact_groups WHERE owner = ?1 AND contact = ?2")
+                .bind(me_.handle, handle)
+                .run();
+        }
+        bump_version(ctx);
+        if (c.lists == 0) {
+            contacts_.erase(found);
+            ctx.db.prepare("DELETE FROM contacts WHERE owner = ?1 AND contact = ?2").bind(me_.handle, handle).run();
+        } else {
+            store_contact(ctx.db, handle, c);
+        }
+        ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version});
+        if (r.which == frame::list::forward) {
+            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
+                                  frame::roster_change{frame::change_op::remove, frame::list::reverse, me_.handle,
+                                                       me_.display_name, {}, 0}});
+        } else {
+            refresh_watcher(ctx, handle, old_lists);
+        }
+    }
+
+    void on(const frame::group_change& g, context& ctx) {
+        switch (g.op) {
+        case frame::change_op::add: {
+            if (!valid_group_name(g.target.name, ctx)) {
+                return;
+            }
+            if (groups_.size() >= ctx.opt.max_groups) {
+                ctx.fail(error_code::list_full, std::to_string(ctx.opt.max_groups) + " groups at most");
+                return;
+            }
+            auto id = group_uuid(me_.handle, me_.list_version + 1);
+            if (!id) {
+                ctx.fail(error_code::internal, "cannot derive a group id");
+                return;
+            }
+            bump_version(ctx);
+            ctx.db.prepare("INSERT INTO groups (owner, id, name, created_version) VALUES (?1, ?2, ?3, ?4)")
+                .bind(me_.handle, *id, g.target.name, me_.list_version)
+                .run();
+            groups_.push_back({*id, g.target.name});
+            ctx.reply(frame::group_change{frame::change_op::add, {std::move(*id), g.target.name}, me_.list_version});
+            return;
+        }
+        case frame::change_op::rename: {
+            group_entry* target = find_group(g.target.id);
+            if (!target) {
+                ctx.fail(error_code::not_on_list, "no group " + g.target.id);
+                return;
+            }
+            if (!valid_group_name(g.target.name, ctx)) {
+                return;
+            }
+            target->name = g.target.name;
+            bump_version(ctx);
+            ctx.db.prepare("UPDATE groups SET name = ?3 WHERE owner = ?1 AND id = ?2")
+                .bind(me_.handle, target->id, target->name)
+                .run();
+            ctx.reply(frame::group_change{frame::change_op::rename, {target->id, target->name}, me_.list_version});
+            return;
+        }
+        case frame::change_op::remove: {
+            const auto target = std::find_if(groups_.begin(), groups_.end(),
+                                             [&](const group_entry& e) { return e.id == g.target.id; });
+            if (target == groups_.end()) {
+                ctx.fail(error_code::not_on_list, "no group " + g.target.id);
+                return;
+            }
+            // Its contacts stay on the forward list, in no group or others.
+            for (auto& kv : contacts_) {
+                std::erase(kv.second.groups, target->id);
+            }
+            bump_version(ctx);
+            ctx.db.prepare("DELETE FROM contact_groups WHERE owner = ?1 AND group_id = ?2")
+                .bind(me_.handle, target->id)
+                .run();
+            ctx.db.prepare("DELETE FROM groups WHERE owner = ?1 AND id = ?2").bind(me_.handle, target->id).run();
+            frame::group_change reply{frame::change_op::remove, {target->id, target->name}, me_.list_version};
+            groups_.erase(target);
+            ctx.reply(std::move(reply));
+            return;
+        }
+        }
+        ctx.fail(error_code::malformed, "unknown group operation");
+    }
+
+    // The frame carries both settings, so a successful privacy_set stores
+    // both explicitly; restating what is stored explicitly is MSNP 218,
+    // restating a default that was never stored is not (msnp-reference 4.3).
+    void on(const frame::privacy_set& p, context& ctx) {
+        if (!in_range(p.privacy) || !in_range(p.prompt)) {
+            ctx.fail(error_code::malformed, "unknown privacy setting");
+            return;
+        }
+        if (me_.privacy_set && me_.prompt_set && p.privacy == me_.privacy && p.prompt == me_.prompt) {
+            ctx.fail(error_code::already_on_list, "privacy is already set to that");
+            return;
+        }
+        const snapshot before = snap();
+        me_.privacy = p.privacy;
+        me_.prompt = p.prompt;
+        me_.privacy_set = true;
+        me_.prompt_set = true;
+        ctx.db
+            .prepare("UPDATE users SET privacy = ?2, privacy_set = 1, prompt = ?3, prompt_set = 1 WHERE handle = ?1")
+            .bind(me_.handle, static_cast<unsigned>(p.privacy), static_cast<unsigned>(p.prompt))
+            .run();
+        bump_version(ctx);
+        fan_out(ctx, before);
+        ctx.reply(frame::privacy_set{p.privacy, p.prompt, me_.list_version});
+    }
+
+    void on(const frame::profile_set& p, context& ctx) {
+        if (!check_text(ctx, p.display_name, ctx.opt.name_bytes, "display name") ||
+            !check_text(ctx, p.personal_message, frame::limits::personal_message, "personal message") ||
+            !check_text(ctx, p.current_media, frame::limits::personal_message, "current media")) {
+            return;
+        }
+        const snapshot before = snap();
+        // MSNP clients show the handle for a user without a name.
+        me_.display_name = p.display_name.empty() ? me_.handle : p.display_name;
+        me_.personal_message = p.personal_message;
+        me_.current_media = p.current_media;
+        ctx.db
+            .prepare("UPDATE users SET display_name = ?2, personal_message = ?3, current_media = ?4 WHERE handle = ?1")
+            .bind(me_.handle, me_.display_name, me_.personal_message, me_.current_media)
+            .run();
+        fan_out(ctx, before);
+        ctx.reply(frame::ack{});
+    }
+
+    // ------------------------------------------------------------ presence
+
+    // The most available endpoint's presence with the profile: the same
+    // result effective_presence gives from the committed rows.
+    frame::presence_info effective() const {
+        frame::presence_info p;
+        for (const auto& [id, e] : endpoints_) {
+            if (availability(e.state) > availability(p.state)) {
+                p.state = e.state;
+                p.endpoint = id;
+                p.capabilities = e.capabilities;
+                p.capabilities_ex = e.capabilities_ex;
+                p.msn_object = e.msn_object;
+            }
+        }
+        p.display_name = me_.display_name;
+        p.personal_message = me_.personal_message;
+        p.current_media = me_.current_media;
+        return p;
+    }
+
+    snapshot snap() const { return {effective(), me_.privacy}; }
+
+    // What a watcher with these list bits in the owner's lists sees;
+    // invisible shows as offline.
+    static frame::presence_info view(const snapshot& s, std::uint32_t lists) {
+        if (is_online(s.effective.state) && admits(s.privacy, lists)) {
+            return s.effective;
+        }
+        return offline_as(s.effective.display_name);
+    }
+
+    void notify_if_changed(context& ctx, const std::string& watcher, const frame::presence_info& before,
+                           frame::presence_info after) {
+        const bool offline_both = before.state == frame::status::offline && after.state == frame::status::offline;
+        if (offline_both || before == after) {
+            return;
+        }
+        ctx.send(frame::frame{0, user_object_id(watcher), me_.handle,
+                              frame::presence_update{me_.handle, false, std::move(after)}});
+    }
+
+    // After a change of presence, profile or privacy: every watcher (on the
+    // reverse list) whose view of the owner changed is told its new view.
+    void fan_out(context& ctx, const snapshot& before) {
+        const snapshot after = snap();
+        if (before == after || (!is_online(before.effective.state) && !is_online(after.effective.state))) {
+            return;  // nothing changed, or everyone saw offline before and after
+        }
+        auto& q = ctx.db.prepare("SELECT owner FROM contacts WHERE contact = ?1 AND (lists & ?2) != 0");
+        q.bind(me_.handle, forward_bit);
+        while (q.step()) {
+            const std::string watcher = q.text(0);
+            const std::uint32_t lists = lists_of(watcher);
+            notify_if_changed(ctx, watcher, view(before, lists), view(after, lists));
+        }
+    }
+
+    // After an allow- or block-list edit of one contact: blocking takes
+    // effect at once.
+    void refresh_watcher(context& ctx, const std::string& watcher, std::uint32_t old_lists) {
+        const snapshot now = snap();
+        if (!is_online(now.effective.state) || !(stored_lists(ctx.db, watcher, me_.handle) & forward_bit)) {
+            return;
+        }
+        notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
+    }
+
+    // A contact's presence as the owner sees it, when that is online.
+    std::optional<frame::presence_info> seen_online(database& db, const std::string& handle) const {
+        const auto row = read_user(db, handle);
+        if (!row) {
+            return std::nullopt;
+        }
+        auto seen = presence_seen_by(db, *row, effective_presence(db, *row), me_.handle);
+        if (!is_online(seen.state)) {
+            return std::nullopt;
+        }
+        return seen;
+    }
+
+    // MSNP's ILN burst: every forward-list contact the owner sees online.
+    void initial_burst(context& ctx) {
+        for (const auto& [handle, c] : contacts_) {
+            if (!(c.lists & forward_bit)) {
+                continue;
+            }
+            if (auto seen = seen_online(ctx.db, handle)) {
+                ctx.reply(frame::presence_update{handle, true, std::move(*seen)});
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ helpers
+
+    bool valid_endpoint(const std::string& endpoint, context& ctx) {
+        if (endpoint.empty()) {
+            ctx.fail(error_code::malformed, "an endpoint id is required");
+            return false;
+        }
+        return check_text(ctx, endpoint, frame::limits::token, "endpoint");
+    }
+
+    bool valid_group_name(const std::string& name, context& ctx) {
+        if (name.empty()) {
+            ctx.fail(error_code::invalid_text, "a group needs a name");
+            return false;
+        }
+        if (!check_text(ctx, name, frame::limits::group_name, "group name")) {
+            return false;
+        }
+        if (std::any_of(groups_.begin(), groups_.end(), [&](const group_entry& e) { return e.name == name; })) {
+            ctx.fail(error_code::already_on_list, "a group is already named " + name);
+            return false;
+        }
+        return true;
+    }
+
+    group_entry* find_group(std::string_view id) {
+        const auto it = std::find_if(groups_.begin(), groups_.end(), [&](const group_entry& e) { return e.id == id; });
+        return it == groups_.end() ? nullptr : &*it;
+    }
+
+    std::uint32_t lists_of(std::string_view handle) const {
+        const auto it = contacts_.find(handle);
+        return it == contacts_.end() ? 0 : it->second.lists;
+    }
+
+    void bump_version(context& ctx) {
+        ++me_.list_version;
+        ctx.db.prepare("UPDATE users SET list_version = ?2 WHERE handle = ?1").bind(me_.handle, me_.list_version).run();
+    }
+
+    void store_contact(database& db, const std::string& handle, const contact& c) {
+        db.prepare(
+              "INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, ?3, ?4, ?5) "
+              "ON CONFLICT (owner, contact) DO UPDATE SET lists = excluded.lists, display_name = excluded.display_name")
+            .bind(me_.handle, handle, c.lists, c.display_name, c.contact_id)
+            .run();
+    }
+
+    void store_membership(database& db, const std::string& handle, const std::string& group_id) {
+        db.prepare("INSERT INTO contact_groups (owner, contact, group_id) VALUES (?1, ?2, ?3)")
+            .bind(me_.handle, handle, group_id)
+            .run();
+    }
+
+    void store_endpoint(database& db, const std::string& endpoint, const endpoint_state& e) {
+        db.prepare(
+              "INSERT OR REPLACE INTO presence (handle, endpoint, state, capabilities, capabilities_ex, msn_object) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(me_.handle, endpoint, static_cast<unsigned>(e.state), e.capabilities, e.capabilities_ex,
+                  e.msn_object)
+            .run();
+    }
+
+    user_row me_;  // profile, privacy and list version; me_.handle is the owner
+    bool exists_ = false;
+    std::int64_t created_ms_ = 0;
+    std::map<std::string, contact, std::less<>> contacts_;  // FL, AL and BL, by handle
+    std::vector<group_entry> groups_;                      // in creation order
+    std::map<std::string, endpoint_state, std::less<>> endpoints_;
+};
+
+}  // namespace
+
+std::unique_ptr<object> load_user(database& db, std::string_view handle) {
+    return std::make_unique<user_object>(db, handle);
+}
+
+}  // namespace switchyard::gateway::embedded

@@ -1,0 +1,101 @@
+#include "gateway/backends/embedded/users.hpp"
+
+namespace switchyard::gateway::embedded {
+
+int availability(frame::status s) {
+    switch (s) {
+    case frame::status::online: return 8;
+    case frame::status::busy: return 7;
+    case frame::status::be_right_back: return 6;
+    case frame::status::away: return 5;
+    case frame::status::on_the_phone: return 4;
+    case frame::status::out_to_lunch: return 3;
+    case frame::status::idle: return 2;
+    case frame::status::invisible: return 1;
+    case frame::status::offline: return 0;
+    }
+    return 0;
+}
+
+bool is_online(frame::status s) { return s != frame::status::offline && s != frame::status::invisible; }
+
+std::optional<user_row> read_user(database& db, std::string_view handle) {
+    auto& q = db.prepare(
+        "SELECT display_name, personal_message, current_media, privacy, privacy_set, prompt, prompt_set, "
+        "list_version FROM users WHERE handle = ?1");
+    q.bind(handle);
+    if (!q.step()) {
+        return std::nullopt;
+    }
+    user_row u;
+    u.handle = handle;
+    u.display_name = q.text(0);
+    u.personal_message = q.text(1);
+    u.current_media = q.text(2);
+    u.privacy = q.integer(3) == 1 ? frame::privacy_default::block : frame::privacy_default::allow;
+    u.privacy_set = q.integer(4) != 0;
+    u.prompt = q.integer(5) == 1 ? frame::add_prompt::none : frame::add_prompt::prompt;
+    u.prompt_set = q.integer(6) != 0;
+    u.list_version = static_cast<std::uint64_t>(q.integer(7));
+    q.run();
+    return u;
+}
+
+bool user_exists(database& db, std::string_view handle) {
+    auto& q = db.prepare("SELECT 1 FROM users WHERE handle = ?1");
+    q.bind(handle);
+    const bool found = q.step();
+    q.run();
+    return found;
+}
+
+std::uint32_t stored_lists(database& db, std::string_view owner, std::string_view contact) {
+    auto& q = db.prepare("SELECT lists FROM contacts WHERE owner = ?1 AND contact = ?2");
+    q.bind(owner, contact);
+    const std::uint32_t lists = q.step() ? static_cast<std::uint32_t>(q.integer(0)) : 0;
+    q.run();
+    return lists;
+}
+
+bool allows(database& db, const user_row& u, std::string_view watcher) {
+    const std::uint32_t lists = stored_lists(db, u.handle, watcher);
+    if (lists & block_bit) {
+        return false;
+    }
+    return (lists & allow_bit) || u.privacy == frame::privacy_default::allow;
+}
+
+frame::presence_info effective_presence(database& db, const user_row& u) {
+    frame::presence_info best;
+    best.state = frame::status::offline;
+    auto& q = db.prepare(
+        "SELECT endpoint, state, capabilities, capabilities_ex, msn_object FROM presence WHERE handle = ?1");
+    q.bind(u.handle);
+    while (q.step()) {
+        const auto state = static_cast<frame::status>(q.integer(1));
+        if (availability(state) > availability(best.state)) {
+            best.state = state;
+            best.endpoint = q.text(0);
+            best.capabilities = static_cast<std::uint64_t>(q.integer(2));
+            best.capabilities_ex = static_cast<std::uint64_t>(q.integer(3));
+            best.msn_object = q.text(4);
+        }
+    }
+    best.display_name = u.display_name;
+    best.personal_message = u.personal_message;
+    best.current_media = u.current_media;
+    return best;
+}
+
+frame::presence_info presence_seen_by(database& db, const user_row& u, const frame::presence_info& effective,
+                                      std::string_view watcher) {
+    if (is_online(effective.state) && (stored_lists(db, watcher, u.handle) & forward_bit) && allows(db, u, watcher)) {
+        return effective;
+    }
+    frame::presence_info offline;
+    offline.state = frame::status::offline;
+    offline.display_name = u.display_name;
+    return offline;
+}
+
+}  // namespace switchyard::gateway::embedded

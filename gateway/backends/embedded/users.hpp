@@ -1,0 +1,62 @@
+// Reads of user rows shared by user and room objects. Any object may read
+// any user's committed rows; only the user's own object writes them.
+#pragma once
+
+#include "gateway/backends/embedded/sqlite.hpp"
+
+#include "protocols/frame/frame.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace switchyard::gateway::embedded {
+
+inline constexpr std::uint32_t bit(frame::list l) { return 1u << static_cast<unsigned>(l); }
+inline constexpr std::uint32_t forward_bit = bit(frame::list::forward);
+inline constexpr std::uint32_t allow_bit = bit(frame::list::allow);
+inline constexpr std::uint32_t block_bit = bit(frame::list::block);
+inline constexpr std::uint32_t reverse_bit = bit(frame::list::reverse);
+inline constexpr std::uint32_t pending_bit = bit(frame::list::pending);
+
+struct user_row {
+    std::string handle;
+    std::string display_name;
+    std::string personal_message;
+    std::string current_media;
+    frame::privacy_default privacy = frame::privacy_default::allow;
+    bool privacy_set = false;
+    frame::add_prompt prompt = frame::add_prompt::prompt;
+    bool prompt_set = false;
+    std::uint64_t list_version = 0;
+};
+
+std::optional<user_row> read_user(database& db, std::string_view handle);
+bool user_exists(database& db, std::string_view handle);
+
+// The FL/AL/BL bits `owner` has set for `contact` (0 when none).
+std::uint32_t stored_lists(database& db, std::string_view owner, std::string_view contact);
+
+// Whether `u`'s privacy lets `watcher` see it and reach it: not on u's BL,
+// and on u's AL or u's default is allow.
+bool allows(database& db, const user_row& u, std::string_view watcher);
+
+// Higher is more available: an online endpoint wins over an away one, any
+// state over offline. The user object ranks its endpoints in memory with the
+// same order, so what it sends watchers matches effective_presence.
+int availability(frame::status s);
+
+// The user's presence as its most available endpoint shows it, with the
+// profile's name and personal message; state offline without endpoints,
+// invisible when every endpoint is.
+frame::presence_info effective_presence(database& db, const user_row& u);
+
+// What `watcher` sees of `u`: its presence if watcher has u on its FL, u
+// allows watcher and u is not invisible; otherwise u offline (with name).
+frame::presence_info presence_seen_by(database& db, const user_row& u, const frame::presence_info& effective,
+                                      std::string_view watcher);
+
+bool is_online(frame::status s);
+
+}  // namespace switchyard::gateway::embedded

@@ -1,0 +1,63 @@
+// Routes frames to backends and keeps one backend subscription per object
+// for this gateway, however many local sessions watch it: the backend fans
+// out once per gateway, the hub fans out to sessions (DESIGN.md section 1).
+#pragma once
+
+#include "gateway/backends/adapter.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/router.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace switchyard::gateway {
+
+// A frame fanned out to many sessions is decoded once and shared.
+using shared_frame = std::shared_ptr<const frame::frame>;
+using local_sink = std::function<void(shared_frame)>;
+
+class hub {
+public:
+    hub(router& routes, metrics& stats) : routes_(routes), stats_(stats) {}
+
+    // Backends by the names the settings and routes files use.
+    void add_backend(std::string name, std::shared_ptr<backends::adapter> adapter);
+
+    // Sends a frame to the backend the routes choose for f.object. Returns
+    // false (and sends nothing) when no backend serves that object.
+    bool send(frame::frame f, backends::frame_sink reply);
+
+    // A local session watches an object; the first watcher subscribes at
+    // the backend. Returns an id for unwatch.
+    std::uint64_t watch(const std::string& object_id, local_sink sink);
+    void unwatch(const std::string& object_id, std::uint64_t id);
+
+    std::size_t watched_objects() const;
+    backends::health check() const;
+
+private:
+    struct watched {
+        std::shared_ptr<backends::adapter> adapter;  // where the subscription lives
+        std::map<std::uint64_t, local_sink> sinks;
+        // Rebuilt when sinks change, so a delivery copies one pointer, not
+        // every sink, and runs without the lock.
+        std::shared_ptr<const std::vector<local_sink>> snapshot;
+
+        void rebuild();
+    };
+
+    std::shared_ptr<backends::adapter> adapter_for(std::string_view object_id) const;
+    void deliver(const std::string& object_id, frame::frame f);
+
+    router& routes_;
+    metrics& stats_;
+    std::unordered_map<std::string, std::shared_ptr<backends::adapter>> backends_;  // fixed after start
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, watched> watched_;
+    std::uint64_t next_id_ = 1;
+};
+
+}  // namespace switchyard::gateway

@@ -1,0 +1,103 @@
+// Durability under SIGKILL: a child process stores room messages and prints
+// an ACK for each acknowledgement; it is killed at random moments and
+// restarted, and unacknowledged messages are sent again with the same ids.
+// At the end every message is stored exactly once, in the order it was
+// sent, and every ACK the child printed names a stored message and its seq.
+#include "../unit/embedded_fixture.hpp"
+#include "child_process.hpp"
+
+#include <csignal>
+#include <random>
+#include <sstream>
+
+using namespace switchyard;
+using namespace switchyard::test;
+
+namespace {
+
+constexpr int rooms = 6;
+constexpr int per_room = 90;  // under the 100-message window, so history shows all of them
+
+struct sent_message {
+    std::string room;
+    std::string id;
+};
+
+}  // namespace
+
+TEST_CASE("acknowledged messages survive SIGKILL exactly once, in order", "[crash]") {
+    embedded_fixture fixture;  // only for its temporary directory
+    fixture.be.reset();
+    const auto db = (fixture.dir / "crash.sqlite3").string();
+
+    std::vector<sent_message> all;
+    for (int i = 0; i < per_room; ++i) {
+        for (int r = 0; r < rooms; ++r) {
+            all.push_back({"room:r" + std::to_string(r), "r" + std::to_string(r) + "-m" + std::to_string(i)});
+        }
+    }
+    std::map<std::string, std::uint64_t> acked;  // message id -> seq from its ACK
+    const auto seed = std::random_device{}();
+    INFO("seed " << seed);
+    std::mt19937 rng(seed);
+
+    int kills = 0;
+    for (int round = 0; acked.size() < all.size(); ++round) {
+        REQUIRE(round < 200);
+        std::string input;
+        std::size_t unacked = 0;
+        for (const sent_message& m : all) {
+            if (!acked.contains(m.id)) {
+                input += m.room + " " + m.id + " text-of-" + m.id + "\n";
+                ++unacked;
+            }
+        }
+        child_process child({SWITCHYARD_CRASH_CHILD, db, std::to_string(rooms)}, input);
+        REQUIRE(child.wait_for_line("READY"));
+        // Kill after a random number of ACKs; the last round runs to the end.
+        const bool kill = round < 12;
+        const std::size_t target = kill ? std::uniform_int_distribution<std::size_t>(0, unacked / 2)(rng) : unacked;
+        for (std::size_t seen = 0; seen < target; ++seen) {
+            const auto line = child.wait_for_line("ACK ", 30s);
+            INFO(child.output());
+            REQUIRE(line);
+            std::istringstream fields(*line);
+            std::string word, room, id;
+            std::uint64_t seq = 0;
+            fields >> word >> room >> id >> seq;
+            // A retry is acknowledged with the seq the message first got.
+            CHECK(acked.emplace(id, seq).first->second == seq);
+        }
+        if (kill) {
+            child.signal(SIGKILL);
+            REQUIRE(child.wait_exit());
+            ++kills;
+        } else {
+            const auto status = child.wait_exit();
+            REQUIRE(status);
+            CHECK(*status == 0);
+        }
+        CHECK(child.output().find("ERROR") == std::string::npos);
+    }
+    CHECK(kills == 12);
+
+    // Read everything back through a backend of this process.
+    fixture.opt.file = db;
+    fixture.start();
+    const std::string user = "crash@example.com";
+    for (int r = 0; r < rooms; ++r) {
+        const std::string room = "room:r" + std::to_string(r);
+        as<frame::room_members>(fixture.ask(user, room, frame::room_join{{user, "check", user, 0, {}}}));
+        const auto history = as<frame::room_history>(fixture.ask(user, room, frame::room_history_get{}));
+        REQUIRE(history.messages.size() == static_cast<std::size_t>(per_room));
+        for (int i = 0; i < per_room; ++i) {
+            const auto& m = history.messages[static_cast<std::size_t>(i)];
+            const std::string id = "r" + std::to_string(r) + "-m" + std::to_string(i);
+            INFO(room << " position " << i);
+            CHECK(m.message_id == id);
+            CHECK(m.text == "text-of-" + id);
+            CHECK(m.seq == static_cast<std::uint64_t>(i + 1));
+            CHECK(acked.at(id) == m.seq);
+        }
+    }
+}

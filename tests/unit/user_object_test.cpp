@@ -1,0 +1,710 @@
+// The embedded user object against gateway/backends/README.md, `user:<handle>`.
+//
+// Checks that something did NOT reach a subscriber use a later frame as a
+// marker: frames from one object to another are delivered in the order the
+// sending object made them, so when the marker is the next frame a
+// subscriber gets, nothing was sent before it.
+#include "embedded_fixture.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace Catch {
+template <> struct StringMaker<switchyard::frame::frame> {
+    static std::string convert(const switchyard::frame::frame& f) { return switchyard::frame::to_text(f); }
+};
+}  // namespace Catch
+
+namespace {
+
+using namespace switchyard;
+using namespace switchyard::test;
+using frame::error_code;
+using frame::list;
+using frame::status;
+
+const std::string alice = "alice@example.com";
+const std::string bob = "bob@example.com";
+const std::string carol = "carol@example.com";
+const std::string dave = "dave@example.com";
+const std::string erin = "erin@example.com";
+
+std::string user(const std::string& handle) { return "user:" + handle; }
+
+frame::presence_set presence(status s, const std::string& endpoint = "ep-1") {
+    frame::presence_set p;
+    p.presence.state = s;
+    p.presence.endpoint = endpoint;
+    p.presence.capabilities = 0x50000000;
+    return p;
+}
+
+frame::hello hello(const std::string& who, const std::string& endpoint = "ep-1") {
+    return frame::hello{frame::client_protocol::msnp, 12, who, endpoint, "test", {}};
+}
+
+// hello, then a presence_set on the endpoint; returns the presence_set's
+// replies (the initial burst, then the ack).
+std::vector<frame::frame> sign_in(embedded_fixture& f, const std::string& who, status s = status::online,
+                                  const std::string& endpoint = "ep-1") {
+    as<frame::ack>(f.ask(who, user(who), hello(who, endpoint)));
+    auto replies = f.request(who, user(who), presence(s, endpoint));
+    as<frame::ack>(replies.back());
+    return replies;
+}
+
+void set_status(embedded_fixture& f, const std::string& who, status s, const std::string& endpoint = "ep-1") {
+    as<frame::ack>(f.ask(who, user(who), presence(s, endpoint)));
+}
+
+frame::roster_change adding(list which, const std::string& handle, const std::string& group = {},
+                            const std::string& name = {}) {
+    return frame::roster_change{frame::change_op::add, which, handle, name, group, 0};
+}
+
+frame::roster_change removing(list which, const std::string& handle, const std::string& group = {}) {
+    return frame::roster_change{frame::change_op::remove, which, handle, {}, group, 0};
+}
+
+frame::roster_change change(embedded_fixture& f, const std::string& owner, frame::roster_change rc) {
+    return as<frame::roster_change>(f.ask(owner, user(owner), std::move(rc)));
+}
+
+frame::roster roster_of(embedded_fixture& f, const std::string& owner) {
+    return as<frame::roster>(f.ask(owner, user(owner), frame::roster_get{}));
+}
+
+const frame::roster_entry* entry(const frame::roster& r, const std::string& handle) {
+    const auto it = std::find_if(r.entries.begin(), r.entries.end(),
+                                 [&](const frame::roster_entry& e) { return e.handle == handle; });
+    return it == r.entries.end() ? nullptr : &*it;
+}
+
+frame::privacy_set privacy(frame::privacy_default p, frame::add_prompt a = frame::add_prompt::prompt) {
+    return frame::privacy_set{p, a, 0};
+}
+
+frame::group_change group_op(frame::change_op op, const std::string& id, const std::string& name) {
+    return frame::group_change{op, {id, name}, 0};
+}
+
+std::string add_group(embedded_fixture& f, const std::string& owner, const std::string& name) {
+    return as<frame::group_change>(f.ask(owner, user(owner), group_op(frame::change_op::add, {}, name))).target.id;
+}
+
+
+frame::frame next(frame_queue& q) {
+    auto f = q.pop();
+    INFO("nothing was published");
+    REQUIRE(f);
+    return std::move(*f);
+}
+
+// The next published frame, which must be `about`'s presence.
+frame::presence_info next_presence(frame_queue& q, const std::string& about) {
+    const frame::frame f = next(q);
+    const auto& u = as<frame::presence_update>(f);
+    CHECK(f.sender == about);
+    CHECK(u.user == about);
+    CHECK_FALSE(u.initial);
+    return u.presence;
+}
+
+frame::roster_change next_notice(frame_queue& q, const std::string& from) {
+    const frame::frame f = next(q);
+    const auto& r = as<frame::roster_change>(f);
+    CHECK(f.sender == from);
+    CHECK(r.which == list::reverse);
+    CHECK(r.handle == from);
+    return r;
+}
+
+bool uuid_shaped(const std::string& s) {
+    if (s.size() != 36 || s[14] != '5') return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    }
+    return true;
+}
+
+// Users Alice, Bob, Carol, Dave and Erin, with display names.
+struct users_fixture : embedded_fixture {
+    explicit users_fixture(embedded::options o = {}) : embedded_fixture(std::move(o)) {
+        add_user(alice, "Alice");
+        add_user(bob, "Bob");
+        add_user(carol, "Carol");
+        add_user(dave, "Dave");
+        add_user(erin, "Erin");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a user that does not exist answers every request with unknown_object") {
+    users_fixture f;
+    const std::string nobody = "nobody@example.com";
+    CHECK(error_of(f.ask(nobody, user(nobody), hello(nobody))) == error_code::unknown_object);
+    CHECK(error_of(f.ask(nobody, user(nobody), presence(status::online))) == error_code::unknown_object);
+    CHECK(error_of(f.ask(nobody, user(nobody), frame::roster_get{})) == error_code::unknown_object);
+    CHECK(error_of(f.ask(alice, user(nobody), frame::roster_get{})) == error_code::unknown_object);
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, nobody))) == error_code::unknown_object);
+
+    // The object that answered stays in memory; an account created since is found.
+    f.add_user(nobody);
+    CHECK(roster_of(f, nobody).version == 0);
+}
+
+TEST_CASE("only the owner may send requests to its object") {
+    users_fixture f;
+    CHECK(error_of(f.ask(bob, user(alice), frame::roster_get{})) == error_code::not_allowed);
+    CHECK(error_of(f.ask(bob, user(alice), adding(list::block, carol))) == error_code::not_allowed);
+    CHECK(error_of(f.ask(bob, user(alice), frame::profile_set{"Mallory", {}, {}})) == error_code::not_allowed);
+    CHECK(error_of(f.ask(bob, user(alice), hello(alice))) == error_code::not_allowed);
+    // Notices are for objects, which never set corr.
+    const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0};
+    CHECK(error_of(f.ask(bob, user(alice), notice)) == error_code::not_allowed);
+
+    const frame::roster r = roster_of(f, alice);
+    CHECK(r.version == 0);
+    CHECK(r.entries.empty());
+    CHECK(r.display_name == "Alice");
+}
+
+TEST_CASE("roster_get merges the stored lists with the derived reverse and pending lists") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+    const std::string friends = add_group(f, alice, "Friends");
+    change(f, alice, adding(list::forward, bob, friends));
+    change(f, alice, adding(list::allow, bob));
+    change(f, alice, adding(list::block, carol));
+    // Bob and Dave put Alice on their forward lists (one at a time: their
+    // objects may live on different shards).
+    change(f, bob, adding(list::forward, alice));
+    CHECK(next_notice(alice_q, bob).version == 5);
+    change(f, dave, adding(list::forward, alice));
+    CHECK(next_notice(alice_q, dave).version == 6);
+
+    const frame::roster r = roster_of(f, alice);
+    CHECK(r.version == 6);
+    CHECK(r.privacy == frame::privacy_default::allow);
+    CHECK(r.prompt == frame::add_prompt::prompt);
+    CHECK(r.display_name == "Alice");
+    REQUIRE(r.groups.size() == 1);
+    CHECK(r.groups[0] == frame::group{friends, "Friends"});
+    REQUIRE(r.entries.size() == 3);
+    CHECK(r.entries[0].handle == bob);  // handle order
+    CHECK(r.entries[1].handle == carol);
+    CHECK(r.entries[2].handle == dave);
+
+    const auto& b = r.entries[0];
+    CHECK(b.lists == 11);  // FL AL RL: on the allow list, so not pending
+    CHECK(b.display_name == "Bob");
+    CHECK(b.groups == std::vector<std::string>{friends});
+    CHECK(uuid_shaped(b.contact_id));
+    const auto& c = r.entries[1];
+    CHECK(c.lists == 4);
+    CHECK(c.groups.empty());
+    CHECK(uuid_shaped(c.contact_id));
+    CHECK(c.contact_id != b.contact_id);
+    const auto& d = r.entries[2];
+    CHECK(d.lists == 24);  // RL PL
+    CHECK(d.display_name == "Dave");
+    CHECK(d.contact_id.empty());
+
+    // Contact ids are stable per (owner, contact): the same after removal
+    // and a new add, and different from the other side's.
+    change(f, alice, removing(list::forward, bob));
+    change(f, alice, removing(list::allow, bob));
+    CHECK(entry(roster_of(f, alice), bob)->lists == 24);
+    change(f, alice, adding(list::forward, bob));
+    CHECK(entry(roster_of(f, alice), bob)->contact_id == b.contact_id);
+    CHECK(entry(roster_of(f, bob), alice)->contact_id != b.contact_id);
+}
+
+TEST_CASE("adding to the forward list tells the contact; removing tells it again") {
+    users_fixture f;
+    auto& bob_q = f.subscribe(user(bob));
+
+    const auto added = change(f, alice, adding(list::forward, bob));
+    CHECK(added.op == frame::change_op::add);
+    CHECK(added.which == list::forward);
+    CHECK(added.handle == bob);
+    CHECK(added.display_name == "Bob");  // the contact's own name when none is given
+    CHECK(added.version == 1);
+
+    const auto add_notice = next_notice(bob_q, alice);  // MSNP ADD 0 RL
+    CHECK(add_notice.op == frame::change_op::add);
+    CHECK(add_notice.display_name == "Alice");
+    CHECK(add_notice.version == 1);  // Bob's list version
+
+    const auto removed = change(f, alice, removing(list::forward, bob));
+    CHECK(removed.op == frame::change_op::remove);
+    CHECK(removed.version == 2);
+    const auto rem_notice = next_notice(bob_q, alice);  // MSNP REM 0 RL
+    CHECK(rem_notice.op == frame::change_op::remove);
+    CHECK(rem_notice.version == 2);
+
+    CHECK(roster_of(f, bob).version == 2);
+    CHECK(roster_of(f, bob).entries.empty());
+    CHECK(roster_of(f, alice).entries.empty());
+}
+
+TEST_CASE("list edits are checked") {
+    embedded::options o;
+    o.name_bytes = 16;
+    users_fixture f(o);
+
+    SECTION("handles are normalised, and must be handles") {
+        CHECK(change(f, alice, adding(list::forward, "Bob@Example.COM")).handle == bob);
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, "not a handle"))) == error_code::invalid_text);
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::allow, ""))) == error_code::invalid_text);
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::block, std::string(120, 'x') + "@example.com"))) ==
+              error_code::oversize);
+    }
+    SECTION("already on the list, not on the list") {
+        change(f, alice, adding(list::forward, bob));
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob))) == error_code::already_on_list);
+        CHECK(error_of(f.ask(alice, user(alice), removing(list::allow, bob))) == error_code::not_on_list);
+        CHECK(error_of(f.ask(alice, user(alice), removing(list::forward, carol))) == error_code::not_on_list);
+        CHECK(roster_of(f, alice).version == 1);
+    }
+    SECTION("the owner, and the derived lists, cannot be edited") {
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, alice))) == error_code::not_allowed);
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::reverse, bob))) == error_code::not_allowed);
+        CHECK(error_of(f.ask(alice, user(alice), removing(list::pending, bob))) == error_code::not_allowed);
+    }
+    SECTION("display names are checked and stored") {
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob, {}, std::string(17, 'n')))) ==
+              error_code::oversize);
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob, {}, "\xff"))) == error_code::invalid_text);
+        CHECK(change(f, alice, adding(list::forward, bob, {}, "Bobby")).display_name == "Bobby");
+        // Allow and block lists take users without an account too.
+        CHECK(change(f, alice, adding(list::block, "spam@example.com")).display_name == "spam@example.com");
+        const frame::roster r = roster_of(f, alice);
+        CHECK(entry(r, bob)->display_name == "Bobby");
+        CHECK(entry(r, "spam@example.com")->lists == 4);
+    }
+    SECTION("allow and block are exclusive") {
+        change(f, alice, adding(list::allow, bob));
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::block, bob))) == error_code::not_allowed);
+        change(f, alice, removing(list::allow, bob));
+        change(f, alice, adding(list::block, bob));
+        CHECK(error_of(f.ask(alice, user(alice), adding(list::allow, bob))) == error_code::not_allowed);
+        CHECK(entry(roster_of(f, alice), bob)->lists == 4);
+    }
+}
+
+TEST_CASE("each list holds max_list_entries contacts and there are max_groups groups") {
+    embedded::options o;
+    o.max_list_entries = 2;
+    o.max_groups = 2;
+    users_fixture f(o);
+    change(f, alice, adding(list::forward, bob));
+    change(f, alice, adding(list::forward, carol));
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, dave))) == error_code::list_full);
+    // The limit is per list.
+    change(f, alice, adding(list::allow, bob));
+    change(f, alice, adding(list::allow, dave));
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::allow, erin))) == error_code::list_full);
+    change(f, alice, removing(list::forward, bob));
+    change(f, alice, adding(list::forward, dave));
+
+    add_group(f, alice, "One");
+    add_group(f, alice, "Two");
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, "Three"))) == error_code::list_full);
+    CHECK(roster_of(f, alice).groups.size() == 2);
+}
+
+TEST_CASE("groups are added, renamed and removed, and hold forward-list contacts") {
+    users_fixture f;
+    const auto added =
+        as<frame::group_change>(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, "Friends")));
+    const std::string friends = added.target.id;
+    CHECK(added.target.name == "Friends");
+    CHECK(added.version == 1);
+    CHECK(uuid_shaped(friends));
+    const std::string work = add_group(f, alice, "Work");
+    CHECK(work != friends);
+
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, "Friends"))) ==
+          error_code::already_on_list);
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, ""))) == error_code::invalid_text);
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, std::string(184, 'g')))) ==
+          error_code::oversize);
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::rename, "no-such-id", "X"))) ==
+          error_code::not_on_list);
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::rename, friends, "Work"))) ==
+          error_code::already_on_list);
+    const auto renamed =
+        as<frame::group_change>(f.ask(alice, user(alice), group_op(frame::change_op::rename, friends, "Pals")));
+    CHECK(renamed.target == frame::group{friends, "Pals"});
+    CHECK(renamed.version == 3);
+
+    // Contacts join groups when added to the forward list, or later.
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob, "no-such-id"))) == error_code::not_on_list);
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::allow, bob, friends))) == error_code::malformed);
+    CHECK(change(f, alice, adding(list::forward, bob, friends)).group_id == friends);
+    CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob, friends))) == error_code::already_on_list);
+    const auto in_work = change(f, alice, adding(list::forward, bob, work));
+    CHECK(in_work.group_id == work);
+    CHECK(in_work.version == 5);
+    {
+        const frame::roster r = roster_of(f, alice);
+        CHECK(r.groups == std::vector<frame::group>{{friends, "Pals"}, {work, "Work"}});  // creation order
+        auto expected = std::vector<std::string>{friends, work};
+        std::sort(expected.begin(), expected.end());
+        CHECK(entry(r, bob)->groups == expected);
+        CHECK(entry(r, bob)->lists == 1);
+    }
+
+    // Out of one group: still on the forward list.
+    CHECK(change(f, alice, removing(list::forward, bob, friends)).group_id == friends);
+    CHECK(error_of(f.ask(alice, user(alice), removing(list::forward, bob, friends))) == error_code::not_on_list);
+    CHECK(entry(roster_of(f, alice), bob)->groups == std::vector<std::string>{work});
+
+    // Removing a group keeps its contacts.
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::remove, "no-such-id", {}))) ==
+          error_code::not_on_list);
+    const auto gone = as<frame::group_change>(f.ask(alice, user(alice), group_op(frame::change_op::remove, work, {})));
+    CHECK(gone.target == frame::group{work, "Work"});
+    const frame::roster r = roster_of(f, alice);
+    CHECK(r.groups == std::vector<frame::group>{{friends, "Pals"}});
+    CHECK(entry(r, bob)->groups.empty());
+    CHECK(entry(r, bob)->lists == 1);
+    CHECK(r.version == 7);
+}
+
+TEST_CASE("privacy_set stores both settings; restating an explicitly stored value is already_on_list") {
+    users_fixture f;
+    using frame::add_prompt;
+    using frame::privacy_default;
+    // Setting the never-stored default succeeds (msnp-reference 4.3), once.
+    const auto first = as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::allow)));
+    CHECK(first.version == 1);
+    CHECK(error_of(f.ask(alice, user(alice), privacy(privacy_default::allow))) == error_code::already_on_list);
+    const auto blp = as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block)));
+    CHECK(blp.privacy == privacy_default::block);
+    CHECK(blp.version == 2);
+    const auto gtc =
+        as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block, add_prompt::none)));
+    CHECK(gtc.prompt == add_prompt::none);
+    CHECK(gtc.version == 3);
+    CHECK(error_of(f.ask(alice, user(alice), privacy(privacy_default::block, add_prompt::none))) ==
+          error_code::already_on_list);
+
+    const frame::roster r = roster_of(f, alice);
+    CHECK(r.privacy == privacy_default::block);
+    CHECK(r.prompt == add_prompt::none);
+    CHECK(r.version == 3);
+}
+
+TEST_CASE("watchers with the owner on their forward list see its presence; others get nothing") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+    auto& carol_q = f.subscribe(user(carol));
+
+    sign_in(f, alice);
+    const auto online = next_presence(bob_q, alice);  // MSNP NLN
+    CHECK(online.state == status::online);
+    CHECK(online.display_name == "Alice");
+    CHECK(online.endpoint == "ep-1");
+    CHECK(online.capabilities == 0x50000000);
+
+    set_status(f, alice, status::busy);
+    CHECK(next_presence(bob_q, alice).state == status::busy);
+    // Restating the same presence changes nothing anyone sees.
+    set_status(f, alice, status::busy);
+    set_status(f, alice, status::away);
+    CHECK(next_presence(bob_q, alice).state == status::away);
+
+    // Carol does not have Alice on her forward list: her first frame is the
+    // notice of Alice adding her, not any presence of Alice's.
+    change(f, alice, adding(list::forward, carol));
+    CHECK(as<frame::roster_change>(next(carol_q)).which == list::reverse);
+}
+
+TEST_CASE("blocking hides the owner at once; unblocking shows it again") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+
+    change(f, alice, adding(list::block, bob));
+    CHECK(next_presence(bob_q, alice).state == status::offline);  // MSNP FLN
+    set_status(f, alice, status::away);  // not shown to Bob
+    change(f, alice, removing(list::block, bob));
+    CHECK(next_presence(bob_q, alice).state == status::away);
+
+    // An allow-list entry changes nothing while privacy allows everyone.
+    change(f, alice, adding(list::allow, bob));
+    set_status(f, alice, status::online);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+}
+
+TEST_CASE("with privacy block only the allow list sees the owner") {
+    users_fixture f;
+    using frame::add_prompt;
+    using frame::privacy_default;
+    change(f, bob, adding(list::forward, alice));
+    change(f, carol, adding(list::forward, alice));
+    change(f, alice, adding(list::allow, carol));
+    auto& bob_q = f.subscribe(user(bob));
+    auto& carol_q = f.subscribe(user(carol));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+    CHECK(next_presence(carol_q, alice).state == status::online);
+
+    as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block)));
+    CHECK(next_presence(bob_q, alice).state == status::offline);
+    set_status(f, alice, status::busy);
+    CHECK(next_presence(carol_q, alice).state == status::busy);  // nothing came before it
+
+    as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::allow)));
+    CHECK(next_presence(bob_q, alice).state == status::busy);  // nothing came before it
+
+    // Initial bursts and adds follow the same rule.
+    as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block)));
+    change(f, alice, adding(list::forward, bob));
+    change(f, alice, adding(list::forward, carol));
+    CHECK(sign_in(f, bob).size() == 1);  // the ack: Bob sees Alice offline
+    CHECK(sign_in(f, carol).size() == 2);
+}
+
+TEST_CASE("invisible shows as offline and going visible shows the owner again") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+
+    set_status(f, alice, status::invisible);
+    const auto hidden = next_presence(bob_q, alice);
+    CHECK(hidden.state == status::offline);
+    CHECK(hidden.endpoint.empty());
+    // Offline to offline is not news.
+    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{"Hidden Alice", {}, {}}));
+    as<frame::ack>(f.ask(alice, user(alice), hello(alice, "ep-2")));
+    set_status(f, alice, status::online);
+    const auto shown = next_presence(bob_q, alice);
+    CHECK(shown.state == status::online);
+    CHECK(shown.display_name == "Hidden Alice");
+}
+
+TEST_CASE("the first presence_set of an endpoint replies with the initial burst") {
+    users_fixture f;
+    for (const auto& c : {bob, carol, dave, erin}) change(f, alice, adding(list::forward, c));
+    as<frame::ack>(f.ask(bob, user(bob), frame::profile_set{"Bob B.", "at lunch", {}}));
+    sign_in(f, bob, status::out_to_lunch);
+    sign_in(f, carol);
+    change(f, carol, adding(list::block, alice));  // Alice does not see Carol
+    sign_in(f, dave, status::invisible);           // nor Dave; Erin is offline
+    const std::string frank = "frank@example.com";
+    f.add_user(frank);
+    sign_in(f, frank);  // online, but not on Alice's forward list
+
+    const auto replies = sign_in(f, alice);
+    REQUIRE(replies.size() == 2);  // MSNP ILN for Bob, then the ack
+    const auto& iln = as<frame::presence_update>(replies[0]);
+    CHECK(iln.user == bob);
+    CHECK(iln.initial);
+    CHECK(iln.presence.state == status::out_to_lunch);
+    CHECK(iln.presence.display_name == "Bob B.");
+    CHECK(iln.presence.personal_message == "at lunch");
+
+    // Later changes are only acknowledged; a new endpoint gets its own burst.
+    CHECK(f.request(alice, user(alice), presence(status::busy)).size() == 1);
+    CHECK(sign_in(f, alice, status::online, "ep-2").size() == 2);
+    // A new session on a known endpoint starts over.
+    CHECK(sign_in(f, alice, status::online, "ep-1").size() == 2);
+}
+
+TEST_CASE("adding a contact the owner sees online brings its presence before the reply") {
+    users_fixture f;
+    sign_in(f, bob, status::busy);
+    const auto replies = f.request(alice, user(alice), adding(list::forward, bob));
+    REQUIRE(replies.size() == 2);
+    CHECK(as<frame::roster_change>(replies[1]).handle == bob);
+    const auto& nln = as<frame::presence_update>(replies[0]);
+    CHECK(nln.user == bob);
+    CHECK_FALSE(nln.initial);
+    CHECK(nln.presence.state == status::busy);
+
+    // Offline contacts, and blocked ones, bring only the reply.
+    CHECK(f.request(alice, user(alice), adding(list::forward, carol)).size() == 1);
+    sign_in(f, dave);
+    change(f, dave, adding(list::block, alice));
+    CHECK(f.request(alice, user(alice), adding(list::forward, dave)).size() == 1);
+}
+
+TEST_CASE("profile_set reaches only the watchers who see the owner") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    change(f, carol, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+    auto& carol_q = f.subscribe(user(carol));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+    CHECK(next_presence(carol_q, alice).state == status::online);
+    change(f, alice, adding(list::block, carol));
+    CHECK(next_presence(carol_q, alice).state == status::offline);
+
+    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{"Alice A.", "hello", "music"}));
+    const auto seen = next_presence(bob_q, alice);  // MSNP NLN with the new name, UBX
+    CHECK(seen.state == status::online);
+    CHECK(seen.display_name == "Alice A.");
+    CHECK(seen.personal_message == "hello");
+    CHECK(seen.current_media == "music");
+
+    change(f, alice, removing(list::block, carol));
+    const auto unblocked = next_presence(carol_q, alice);  // nothing came before it
+    CHECK(unblocked.display_name == "Alice A.");
+    CHECK(unblocked.personal_message == "hello");
+    CHECK(roster_of(f, alice).display_name == "Alice A.");
+
+    // Checked like every text; an empty name falls back to the handle.
+    CHECK(error_of(f.ask(alice, user(alice), frame::profile_set{"Alice", std::string(1025, 'p'), {}})) ==
+          error_code::oversize);
+    CHECK(error_of(f.ask(alice, user(alice), frame::profile_set{"\xc3", {}, {}})) == error_code::invalid_text);
+    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{{}, {}, {}}));
+    CHECK(next_presence(bob_q, alice).display_name == alice);
+}
+
+TEST_CASE("presence is the most available endpoint's; the last bye shows the owner offline") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+
+    sign_in(f, alice, status::away, "ep-1");
+    CHECK(next_presence(bob_q, alice).state == status::away);
+    sign_in(f, alice, status::online, "ep-2");
+    const auto best = next_presence(bob_q, alice);
+    CHECK(best.state == status::online);
+    CHECK(best.endpoint == "ep-2");
+
+    as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "ep-2"}));
+    CHECK(next_presence(bob_q, alice).state == status::away);
+    as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "no-such-endpoint"}));
+    as<frame::ack>(f.ask(alice, user(alice), hello(alice, "ep-3")));  // offline until it sets presence
+    as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "ep-1"}));
+    CHECK(next_presence(bob_q, alice).state == status::offline);
+}
+
+TEST_CASE("presence requests are checked") {
+    users_fixture f;
+    CHECK(error_of(f.ask(alice, user(alice), hello(bob))) == error_code::not_allowed);
+    CHECK(error_of(f.ask(alice, user(alice), hello(alice, ""))) == error_code::malformed);
+    CHECK(error_of(f.ask(alice, user(alice), presence(status::offline))) == error_code::malformed);
+    CHECK(error_of(f.ask(alice, user(alice), presence(status::online, std::string(129, 'e')))) == error_code::oversize);
+    auto bad_object = presence(status::online);
+    bad_object.presence.msn_object = "\xed\xa0\x80";  // a UTF-8 surrogate
+    CHECK(error_of(f.ask(alice, user(alice), bad_object)) == error_code::invalid_text);
+    CHECK(error_of(f.ask(alice, user(alice), frame::room_nudge{})) == error_code::unsupported);
+}
+
+TEST_CASE("frames from other users' objects are passed on only when true") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+
+    // Bob does not have Alice on his forward list: the notice is untrue.
+    f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0});
+    // Alice does not watch Bob: his presence is not hers to relay.
+    f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence});
+    change(f, bob, adding(list::forward, alice));
+    const auto notice = next_notice(alice_q, bob);
+    CHECK(notice.op == frame::change_op::add);
+    CHECK(notice.version == 1);  // the untrue notice took no version
+
+    // Invitations come from rooms on behalf of the inviter, unless blocked.
+    f.tell(bob, user(alice), frame::room_invite{alice, "Bob", "room:r1"});
+    const frame::frame rng = next(alice_q);
+    CHECK(rng.sender == bob);
+    CHECK(as<frame::room_invite>(rng).room == "room:r1");
+    change(f, alice, adding(list::block, bob));
+    f.tell(bob, user(alice), frame::room_invite{alice, "Bob", "room:r2"});
+    f.tell(carol, user(alice), frame::room_invite{alice, "Carol", "room:r3"});
+    const frame::frame next_rng = next(alice_q);
+    CHECK(next_rng.sender == carol);
+    CHECK(as<frame::room_invite>(next_rng).room == "room:r3");
+}
+
+TEST_CASE("lists, versions and privacy survive a restart; presence does not") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+    const std::string friends = add_group(f, alice, "Friends");
+    change(f, alice, adding(list::forward, bob, friends, "Bobby"));
+    change(f, alice, adding(list::block, carol));
+    as<frame::privacy_set>(f.ask(alice, user(alice), privacy(frame::privacy_default::block, frame::add_prompt::none)));
+    change(f, bob, adding(list::forward, alice));
+    next_notice(alice_q, bob);
+    sign_in(f, alice);
+    const frame::roster before = roster_of(f, alice);
+    CHECK(before.version == 5);
+    CHECK(entry(before, bob)->lists == 25);  // FL RL PL
+
+    f.restart();
+    const frame::roster after = roster_of(f, alice);
+    CHECK(after == before);
+    CHECK(error_of(f.ask(alice, user(alice), privacy(frame::privacy_default::block, frame::add_prompt::none))) ==
+          error_code::already_on_list);
+    CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, "Friends"))) ==
+          error_code::already_on_list);
+
+    // Alice's endpoint went with the old process: Bob, whom she now allows,
+    // sees her offline, and her next presence_set on it is a first one.
+    change(f, alice, adding(list::allow, bob));
+    CHECK(sign_in(f, bob).size() == 1);
+    CHECK(f.request(alice, user(alice), presence(status::online)).size() == 2);
+}
+
+TEST_CASE("state and endpoints survive hibernation") {
+    embedded::options o;
+    o.hibernate_after = std::chrono::milliseconds(1);
+    users_fixture f(o);
+    // Whether every object was evicted after `before` was read: read it
+    // before the request that wakes the object. The shard sweeps every
+    // hibernate_after/2 while idle; poll, bounded.
+    const auto evicted_since = [&](std::uint64_t before) {
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        for (;;) {
+            const auto s = f.be->stats();
+            if (s.hibernations > before && s.resident == 0) return true;
+            if (std::chrono::steady_clock::now() > deadline) return false;
+            std::this_thread::sleep_for(1ms);
+        }
+    };
+
+    auto& alice_q = f.subscribe(user(alice));
+    auto& bob_q = f.subscribe(user(bob));
+    change(f, bob, adding(list::forward, alice));
+    next_notice(alice_q, bob);
+    const std::string friends = add_group(f, alice, "Friends");
+    change(f, alice, adding(list::forward, bob, friends));
+    next_notice(bob_q, alice);
+    change(f, alice, adding(list::allow, carol));
+    sign_in(f, bob);
+    const auto burst = sign_in(f, alice, status::busy);
+    CHECK(burst.size() == 2);
+    CHECK(next_presence(bob_q, alice).state == status::busy);
+
+    auto mark = f.be->stats().hibernations;
+    const frame::roster before = roster_of(f, alice);
+    REQUIRE(evicted_since(mark));
+    mark = f.be->stats().hibernations;
+    CHECK(roster_of(f, alice) == before);
+    REQUIRE(evicted_since(mark));
+
+    // The endpoint is remembered: not a first presence_set, and the
+    // owner's presence is still known when it goes.
+    mark = f.be->stats().hibernations;
+    CHECK(f.request(alice, user(alice), presence(status::busy)).size() == 1);
+    REQUIRE(evicted_since(mark));
+    as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "ep-1"}));
+    CHECK(next_presence(bob_q, alice).state == status::offline);
+}
