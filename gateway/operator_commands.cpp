@@ -7,7 +7,6 @@
 #include "protocols/frame/frame.hpp"
 #include "protocols/text/text.hpp"
 
-#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -103,19 +102,9 @@ tl::expected<database_ptr, std::string> open_database(const config::settings& s,
     std::error_code ec;
     std::filesystem::create_directories(s.data_dir, ec);
     if (ec) return tl::unexpected(s.data_dir.string() + ": cannot create data directory: " + ec.message());
-    // The file holds password hashes, and for legacy users password
-    // equivalents: a new one is for its owner only. SQLite gives its -wal and
-    // -shm files the same permissions. Failing here leaves the error to SQLite.
-    if (const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); fd >= 0) ::close(fd);
     try {
         auto db = std::make_unique<embedded::database>(file, embedded::durability::full);
-        // create_schema also clears the endpoints a previous run left, which
-        // would erase a running gateway's presence: only a new file gets it.
-        auto& version = db->prepare("PRAGMA user_version");
-        version.bind();
-        const bool fresh = version.step() && version.integer(0) == 0;
-        version.run();
-        if (fresh) embedded::create_schema(*db);
+        embedded::create_schema(*db);
         if (db->failed()) return tl::unexpected(file.string() + ": " + db->error());
         return db;
     } catch (const std::exception& e) {
@@ -248,11 +237,10 @@ int room_list(const config::settings& s) {
     for (const auto& b : s.backends) {
         auto db = open_database(s, b.name);
         if (!db) return report(db.error());
-        // The ring's newest message carries the room's last seq (the room
-        // object derives it from there); the column is the floor.
+        // The ring's newest message carries the room's last seq.
         auto& q = (*db)->prepare(
             "SELECT r.id, r.policy, r.title, (SELECT count(*) FROM room_members m WHERE m.room = r.id), "
-            "max(r.last_seq, coalesce((SELECT max(seq) FROM messages g WHERE g.room = r.id), 0)) "
+            "coalesce((SELECT max(seq) FROM messages g WHERE g.room = r.id), 0) "
             "FROM rooms r ORDER BY r.id");
         q.bind();
         while (q.step()) {

@@ -251,6 +251,7 @@ backend::backend(options opt) : opt_(std::move(opt)) {
     {
         database db(opt_.file, opt_.sync);
         create_schema(db);
+        clear_endpoints(db);
         if (db.failed()) {
             throw std::runtime_error(opt_.file.string() + ": " + db.error());
         }

@@ -72,7 +72,12 @@ public:
 std::unique_ptr<object> load_user(database& db, std::string_view handle);
 std::unique_ptr<object> load_room(database& db, std::string_view room_id);
 
-// Creates the schema, or checks that an existing file has the current one.
+// Creates the schema, or checks that an existing file has the current one
+// (throws std::runtime_error when it has another).
 void create_schema(database& db);
+// Endpoints of a previous run are gone with it: the backend calls this once
+// at start. Operator commands must not, or they would erase the presence of
+// a gateway running on the same file.
+void clear_endpoints(database& db);
 
 }  // namespace switchyard::gateway::embedded

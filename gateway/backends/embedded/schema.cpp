@@ -82,7 +82,6 @@ CREATE TABLE rooms (
     policy     INTEGER NOT NULL,  -- frame::room_policy
     title      TEXT NOT NULL,
     creator    TEXT NOT NULL,
-    last_seq   INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
@@ -111,7 +110,8 @@ CREATE TABLE room_endpoints (
 ) WITHOUT ROWID;
 
 -- The last 100 messages of each room in a ring: slot = seq % 100, so the
--- table never grows past 100 rows per room and needs no trimming.
+-- table never grows past 100 rows per room and needs no trimming. The
+-- room's last seq is the highest seq in its ring.
 CREATE TABLE messages (
     room       TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     slot       INTEGER NOT NULL,
@@ -146,7 +146,9 @@ void create_schema(database& db) {
         throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
                                  std::to_string(schema_version) + ", the version this build reads");
     }
-    // Endpoints of a previous run are gone with it.
+}
+
+void clear_endpoints(database& db) {
     db.exec("DELETE FROM presence");
     db.exec("DELETE FROM room_endpoints");
 }

@@ -1,5 +1,8 @@
 #include "gateway/backends/embedded/sqlite.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <stdexcept>
 
 namespace switchyard::gateway::embedded {
@@ -48,6 +51,11 @@ std::string statement::text(int col) const {
 }
 
 database::database(const std::filesystem::path& file, durability d) {
+    // Credentials live here: a new file is readable by its owner only, and
+    // SQLite gives its -wal and -shm files the same mode.
+    if (const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
+        ::close(fd);
+    }
     const int rc = sqlite3_open_v2(file.c_str(), &db_,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
