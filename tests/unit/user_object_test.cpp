@@ -43,8 +43,9 @@ frame::presence_set presence(status s, const std::string& endpoint = "ep-1") {
     return p;
 }
 
+// WebSocket endpoints: a user may have several at once (MSNP before 16 may not).
 frame::hello hello(const std::string& who, const std::string& endpoint = "ep-1") {
-    return frame::hello{frame::client_protocol::msnp, 12, who, endpoint, "test", {}};
+    return frame::hello{frame::client_protocol::wsjson, 1, who, endpoint, "test", {}};
 }
 
 // hello, then a presence_set on the endpoint; returns the presence_set's
@@ -707,4 +708,23 @@ TEST_CASE("state and endpoints survive hibernation") {
     REQUIRE(evicted_since(mark));
     as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "ep-1"}));
     CHECK(next_presence(bob_q, alice).state == status::offline);
+}
+
+TEST_CASE("an MSNP login before MSNP16 signs the user's other endpoints out") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+    frame::hello first{frame::client_protocol::msnp, 12, alice, "ep-1", "MSNMSGR", {}};
+    as<frame::ack>(f.ask(alice, user(alice), first));
+    frame::hello second{frame::client_protocol::msnp, 12, alice, "ep-2", "MSNMSGR", {}};
+    as<frame::ack>(f.ask(alice, user(alice), second));
+    const auto booted = next(alice_q);
+    const auto& b = as<frame::bye>(booted);
+    CHECK(b.endpoint == "ep-1");
+    CHECK_FALSE(b.normal);
+
+    // From MSNP16 on, several points of presence coexist.
+    as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::msnp, 16, alice, "ep-3", "WLM", {}}));
+    as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::msnp, 18, alice, "ep-4", "WLM", {}}));
+    as<frame::roster>(f.ask(alice, user(alice), frame::roster_get{}));  // everything above is published by now
+    CHECK(alice_q.size() == 0);
 }

@@ -293,10 +293,31 @@ private:
         // A hello on a known endpoint is a new session on it: it starts
         // offline again and gets a fresh initial burst.
         const snapshot before = snap();
+        if (h.protocol == frame::client_protocol::msnp && h.dialect < first_mpop_dialect) {
+            sign_out_others(h.endpoint, ctx);
+        }
         endpoints_.insert_or_assign(h.endpoint, endpoint_state{});
         store_endpoint(ctx.db, h.endpoint, endpoint_state{});
         fan_out(ctx, before);
         ctx.reply(frame::ack{});
+    }
+
+    // MSNP clients before multiple points of presence (MSNP16) allow one
+    // session per account: a new login boots the others, which their
+    // sessions render as `OUT OTH` (msnp-reference §4.1).
+    static constexpr std::uint32_t first_mpop_dialect = 16;
+
+    void sign_out_others(const std::string& keep, context& ctx) {
+        for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+            if (it->first == keep) {
+                ++it;
+                continue;
+            }
+            ctx.db.prepare("DELETE FROM presence WHERE handle = ?1 AND endpoint = ?2").bind(me_.handle, it->first).run();
+            ctx.publish(frame::frame{0, {}, me_.handle,
+                                     frame::bye{frame::error_code::not_allowed, false, "signed in elsewhere", it->first}});
+            it = endpoints_.erase(it);
+        }
     }
 
     // Unknown endpoints are acknowledged, so a retried bye does no harm.
