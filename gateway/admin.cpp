@@ -6,7 +6,11 @@
 //   GET  /metrics        Prometheus text format
 //   GET  /routes         the active routes table and its version (JSON)
 //   POST /routes/reload  validate the routes file and swap it in; 422 keeps the old table
+//
+// The HTTPS listener serves the Passport login services (gateway/passport.cpp).
+#include "gateway/http.hpp"
 #include "gateway/log.hpp"
+#include "gateway/passport.hpp"
 #include "gateway/runtime.hpp"
 
 #include <boost/beast/core.hpp>
@@ -18,23 +22,11 @@ namespace switchyard::gateway {
 namespace {
 
 namespace beast = boost::beast;
-namespace http = beast::http;
 
-using request = http::request<http::string_body>;
-using response = http::response<http::string_body>;
+using request = http_request;
+using response = http_response;
 
 constexpr std::size_t max_request_body = 64 * 1024;
-
-response make_response(const request& req, http::status status, std::string body,
-                       std::string_view content_type = "text/plain; charset=utf-8") {
-    response res{status, req.version()};
-    res.set(http::field::server, "switchyard");
-    res.set(http::field::content_type, content_type);
-    res.keep_alive(req.keep_alive());
-    res.body() = std::move(body);
-    res.prepare_payload();
-    return res;
-}
 
 response handle_admin(runtime& rt, const request& req) {
     const std::string_view target = req.target();
@@ -74,15 +66,13 @@ response handle_admin(runtime& rt, const request& req) {
     return make_response(req, http::status::not_found, "not found\n");
 }
 
-// The HTTPS listener will carry the Passport login services; until they
-// exist every path is unknown.
-response handle_https(runtime&, const request& req) {
-    return make_response(req, http::status::not_found, "not found\n");
-}
+// The admin routes answer at once, on the connection's thread.
+void serve_admin(runtime& rt, request&& req, http_reply reply) { reply(handle_admin(rt, req)); }
 
 template <class Stream> class http_connection final : public connection {
 public:
-    using handler = response (*)(runtime&, const request&);
+    // Answers a request through the reply, at once or later from another thread.
+    using handler = void (*)(runtime&, request&&, http_reply);
 
     template <class... StreamArgs>
     http_connection(runtime& rt, worker& w, listener_protocol p, handler h, StreamArgs&&... args)
@@ -128,12 +118,24 @@ private:
         }
         busy_ = true;
         request req = parser_->release();
-        response_ = handler_(rt_, req);
+        target_ = req.target();
+        // The reply may come from a login thread. It moves the connection's
+        // ownership back onto the connection's own thread, so the connection
+        // never ends, and its stream is never touched, anywhere else.
+        handler_(rt_, std::move(req),
+                 [self = shared_from_this(), this, ex = stream_.get_executor()](response res) mutable {
+                     asio::dispatch(ex, [self = std::move(self), this, res = std::move(res)]() mutable {
+                         do_write(std::move(res));
+                     });
+                 });
+    }
+
+    void do_write(response res) {
+        response_ = std::move(res);
         if (stopping_) {
             response_.keep_alive(false);
         }
-        log::debug("http_request", {{"target", std::string(req.target())},
-                                    {"status", static_cast<unsigned>(response_.result_int())}});
+        log::debug("http_request", {{"target", target_}, {"status", static_cast<unsigned>(response_.result_int())}});
         http::async_write(stream_, response_, [self = shared_from_this(), this](beast::error_code wec, std::size_t) {
             if (wec || !response_.keep_alive()) {
                 beast::error_code ignored;
@@ -148,6 +150,7 @@ private:
     handler handler_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
+    std::string target_;  // of the request being answered, for the log
     response response_;
     bool busy_ = false;
     bool stopping_ = false;
@@ -156,7 +159,7 @@ private:
 }  // namespace
 
 std::shared_ptr<connection> make_admin_connection(runtime& rt, worker& w, tcp::socket s) {
-    return std::make_shared<http_connection<beast::tcp_stream>>(rt, w, listener_protocol::admin, &handle_admin,
+    return std::make_shared<http_connection<beast::tcp_stream>>(rt, w, listener_protocol::admin, &serve_admin,
                                                                 std::move(s));
 }
 
@@ -164,7 +167,7 @@ std::shared_ptr<connection> make_https_connection(runtime& rt, worker& w, tcp::s
     const config::listener* l = rt.settings.find_listener("https");
     asio::ssl::context& tls = l && l->tls == config::tls_profile::legacy ? *rt.tls_legacy : *rt.tls_modern;
     return std::make_shared<http_connection<beast::ssl_stream<beast::tcp_stream>>>(
-        rt, w, listener_protocol::https, &handle_https, std::move(s), tls);
+        rt, w, listener_protocol::https, &handle_passport, std::move(s), tls);
 }
 
 }  // namespace switchyard::gateway

@@ -1,5 +1,7 @@
 #include "gateway/operator_commands.hpp"
 
+#include "gateway/user_accounts.hpp"
+
 #include "gateway/backends/embedded/accounts.hpp"
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/embedded/object.hpp"
@@ -93,38 +95,6 @@ int report(std::string_view message) {
     return failure;
 }
 
-using database_ptr = std::unique_ptr<embedded::database>;
-
-// Opens the database of embedded backend `backend`, creating the data
-// directory, the file and the schema when they are missing.
-tl::expected<database_ptr, std::string> open_database(const config::settings& s, std::string_view backend) {
-    const auto file = embedded::database_file(s.data_dir, backend);
-    std::error_code ec;
-    std::filesystem::create_directories(s.data_dir, ec);
-    if (ec) return tl::unexpected(s.data_dir.string() + ": cannot create data directory: " + ec.message());
-    try {
-        auto db = std::make_unique<embedded::database>(file, embedded::durability::full);
-        embedded::create_schema(*db);
-        if (db->failed()) return tl::unexpected(file.string() + ": " + db->error());
-        return db;
-    } catch (const std::exception& e) {
-        return tl::unexpected(std::string(e.what()));
-    }
-}
-
-embedded::accounts accounts_of(embedded::database& db, const config::settings& s) {
-    const auto& a = s.accounts;
-    return embedded::accounts(db, {a.scrypt_n, a.scrypt_r, a.scrypt_p},
-                              {a.min_password_length, a.max_password_length});
-}
-
-// The backend holding `user:<handle>`. A handle that does not normalise is
-// routed as typed: the account checks then reject it with the reason.
-std::string user_backend(const config::route_table& routes, const std::string& handle) {
-    const auto normalised = text::normalize_handle(handle);
-    return std::string(routes.lookup("user:" + normalised.value_or(handle)).backend);
-}
-
 // One line of stdin without its line break; a trailing CR too, for files
 // written on Windows.
 std::optional<std::string> read_line() {
@@ -175,7 +145,7 @@ bool several_backends(const config::settings& s) { return s.backends.size() > 1;
 
 int user_add(const config::settings& s, const config::route_table& routes, const std::string& handle,
              bool legacy_md5, const std::string& display_name) {
-    auto db = open_database(s, user_backend(routes, handle));
+    auto db = open_backend_database(s, user_backend(routes, handle));
     if (!db) return report(db.error());
     auto accounts = accounts_of(**db, s);
     auto checked = accounts.check_add(handle, display_name);
@@ -190,7 +160,7 @@ int user_add(const config::settings& s, const config::route_table& routes, const
 
 int user_passwd(const config::settings& s, const config::route_table& routes, const std::string& handle,
                 std::optional<bool> legacy_md5) {
-    auto db = open_database(s, user_backend(routes, handle));
+    auto db = open_backend_database(s, user_backend(routes, handle));
     if (!db) return report(db.error());
     auto accounts = accounts_of(**db, s);
     auto checked = accounts.check_set_password(handle);
@@ -206,7 +176,7 @@ int user_passwd(const config::settings& s, const config::route_table& routes, co
 }
 
 int user_del(const config::settings& s, const config::route_table& routes, const std::string& handle) {
-    auto db = open_database(s, user_backend(routes, handle));
+    auto db = open_backend_database(s, user_backend(routes, handle));
     if (!db) return report(db.error());
     auto accounts = accounts_of(**db, s);
     if (auto removed = accounts.remove(handle); !removed) return report(removed.error().message);
@@ -218,7 +188,7 @@ int user_list(const config::settings& s) {
     std::vector<std::vector<std::string>> rows{{"HANDLE", "DISPLAY NAME", "LEGACY MD5", "CREATED"}};
     if (several_backends(s)) rows[0].emplace_back("BACKEND");
     for (const auto& b : s.backends) {
-        auto db = open_database(s, b.name);
+        auto db = open_backend_database(s, b.name);
         if (!db) return report(db.error());
         for (const auto& user : accounts_of(**db, s).list()) {
             rows.push_back({printable(user.handle), printable(user.display_name), user.legacy_md5 ? "yes" : "no",
@@ -235,7 +205,7 @@ int room_list(const config::settings& s) {
     std::vector<std::vector<std::string>> rows{{"ROOM", "POLICY", "TITLE", "MEMBERS", "LAST SEQ"}};
     if (several_backends(s)) rows[0].emplace_back("BACKEND");
     for (const auto& b : s.backends) {
-        auto db = open_database(s, b.name);
+        auto db = open_backend_database(s, b.name);
         if (!db) return report(db.error());
         // The ring's newest message carries the room's last seq.
         auto& q = (*db)->prepare(
@@ -258,7 +228,7 @@ int room_list(const config::settings& s) {
 int room_history(const config::settings& s, const config::route_table& routes, const std::string& room,
                  std::size_t limit) {
     const std::string id = room.starts_with(room_prefix) ? room.substr(room_prefix.size()) : room;
-    auto db = open_database(s, routes.lookup(std::string(room_prefix) + id).backend);
+    auto db = open_backend_database(s, routes.lookup(std::string(room_prefix) + id).backend);
     if (!db) return report(db.error());
     auto& exists = (*db)->prepare("SELECT 1 FROM rooms WHERE id = ?1");
     exists.bind(id);

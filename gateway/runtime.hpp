@@ -6,7 +6,10 @@
 #include "gateway/hub.hpp"
 #include "gateway/keys.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/msnp_services.hpp"
+#include "gateway/passport.hpp"
 #include "gateway/router.hpp"
+#include "gateway/tokens.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -34,15 +37,27 @@ struct worker {
 
 struct runtime {
     runtime(const config::settings& s, key_set k)
-        : settings(s), routes(s.routes_file, backend_names(s)), keys(std::move(k)), objects(routes, stats) {}
+        : settings(s),
+          routes(s.routes_file, backend_names(s)),
+          keys(std::move(k)),
+          tokens(std::make_unique<token_service>(keys.keys)),
+          logins(s, routes),
+          objects(routes, stats) {}
 
     const config::settings& settings;
     gateway::metrics stats;
     router routes;
     key_set keys;
+    // Passport tickets and switchboard cookies, signed with `keys`.
+    std::unique_ptr<token_service> tokens;
     std::vector<std::unique_ptr<worker>> workers;
+    // Password checks of the HTTPS login services. Declared after the
+    // workers so it stops first: its threads post their results to the
+    // workers' io_contexts, which must outlive them.
+    password_checker logins;
     std::unique_ptr<asio::ssl::context> tls_modern;
     std::unique_ptr<asio::ssl::context> tls_legacy;
+    std::unique_ptr<msnp_services> msnp;  // made once the MSNP listener's port is known
     std::atomic<bool> stopping{false};
     std::atomic<bool> finished{false};  // the io_contexts are stopped; nothing may be posted
     std::atomic<std::int64_t> live{0};

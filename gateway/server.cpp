@@ -190,6 +190,11 @@ public:
         if (!open_listeners(threads)) {
             return 1;
         }
+        rt_.msnp = std::make_unique<msnp_services>(s, rt_.routes, *rt_.tokens, msnp_endpoint_,
+                                                   rt_.keys.keys.front().secret);
+        for (auto& a : acceptors_) {
+            a->start();
+        }
         for (auto& w : rt_.workers) {
             guards_.push_back(asio::make_work_guard(w->ctx));
         }
@@ -280,8 +285,9 @@ private:
                 port = loop->port();  // port 0 resolves on the first bind; the others share it
                 acceptors_.push_back(loop);
             }
-            for (std::size_t i = acceptors_.size() - count; i < acceptors_.size(); ++i) {
-                acceptors_[i]->start();
+            if (l.kind == "msnp") {
+                // XFR SB and RNG send clients back to this same port (§7.1).
+                msnp_endpoint_ = l.public_endpoint.empty() ? l.address + ":" + std::to_string(port) : l.public_endpoint;
             }
             log::info("listening", {{"listener", l.kind},
                                     {"address", l.address},
@@ -345,6 +351,7 @@ private:
 
     runtime rt_;
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
+    std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
     bool finished_ = false;

@@ -4,14 +4,18 @@
 #include "gateway/log.hpp"
 #include "gateway/runtime.hpp"
 
+#include "gateway/msnp_services.hpp"
+
 #include "protocols/msnp/msnp.hpp"
 #include "protocols/wsjson/wsjson.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
 #include <array>
 #include <deque>
+#include <map>
 
 namespace switchyard::gateway {
 
@@ -42,14 +46,19 @@ std::string peer_of(const tcp::socket& s) {
 
 // ------------------------------------------------------------------ MSNP
 
+// One MSNP client. Reads wait for readability and then drain the socket into
+// a per-thread buffer, so an idle connection holds no read buffer at all.
+// Frames from backends arrive on backend threads and are posted here.
 class msnp_connection final : public connection {
 public:
     msnp_connection(runtime& rt, worker& w, tcp::socket s)
         : connection(rt, w, listener_protocol::msnp),
           socket_(std::move(s)),
+          peer_(peer_of(socket_)),
           idle_(socket_.get_executor()),
-          codec_(rt.settings.lim.line_bytes),
-          peer_(peer_of(socket_)) {}
+          codec_(*rt.msnp, msnp::framer_limits{rt.settings.lim.line_bytes, rt.settings.lim.payload_bytes},
+                 msnp::session_limits{rt.settings.lim.name_bytes, rt.settings.lim.message_bytes}),
+          tokens_(burst()) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
@@ -57,51 +66,127 @@ public:
             shutdown();
             return;
         }
+        socket_.non_blocking(true);
         arm_idle();
-        do_read();
+        do_wait();
     }
 
-    void shutdown() override { finish(std::string(msnp::connection::shutdown_notice), "server shutting down"); }
+    void shutdown() override { apply(codec_.on_shutdown()); }
+
+    ~msnp_connection() override {
+        for (const auto& [object, id] : watches_) {
+            rt_.objects.unwatch(object, id);
+        }
+    }
 
 private:
+    double burst() const { return 2.0 * rt_.settings.lim.commands_per_second; }
+
     void arm_idle() {
         idle_.expires_after(rt_.settings.lim.idle_timeout);
         idle_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
             if (!ec) {
-                finish({}, "idle timeout");
+                close_now("idle timeout");
             }
         });
     }
 
-    void do_read() {
-        socket_.async_read_some(asio::buffer(read_buf_),
-                                [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
-                                    on_read(ec, n);
-                                });
+    void do_wait() {
+        socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), this](boost::system::error_code ec) {
+            on_readable(ec);
+        });
     }
 
-    void on_read(boost::system::error_code ec, std::size_t n) {
-        if (ec) {
-            if (!closing_) {
-                close_now(ec == asio::error::eof ? "client closed" : ec.message());
+    void on_readable(boost::system::error_code ec) {
+        if (ec || closed_) {
+            if (!closed_) close_now(ec.message());
+            return;
+        }
+        thread_local std::array<char, 65536> buffer;
+        for (;;) {
+            const std::size_t n = socket_.read_some(asio::buffer(buffer), ec);
+            if (ec == asio::error::would_block) {
+                break;
             }
-            return;
+            if (ec) {
+                close_now(ec == asio::error::eof ? "client closed" : ec.message());
+                return;
+            }
+            arm_idle();
+            if (!take_tokens(buffer.data(), n)) {
+                close_now("command rate over limit");
+                return;
+            }
+            apply(codec_.feed({buffer.data(), n}));
+            if (closed_ || closing_) {
+                return;
+            }
         }
-        if (closing_) {
-            return;  // the goodbye is on its way; the client's late input has no effect
+        do_wait();
+    }
+
+    // A token bucket over command lines: commands_per_second, bursts of twice that.
+    bool take_tokens(const char* data, std::size_t n) {
+        const auto now = std::chrono::steady_clock::now();
+        const double rate = rt_.settings.lim.commands_per_second;
+        tokens_ = std::min(burst(), tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
+        refilled_ = now;
+        tokens_ -= static_cast<double>(std::count(data, data + n, '\n'));
+        return tokens_ >= 0;
+    }
+
+    // Carries out what the codec asked for, in order.
+    void apply(msnp::output out) {
+        enqueue(std::move(out.bytes));
+        for (std::string& object : out.watch) {
+            if (watches_.contains(object)) continue;
+            std::weak_ptr<connection> weak = weak_from_this();
+            auto executor = socket_.get_executor();
+            const auto id = rt_.objects.watch(object, [weak, executor](shared_frame f) {
+                asio::post(executor, [weak, f = std::move(f)] {
+                    if (auto self = weak.lock()) static_cast<msnp_connection&>(*self).on_backend_frame(*f);
+                });
+            });
+            watches_.emplace(std::move(object), id);
         }
-        arm_idle();
-        msnp::step out = codec_.feed({read_buf_.data(), n});
+        for (const std::string& object : out.unwatch) {
+            if (auto it = watches_.find(object); it != watches_.end()) {
+                rt_.objects.unwatch(object, it->second);
+                watches_.erase(it);
+            }
+        }
+        for (frame::frame& f : out.frames) {
+            route(std::move(f));
+        }
         if (out.close) {
-            finish(std::move(out.output), out.close_reason);
-            return;
+            finish(out.close_reason);
         }
-        enqueue(std::move(out.output));
-        do_read();
+    }
+
+    void route(frame::frame f) {
+        std::weak_ptr<connection> weak = weak_from_this();
+        auto executor = socket_.get_executor();
+        const auto corr = f.corr;
+        std::string object = f.object;
+        const bool sent = rt_.objects.send(std::move(f), [weak, executor](frame::frame reply) {
+            asio::post(executor, [weak, reply = std::move(reply)] {
+                if (auto self = weak.lock()) static_cast<msnp_connection&>(*self).on_backend_frame(reply);
+            });
+        });
+        if (!sent) {
+            on_backend_frame(frame::frame{corr, std::move(object), {},
+                                          frame::error{frame::error_code::backend_unavailable, "no backend serves it"}});
+        }
+    }
+
+    void on_backend_frame(const frame::frame& f) {
+        if (!closed_) {
+            apply(codec_.on_frame(f));
+        }
     }
 
     void enqueue(std::string bytes) {
-        if (bytes.empty()) {
+        if (bytes.empty() || closed_) {
             return;
         }
         queued_bytes_ += bytes.size();
@@ -109,80 +194,78 @@ private:
             close_now("write queue over limit");
             return;
         }
-        queue_.push_back(std::move(bytes));
+        pending_.push_back(std::move(bytes));
         if (!writing_) {
             do_write();
         }
     }
 
-    // All queued buffers go out in one gathered write: one writev per turn.
+    // Everything queued goes out in one gathered write: one writev per turn.
     void do_write() {
         writing_ = true;
+        in_flight_.swap(pending_);
         std::vector<asio::const_buffer> buffers;
-        buffers.reserve(queue_.size());
-        for (const std::string& b : queue_) {
+        buffers.reserve(in_flight_.size());
+        for (const std::string& b : in_flight_) {
             buffers.emplace_back(asio::buffer(b));
         }
-        in_flight_ = queue_.size();
-        asio::async_write(socket_, buffers,
-                          [self = shared_from_this(), this](boost::system::error_code ec, std::size_t) {
-                              on_write(ec);
-                          });
+        asio::async_write(socket_, buffers, [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
+            writing_ = false;
+            queued_bytes_ -= n;
+            in_flight_.clear();
+            if (ec) {
+                close_now(ec.message());
+            } else if (!pending_.empty()) {
+                do_write();
+            } else if (closing_) {
+                close_now(close_reason_);
+            }
+        });
     }
 
-    void on_write(boost::system::error_code ec) {
-        writing_ = false;
-        for (; in_flight_ > 0; --in_flight_) {
-            queued_bytes_ -= queue_.front().size();
-            queue_.pop_front();
-        }
-        if (ec) {
-            close_now(ec.message());
-            return;
-        }
-        if (!queue_.empty()) {
-            do_write();
-        } else if (closing_) {
-            close_now(close_reason_);
-        }
-    }
-
-    // Sends `goodbye`, then closes.
-    void finish(std::string goodbye, std::string reason) {
-        if (closing_) {
+    // Writes what is queued, then closes.
+    void finish(std::string reason) {
+        if (closing_ || closed_) {
             return;
         }
         closing_ = true;
         close_reason_ = std::move(reason);
-        idle_.cancel();
-        enqueue(std::move(goodbye));
         if (!writing_) {
             close_now(close_reason_);
         }
     }
 
     void close_now(const std::string& reason) {
-        if (!socket_.is_open()) {
+        if (closed_) {
             return;
         }
-        log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
-        closing_ = true;
+        closed_ = true;
         idle_.cancel();
+        log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
+        // The objects learn the client is gone (bye, room_leave); their
+        // replies find no connection and are dropped.
+        msnp::output last = codec_.on_closed();
+        for (frame::frame& f : last.frames) {
+            route(std::move(f));
+        }
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
     }
 
     tcp::socket socket_;
+    std::string peer_;
     asio::steady_timer idle_;
     msnp::connection codec_;
-    std::string peer_;
-    std::array<char, 4096> read_buf_{};
-    std::deque<std::string> queue_;
+    std::map<std::string, std::uint64_t> watches_;  // object id -> hub watch id
+    std::vector<std::string> pending_;
+    std::vector<std::string> in_flight_;
     std::size_t queued_bytes_ = 0;
-    std::size_t in_flight_ = 0;
+    double tokens_;
+    std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
     bool writing_ = false;
     bool closing_ = false;
+    bool closed_ = false;
     std::string close_reason_;
 };
 

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config curl
   libboost1.81-dev libboost-json1.81-dev libssl-dev libicu-dev libexpected-dev
   catch2 libsqlite3-dev libtomlplusplus-dev libcli11-dev libpcap-dev
+  openssl  # the test certificates: fixtures/certs/make-certs.sh
 )
 
 missing=()

@@ -27,7 +27,8 @@ constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits
 constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
 constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
 constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
-constexpr std::array msnp_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
+// The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
+constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
 constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes"sv,
@@ -39,7 +40,7 @@ constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "dur
                                   "max_room_members"sv, "named_rooms_open"sv};
 constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
 constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
-                                   "scrypt_p"sv};
+                                   "scrypt_p"sv, "max_concurrent_logins"sv};
 
 // More threads than this is a typo, not a machine.
 constexpr unsigned max_threads = 1024;
@@ -48,6 +49,8 @@ constexpr std::size_t max_key_id_bytes = 32;
 // Every login hashes with these parameters, so one hash may not take more
 // memory than this: a typo in scrypt_n must not exhaust the machine.
 constexpr std::uint64_t max_scrypt_memory = std::uint64_t{1} << 30;
+// Each concurrent login may hold max_scrypt_memory; more is a typo.
+constexpr unsigned max_concurrent_logins = 64;
 
 listener default_listener(std::string_view kind, std::uint16_t port) {
     listener l;
@@ -149,7 +152,9 @@ void read_gateway(detail::reader& r, const toml::table& root, const std::filesys
 void read_listener(detail::reader& r, const toml::table& t, listener& l) {
     const std::string where = "in [listeners." + l.kind + "]";
     const bool msnp = l.kind == "msnp";
-    r.check_keys(t, where, msnp ? std::span<const std::string_view>(msnp_listener_keys) : listener_keys);
+    const bool https = l.kind == "https";
+    r.check_keys(t, where,
+                 msnp || https ? std::span<const std::string_view>(public_listener_keys) : listener_keys);
     r.get(t, "enabled", l.enabled);
     if (r.get_nonempty(t, "address", l.address) && !parse_ip(l.address)) {
         r.fail(t.get("address")->source(), "expected an IP address for address, found \"" + l.address + "\"");
@@ -160,6 +165,11 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
         !is_host_port(l.public_endpoint)) {
         r.fail(t.get("public_endpoint")->source(),
                "expected host:port for public_endpoint, found \"" + l.public_endpoint + "\"");
+    }
+    if (https && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
+        !is_login_host(l.public_endpoint)) {
+        r.fail(t.get("public_endpoint")->source(),
+               "expected host or host:port for public_endpoint, found \"" + l.public_endpoint + "\"");
     }
 }
 
@@ -295,6 +305,7 @@ void read_accounts(detail::reader& r, const toml::table& root, accounts_settings
     r.get(*t, "scrypt_n", a.scrypt_n, std::uint64_t{1024});
     r.get(*t, "scrypt_r", a.scrypt_r, std::uint32_t{1}, std::uint32_t{64});
     r.get(*t, "scrypt_p", a.scrypt_p, std::uint32_t{1}, std::uint32_t{16});
+    r.get(*t, "max_concurrent_logins", a.max_concurrent_logins, 1u, max_concurrent_logins);
 
     // The cost checks point at scrypt_n, or at scrypt_r when n is the default.
     const auto cost_at = position(root, t, t->contains("scrypt_n") ? "scrypt_n" : "scrypt_r");
@@ -373,6 +384,16 @@ std::string_view to_string(durability d) { return durability_names[static_cast<s
 
 std::string_view to_string(backend_kind k) {
     return backend_kind_names[static_cast<std::size_t>(k)];
+}
+
+bool is_login_host(std::string_view text) {
+    const bool name_chars = !text.empty() && std::ranges::all_of(text, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+               c == ':' || c == '[' || c == ']';
+    });
+    if (!name_chars) return false;
+    if (text.front() == '[' && text.back() == ']') return text.size() > 2;
+    return text.find(':') == std::string_view::npos || is_host_port(text);
 }
 
 const listener* settings::find_listener(std::string_view kind) const {

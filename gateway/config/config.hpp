@@ -29,7 +29,10 @@ struct listener {
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;       // 0 = any free port (tests)
     tls_profile tls = tls_profile::none;
-    // host:port handed to MSNP clients in XFR SB and RNG; empty = address:port.
+    // msnp: host:port handed to MSNP clients in XFR SB and RNG; empty =
+    // address:port. https: host or host:port of the login service named in
+    // the Passport nexus reply (DALogin); empty = the Host the client sent
+    // to the nexus, which reached this listener already.
     std::string public_endpoint;
 };
 
@@ -85,6 +88,9 @@ struct accounts_settings {
     std::uint64_t scrypt_n = 1u << 17;     // a power of two; memory per hash is 128 * n * r bytes
     std::uint32_t scrypt_r = 8;
     std::uint32_t scrypt_p = 1;
+    // Password checks of the HTTPS login services running at once, each on
+    // a thread of its own and taking 128 * scrypt_n * scrypt_r bytes.
+    unsigned max_concurrent_logins = 2;
 };
 
 struct settings {
@@ -104,6 +110,12 @@ struct settings {
     const listener* find_listener(std::string_view kind) const;
     const backend* find_backend(std::string_view name) const;
 };
+
+// Whether `text` may stand for the login host in the Passport nexus reply
+// (DALogin, msnp-reference section 3.3): "host" or "host:port", in the
+// characters of names and addresses only, since it sits in a comma-separated
+// header value.
+bool is_login_host(std::string_view text);
 
 // Parses a gateway settings file. Relative paths inside it are resolved
 // against the file's own directory.

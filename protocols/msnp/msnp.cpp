@@ -1,50 +1,83 @@
 #include "protocols/msnp/msnp.hpp"
 
-#include <algorithm>
-
 namespace switchyard::msnp {
 
-namespace {
-
-bool is_trid(std::string_view token) {
-    return !token.empty() && token.size() <= 10 &&
-           std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+void output::append(output&& other) {
+    bytes += other.bytes;
+    std::move(other.frames.begin(), other.frames.end(), std::back_inserter(frames));
+    std::move(other.watch.begin(), other.watch.end(), std::back_inserter(watch));
+    std::move(other.unwatch.begin(), other.unwatch.end(), std::back_inserter(unwatch));
+    if (other.close && !close) {
+        close = true;
+        close_reason = std::move(other.close_reason);
+    }
 }
 
-}  // namespace
-
-step connection::feed(std::string_view bytes) {
-    step out;
-    pending_.append(bytes);
-    std::size_t start = 0;
-    for (std::size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
-        std::string_view line(pending_.data() + start, nl - start);
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
+output connection::dispatch(const command& c) {
+    if (role_ == server_role::unknown) {
+        if (c.name == "VER") {
+            role_ = server_role::notification;
+            session_.emplace<ns_session>(svc_, limits_);
+        } else if (c.name == "USR" || c.name == "ANS") {
+            role_ = server_role::switchboard;
+            session_.emplace<sb_session>(svc_, limits_);
+        } else {
+            // Neither a notification login nor a switchboard handshake:
+            // real servers dropped such connections without a word.
+            output out;
+            out.close = true;
+            out.close_reason = "first command " + c.name + " is neither VER, USR nor ANS";
+            return out;
         }
-        if (line.size() > max_line_) {
-            return {std::move(out.output), true, "command line too long"};
-        }
-        if (line.empty()) {
-            continue;
-        }
-        // Command, then TrID: echo the TrID when there is one (§2.2).
-        const std::size_t sp = line.find(' ');
-        std::string_view rest = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
-        const std::string_view trid = rest.substr(0, rest.find(' '));
-        out.output += "502";
-        if (is_trid(trid)) {
-            out.output.push_back(' ');
-            out.output += trid;
-        }
-        out.output += "\r\n";
+        framer_.set_role(role_);
     }
-    pending_.erase(0, start);
-    if (pending_.size() > max_line_) {
-        out.close = true;
-        out.close_reason = "command line too long";
+    output out = forward([&](auto& s) { return s.on_command(c); });
+    if (const auto* ns = std::get_if<ns_session>(&session_)) {
+        framer_.set_dialect(ns->dialect());
     }
     return out;
+}
+
+output connection::feed(std::string_view bytes) {
+    output out;
+    if (closed_) {
+        return out;
+    }
+    framer_.feed(bytes);
+    while (!out.close) {
+        auto next = framer_.next();
+        if (!next) {
+            out.close = true;
+            out.close_reason = std::string(to_string(next.error()));
+            break;
+        }
+        if (!*next) {
+            break;
+        }
+        out.append(dispatch(**next));
+    }
+    closed_ = out.close;
+    return out;
+}
+
+output connection::on_frame(const frame::frame& f) {
+    return forward([&](auto& s) { return s.on_frame(f); });
+}
+
+output connection::on_shutdown() {
+    if (std::holds_alternative<std::monostate>(session_)) {
+        output out;
+        out.bytes = "OUT SSD\r\n";
+        out.close = true;
+        out.close_reason = "server shutting down";
+        return out;
+    }
+    return forward([](auto& s) { return s.on_shutdown(); });
+}
+
+output connection::on_closed() {
+    closed_ = true;
+    return forward([](auto& s) { return s.on_closed(); });
 }
 
 }  // namespace switchyard::msnp

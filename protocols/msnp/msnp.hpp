@@ -1,37 +1,52 @@
-// MSNP connection codec (sans-I/O): bytes from a client in, bytes to write
-// and connection decisions out.
-//
-// This build frames command lines and answers each with `502` (command
-// disabled), the reply real servers gave to commands they had switched off;
-// the NS and SB state machines replace that answer, behind this same interface.
+// An MSNP client connection (sans-I/O): bytes in, and what to write, route
+// and watch out. One port serves both servers (msnp-reference §7.1): the
+// first command decides, VER for the notification server, USR or ANS for a
+// switchboard.
 #pragma once
 
-#include <cstddef>
-#include <string>
+#include "protocols/msnp/command.hpp"
+#include "protocols/msnp/session.hpp"
+
+#include <optional>
+#include <type_traits>
 #include <string_view>
+#include <variant>
 
 namespace switchyard::msnp {
 
-// The outcome of feeding bytes: what to write, and whether to close after writing it.
-struct step {
-    std::string output;
-    bool close = false;
-    std::string close_reason;  // for the log; MSNP has no way to tell the client
-};
-
 class connection {
 public:
-    explicit connection(std::size_t max_line) : max_line_(max_line) {}
+    connection(services& svc, framer_limits framing, session_limits limits)
+        : svc_(svc), framer_(framing), limits_(limits) {}
 
-    step feed(std::string_view bytes);
+    output feed(std::string_view bytes);
+    output on_frame(const frame::frame& f);
+    output on_shutdown();
+    output on_closed();
 
-    // Written to every session when the gateway shuts down (reason SSD,
-    // "server shutting down", understood by every dialect).
-    static constexpr std::string_view shutdown_notice = "OUT SSD\r\n";
+    server_role role() const { return role_; }
 
 private:
-    std::string pending_;
-    std::size_t max_line_;
+    output dispatch(const command& c);
+    // Calls f on the NS or SB session; nothing before the first command.
+    template <class F> output forward(F&& f) {
+        return std::visit(
+            [&](auto& s) -> output {
+                if constexpr (std::is_same_v<std::decay_t<decltype(s)>, std::monostate>) {
+                    return {};
+                } else {
+                    return f(s);
+                }
+            },
+            session_);
+    }
+
+    services& svc_;
+    framer framer_;
+    session_limits limits_;
+    server_role role_ = server_role::unknown;
+    std::variant<std::monostate, ns_session, sb_session> session_;
+    bool closed_ = false;
 };
 
 }  // namespace switchyard::msnp

@@ -187,6 +187,14 @@ std::optional<std::string> tcp_client::read_until(std::string_view needle, std::
     return received_;
 }
 
+std::optional<std::string> tcp_client::read_some(std::chrono::milliseconds timeout) {
+    if (!wait_readable(fd_, std::chrono::steady_clock::now() + timeout)) return std::nullopt;
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return std::string{};
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
 std::optional<std::string> tcp_client::read_to_eof(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

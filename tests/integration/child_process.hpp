@@ -67,6 +67,9 @@ public:
     std::optional<std::string> read_until(std::string_view needle, std::chrono::milliseconds timeout = 10s);
     // Reads until the peer closes; returns everything received, or nullopt at the deadline.
     std::optional<std::string> read_to_eof(std::chrono::milliseconds timeout = 10s);
+    // The next bytes to arrive ("" when the peer closed), or nullopt at the
+    // deadline. Independent of what read_until keeps.
+    std::optional<std::string> read_some(std::chrono::milliseconds timeout = 10s);
     void close();
 
 private:

@@ -167,12 +167,17 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
         CHECK(m.body.find("switchyard_errors_total{code=\"not_allowed\"} 0\n") != std::string::npos);
     }
 
-    SECTION("MSNP commands get 502 with their TrID until the MSNP codec exists") {
-        tcp_client msnp(gw.port("msnp"));
-        msnp.send("VER 7 MSNP8 CVR0\r\nPNG\r\n");
-        const auto got = msnp.read_until("502\r\n");
-        REQUIRE(got);
-        CHECK(*got == "502 7\r\n502\r\n");
+    SECTION("one port serves MSNP; a connection that starts with anything else is closed") {
+        tcp_client ns(gw.port("msnp"));
+        ns.send("VER 7 MSNP8 CVR0\r\n");
+        const auto ver = ns.read_until("\r\n");
+        REQUIRE(ver);
+        CHECK(*ver == "VER 7 MSNP8 CVR0\r\n");
+        tcp_client stray(gw.port("msnp"));
+        stray.send("PNG\r\n");
+        const auto rest = stray.read_to_eof();
+        REQUIRE(rest);
+        CHECK(rest->empty());
     }
 
     SECTION("SIGHUP swaps in a good routes file and keeps the old table on a bad one") {
@@ -216,7 +221,7 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
     SECTION("SIGTERM tells MSNP and WebSocket sessions why, then exits 0") {
         tcp_client msnp(gw.port("msnp"));
         msnp.send("VER 1 MSNP8 CVR0\r\n");
-        REQUIRE(msnp.read_until("502 1\r\n"));
+        REQUIRE(msnp.read_until("VER 1 MSNP8 CVR0\r\n"));
 
         tcp_client ws(gw.port("ws"));
         ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -228,7 +233,7 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
         gw.proc->signal(SIGTERM);
         const auto msnp_bytes = msnp.read_to_eof();
         REQUIRE(msnp_bytes);
-        CHECK(*msnp_bytes == "502 1\r\nOUT SSD\r\n");
+        CHECK(*msnp_bytes == "VER 1 MSNP8 CVR0\r\nOUT SSD\r\n");
 
         // A close frame: FIN+opcode 8, length, code 1001 (going away), reason.
         const auto ws_bytes = ws.read_until("server shutting down");

@@ -306,6 +306,21 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
         }
         CHECK(settings_ok("[listeners.msnp]\npublic_endpoint = \"[2001:db8::1]:1863\"\n").listeners[0].public_endpoint ==
               "[2001:db8::1]:1863");
+        // The HTTPS one goes into the nexus reply's DALogin, where 443 needs no port.
+        for (const char* good : {"login.example.com", "login.example.com:8443", "[2001:db8::1]", "[2001:db8::1]:443",
+                                 "192.0.2.1"}) {
+            INFO(good);
+            CHECK(settings_ok("[listeners.https]\npublic_endpoint = \"" + std::string(good) + "\"\n")
+                      .listeners[2]
+                      .public_endpoint == good);
+        }
+        CHECK(settings_error("[listeners.https]\npublic_endpoint = \"login.example.com/x\"\n") ==
+              "test.toml:2:19: expected host or host:port for public_endpoint, found \"login.example.com/x\"");
+        for (const char* bad : {"a,b", "host:0", "a:b:c", "with space", "[]", "host:"}) {
+            INFO(bad);
+            CHECK_FALSE(config::parse_settings(
+                "[listeners.https]\npublic_endpoint = \"" + std::string(bad) + "\"\n", "test.toml"));
+        }
     }
     SECTION("duplicate ports") {
         const auto fixture = fixtures_dir / "config/settings_port_conflict.toml";
@@ -598,7 +613,12 @@ TEST_CASE("[accounts] sets the password policy and the scrypt cost", "[config]")
 
     CHECK(settings_error("[accounts]\nscrypt_m = 1\n") ==
           "test.toml:2:1: unknown key \"scrypt_m\" in [accounts]; expected one of: min_password_length, "
-          "max_password_length, scrypt_n, scrypt_r, scrypt_p");
+          "max_password_length, scrypt_n, scrypt_r, scrypt_p, max_concurrent_logins");
+    CHECK(defaults.accounts.max_concurrent_logins == 2);
+    CHECK(shipped.accounts.max_concurrent_logins == defaults.accounts.max_concurrent_logins);
+    CHECK(settings_ok("[accounts]\nmax_concurrent_logins = 8\n").accounts.max_concurrent_logins == 8);
+    CHECK(settings_error("[accounts]\nmax_concurrent_logins = 0\n") ==
+          "test.toml:2:25: expected an integer from 1 to 64 for max_concurrent_logins, found 0");
     CHECK(settings_error("accounts = 5\n") == "test.toml:1:12: expected a table for accounts, found an integer");
     CHECK(settings_error("[accounts]\nscrypt_n = 512\n") ==
           "test.toml:2:12: expected an integer of at least 1024 for scrypt_n, found 512");

@@ -1,0 +1,37 @@
+// What the MSNP state machines ask of the gateway (msnp::services): account
+// checks for MD5 login, Passport tickets, switchboard cookies and ids.
+// Shared by every connection of the process; safe to call from any thread.
+#pragma once
+
+#include "gateway/router.hpp"
+#include "gateway/tokens.hpp"
+
+#include "protocols/msnp/session.hpp"
+
+namespace switchyard::gateway {
+
+class msnp_services final : public msnp::services {
+public:
+    // `dummy_salt_secret` keys the salts unknown users get (a signing key's secret).
+    msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
+                  std::string sb_endpoint, std::string dummy_salt_secret);
+
+    std::string md5_salt(std::string_view handle) override;
+    bool verify_md5(std::string_view handle, std::string_view response_hex) override;
+    std::optional<std::string> verify_ticket(std::string_view ticket) override;
+    std::string issue_sb_cookie(const msnp::sb_grant& grant) override;
+    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override;
+    std::string new_room_id() override;
+    std::string new_endpoint_id() override;
+    std::string sb_endpoint() override { return sb_endpoint_; }
+    std::uint64_t now_ms() override;
+
+private:
+    const config::settings& settings_;
+    const router& routes_;
+    token_service& tokens_;
+    std::string sb_endpoint_;
+    std::string dummy_salt_secret_;  // unknown users get a stable, real-looking salt
+};
+
+}  // namespace switchyard::gateway

@@ -1,0 +1,168 @@
+// Test support for the MSNP state machines: real embedded objects behind
+// them, and a client whose lines are written and read as text. No sockets:
+// frames a machine emits go to the backend, replies and published frames
+// come back through on_frame, all within the test thread's waits.
+#pragma once
+
+#include "embedded_fixture.hpp"
+
+#include "gateway/backends/embedded/accounts.hpp"
+#include "protocols/msnp/session.hpp"
+
+#include <deque>
+#include <map>
+#include <set>
+
+namespace switchyard::test {
+
+// Services with fixed keys and counters, enough for the machines: tickets
+// are "ticket-<handle>", cookies are looked up in a table and used once.
+class fake_services final : public msnp::services {
+public:
+    explicit fake_services(embedded::database& db) : db_(db) {}
+
+    std::string md5_salt(std::string_view handle) override {
+        return embedded::accounts(db_, cheap_kdf()).md5_salt(handle, "test secret");
+    }
+    bool verify_md5(std::string_view handle, std::string_view response) override {
+        return embedded::accounts(db_, cheap_kdf()).verify_md5(handle, response);
+    }
+    std::optional<std::string> verify_ticket(std::string_view ticket) override {
+        if (ticket.starts_with("t=")) ticket.remove_prefix(2);
+        ticket = ticket.substr(0, ticket.find('&'));
+        if (!ticket.starts_with("ticket-")) return std::nullopt;
+        return std::string(ticket.substr(7));
+    }
+    std::string issue_sb_cookie(const msnp::sb_grant& g) override {
+        const std::string cookie = "cookie" + std::to_string(++counter_);
+        cookies_[cookie] = g;
+        return cookie;
+    }
+    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override {
+        auto it = cookies_.find(std::string(cookie));
+        if (it == cookies_.end()) return std::nullopt;
+        auto g = it->second;
+        cookies_.erase(it);
+        return g;
+    }
+    std::string new_room_id() override { return "sb" + std::to_string(++counter_); }
+    std::string new_endpoint_id() override { return "ep" + std::to_string(++counter_); }
+    std::string sb_endpoint() override { return "127.0.0.1:1863"; }
+    std::uint64_t now_ms() override { return 1700000000000; }
+
+    static embedded::kdf_params cheap_kdf() { return {1024, 8, 1}; }
+
+private:
+    embedded::database& db_;
+    std::map<std::string, msnp::sb_grant> cookies_;
+    int counter_ = 0;
+};
+
+// One MSNP client connection driven through a machine (ns_session or
+// sb_session) against the fixture's backend.
+template <class Machine> class client {
+public:
+    client(embedded_fixture& f, msnp::services& svc) : f_(f), machine_(svc) {}
+    ~client() {
+        for (const auto& id : watched_) f_.be->unsubscribe(id);
+    }
+
+    // Sends one command (a line, optionally with its payload) and returns
+    // what the server wrote in answer, after every frame it caused has been
+    // answered by the backend.
+    std::string send(const msnp::command& c) {
+        apply(machine_.on_command(c));
+        return drain();
+    }
+    // Parses "VER 1 MSNP8 CVR0" into a command (no payload).
+    std::string send(std::string_view text, std::string payload = {}) {
+        msnp::command c;
+        std::size_t start = 0;
+        bool first = true;
+        while (start <= text.size()) {
+            const auto sp = text.find(' ', start);
+            const auto token = text.substr(start, sp == std::string_view::npos ? std::string_view::npos : sp - start);
+            if (first) c.name = token;
+            else c.params.emplace_back(token);
+            first = false;
+            if (sp == std::string_view::npos) break;
+            start = sp + 1;
+        }
+        if (!payload.empty() || c.name == "MSG" || c.name == "UUX") {
+            c.has_payload = true;
+            c.payload = std::move(payload);
+        }
+        return send(c);
+    }
+    // Whatever arrived from watched objects since the last call.
+    std::string pending() { return drain(); }
+    // Waits (bounded) until what the server wrote contains `needle`, for
+    // frames that other clients' actions publish to this one.
+    std::string wait_for(std::string_view needle) {
+        std::string got = drain();
+        while (got.find(needle) == std::string::npos) {
+            auto r = inbox_->pop();
+            INFO("waiting for \"" << needle << "\"; have: " << got);
+            REQUIRE(r);
+            apply(machine_.on_frame(*r));
+            got += drain();
+        }
+        return got;
+    }
+
+    std::string shutdown() {
+        apply(machine_.on_shutdown());
+        return drain();
+    }
+    std::string closed() {
+        apply(machine_.on_closed());
+        return drain();
+    }
+    bool is_closed() const { return closed_; }
+    Machine& machine() { return machine_; }
+
+private:
+    void apply(msnp::output out) {
+        written_ += out.bytes;
+        if (out.close) closed_ = true;
+        for (auto& id : out.watch) {
+            watched_.insert(id);
+            f_.be->subscribe(id, [q = inbox_](frame::frame fr) { q->push(std::move(fr)); });
+        }
+        for (auto& id : out.unwatch) {
+            watched_.erase(id);
+            f_.be->unsubscribe(id);
+        }
+        for (auto& fr : out.frames) {
+            if (fr.corr != 0) ++outstanding_;
+            f_.be->send(std::move(fr), [q = inbox_](frame::frame r) { q->push(std::move(r)); });
+        }
+    }
+
+    // Feeds replies back until every request with a corr has its terminal
+    // reply; published frames that arrive meanwhile are fed too.
+    std::string drain() {
+        while (outstanding_ > 0) {
+            auto r = inbox_->pop();
+            INFO("a request got no reply");
+            REQUIRE(r);
+            const bool terminal = r->corr != 0 && !std::holds_alternative<frame::presence_update>(r->content);
+            if (terminal) --outstanding_;
+            apply(machine_.on_frame(*r));
+        }
+        while (inbox_->size() > 0) {
+            apply(machine_.on_frame(*inbox_->pop()));
+        }
+        return std::exchange(written_, {});
+    }
+
+    embedded_fixture& f_;
+    Machine machine_;
+    std::shared_ptr<frame_queue> inbox_ = std::make_shared<frame_queue>();
+    std::set<std::string> watched_;
+    std::string written_;
+    int outstanding_ = 0;
+    bool closed_ = false;
+};
+
+}  // namespace switchyard::test
