@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <openssl/ssl.h>
+#include <sys/resource.h>
 
 #include <thread>
 
@@ -360,8 +361,26 @@ private:
 
 }  // namespace
 
+namespace {
+
+// Every client is a socket: take the hard limit on descriptors, not the
+// shell's soft default of 1024.
+void raise_descriptor_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+        log::info("descriptors", {{"limit", static_cast<std::uint64_t>(lim.rlim_cur)}});
+    }
+}
+
+}  // namespace
+
 int run(const config::settings& s) {
     log::set_level(s.log);
+    raise_descriptor_limit();
     auto keys = load_or_generate_keys(s);
     if (!keys) {
         log::error("keys_failed", {{"error", keys.error()}});
