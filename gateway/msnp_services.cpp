@@ -82,7 +82,8 @@ std::optional<std::string> msnp_services::verify_ticket(std::string_view ticket)
 }
 
 std::string msnp_services::issue_sb_cookie(const msnp::sb_grant& grant) {
-    return tokens_.issue_cookie({grant.handle, grant.room, grant.dialect, grant.display_name}, now_ms());
+    return tokens_.issue_cookie({grant.handle, grant.room, grant.dialect, grant.display_name, grant.capabilities},
+                                now_ms());
 }
 
 std::optional<msnp::sb_grant> msnp_services::redeem_sb_cookie(std::string_view cookie) {
@@ -91,7 +92,7 @@ std::optional<msnp::sb_grant> msnp_services::redeem_sb_cookie(std::string_view c
         return std::nullopt;
     }
     return msnp::sb_grant{std::move(claims->handle), std::move(claims->room), claims->dialect,
-                          std::move(claims->display_name)};
+                          std::move(claims->display_name), claims->capabilities};
 }
 
 // 128 random bits: a room id (and so the switchboard session id) cannot be

@@ -183,17 +183,20 @@ std::optional<std::string> token_service::verify_ticket(std::string_view token, 
 
 std::string token_service::issue_cookie(const cookie_claims& claims, std::uint64_t now_ms) const {
     const std::string dialect = std::to_string(claims.dialect);
+    const std::string capabilities = std::to_string(claims.capabilities);
     return issue(cookie_kind, now_ms + static_cast<std::uint64_t>(options_.cookie_lifetime.count()),
-                 {claims.handle, claims.room, dialect, claims.display_name});
+                 {claims.handle, claims.room, dialect, claims.display_name, capabilities});
 }
 
 std::optional<cookie_claims> token_service::redeem_cookie(std::string_view cookie, std::uint64_t now_ms) {
-    auto v = verify(cookie_kind, cookie, now_ms, 4);
+    auto v = verify(cookie_kind, cookie, now_ms, 5);
     if (!v) return std::nullopt;
-    cookie_claims claims{std::move(v->fields[0]), std::move(v->fields[1]), 0, std::move(v->fields[3])};
-    const std::string& dialect = v->fields[2];
-    const auto [end, ec] = std::from_chars(dialect.data(), dialect.data() + dialect.size(), claims.dialect);
-    if (ec != std::errc() || end != dialect.data() + dialect.size()) return std::nullopt;
+    cookie_claims claims{std::move(v->fields[0]), std::move(v->fields[1]), 0, std::move(v->fields[3]), 0};
+    const auto decimal = [](const std::string& text, auto& out) {
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+        return ec == std::errc() && end == text.data() + text.size();
+    };
+    if (!decimal(v->fields[2], claims.dialect) || !decimal(v->fields[4], claims.capabilities)) return std::nullopt;
 
     const std::lock_guard lock(redeemed_mutex_);
     while (!redeemed_.empty() && redeemed_.begin()->first <= now_ms) redeemed_.erase(redeemed_.begin());

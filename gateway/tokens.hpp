@@ -15,7 +15,8 @@
 //           nonce (12 random bytes), then the kind's fields, each a u32
 //           big-endian length and the bytes:
 //             ticket: handle
-//             cookie: handle, room, dialect (decimal), display name
+//             cookie: handle, room, dialect (decimal), display name,
+//                     capabilities (decimal)
 //   mac     base64url without padding of HMAC-SHA256(secret, "<kind>.<key id>.<body>")
 //
 // Base64url is decoded strictly (no padding, unused bits zero), so one token
@@ -45,6 +46,7 @@ struct cookie_claims {
     std::string room;          // "room:<id>"
     int dialect = 0;
     std::string display_name;
+    std::uint64_t capabilities = 0;
 
     bool operator==(const cookie_claims&) const = default;
 };

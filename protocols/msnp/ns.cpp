@@ -186,6 +186,7 @@ struct ns_session::impl {
     bool signed_out = false;  // the client sent OUT
     bool shutting_down = false;
     frame::status status = frame::status::offline;
+    std::uint64_t capabilities = 0;  // from CHG, passed on to switchboards
     frame::privacy_default privacy = frame::privacy_default::allow;
     frame::add_prompt prompt = frame::add_prompt::prompt;
     std::uint64_t list_version = 0;
@@ -507,6 +508,7 @@ struct ns_session::impl {
                 return error(c, 201);
             }
             p.capabilities = *caps;
+            capabilities = *caps;
         }
         if (dialect >= 9 && c.params.size() >= 4) {
             p.msn_object = url_decode(c.params[3]);
@@ -546,7 +548,7 @@ struct ns_session::impl {
     }
 
     output room_created(const command& c, const std::string& room) {
-        const std::string cookie = svc.issue_sb_cookie({handle, room, dialect, display_name});
+        const std::string cookie = svc.issue_sb_cookie({handle, room, dialect, display_name, capabilities});
         return write((wire_line("XFR") << c.params[0] << "SB" << svc.sb_endpoint() << "CKI" << cookie).end());
     }
 
@@ -1161,7 +1163,7 @@ struct ns_session::impl {
         if (!i.room.starts_with("room:")) {
             return {};
         }
-        const std::string cookie = svc.issue_sb_cookie({handle, i.room, dialect, display_name});
+        const std::string cookie = svc.issue_sb_cookie({handle, i.room, dialect, display_name, capabilities});
         const std::string_view session = std::string_view(i.room).substr(std::string_view("room:").size());
         return write((wire_line("RNG") << session << svc.sb_endpoint() << "CKI" << cookie << inviter
                                        << url_encode(i.inviter_name.empty() ? inviter : i.inviter_name))

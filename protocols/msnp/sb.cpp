@@ -156,8 +156,7 @@ struct sb_session::impl {
 
         output out;
         out.watch.push_back(room);
-        // No capabilities: the grant does not carry the NS's CHG value.
-        frame::member me{handle, endpoint, display_name, 0, frame::client_protocol::msnp};
+        frame::member me{handle, endpoint, display_name, grant->capabilities, frame::client_protocol::msnp};
         out.frames.push_back(to_room(track(request::join, auth_trid), frame::room_join{std::move(me)}));
         return out;
     }

@@ -28,6 +28,7 @@ struct sb_grant {
     std::string room;          // "room:<id>"
     int dialect = 0;
     std::string display_name;
+    std::uint64_t capabilities = 0;  // from the user's CHG: MSNP12 IRO/JOI carry them
 };
 
 class services {

@@ -85,9 +85,10 @@ struct sb_fixture : embedded_fixture {
     }
 
     // What the NS puts in XFR SB and RNG.
-    std::string cookie(const std::string& user, int dialect, const std::string& room = sb) {
+    std::string cookie(const std::string& user, int dialect, const std::string& room = sb,
+                       std::uint64_t capabilities = 0) {
         const std::string name = user == alice ? "Alice" : user == bob ? "Bob B" : user == carol ? "Carol" : "";
-        return svc.issue_sb_cookie({user, room, dialect, name});
+        return svc.issue_sb_cookie({user, room, dialect, name, capabilities});
     }
 
     // What the room publishes, seen through the fan-out (the fixture's own
@@ -620,4 +621,15 @@ TEST_CASE("MSNP5 and MSNP12 participants share a switchboard", "[sb]") {
     as<frame::ack>(f.ask(dave, sb, frame::room_leave{dave, "ws-2", frame::leave_reason::idle}));
     CHECK(f.a.wait_for("BYE") == "BYE dave@example.com 1\r\n");
     CHECK(f.b.wait_for("BYE") == "BYE dave@example.com 1\r\n");
+}
+
+TEST_CASE("MSNP12 IRO and JOI carry the capabilities the NS put in the cookie", "[sb]") {
+    sb_fixture f;
+    sb_client a(f), b(f);
+    CHECK(a.send("USR 1 alice@example.com " + f.cookie(alice, 12, sb, 1342177280)) ==
+          "USR 1 OK alice@example.com Alice\r\n");
+    CHECK(a.send("CAL 2 bob@example.com") == "CAL 2 RINGING sb1\r\n");
+    CHECK(b.send("ANS 1 bob@example.com " + f.cookie(bob, 12, sb, 1073741824) + " sb1") ==
+          "IRO 1 1 1 alice@example.com Alice 1342177280\r\nANS 1 OK\r\n");
+    CHECK(a.wait_for("JOI") == "JOI bob@example.com Bob%20B 1073741824\r\n");
 }

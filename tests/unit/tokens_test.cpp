@@ -15,7 +15,7 @@ const config::hmac_key key_b{"b2", std::string(32, 'B')};
 constexpr std::uint64_t t0 = 1'700'000'000'000;
 
 const cookie_claims sample_claims{"alice@example.com", "room:0123456789abcdef0123456789abcdef", 12,
-                                  "Alice, the \"first\" % 100 & more \xe2\x98\x83"};
+                                  "Alice, the \"first\" % 100 & more \xe2\x98\x83", 0x40000024};
 
 // What any MSNP parameter, `from-PP='...'` and XML text can carry unescaped.
 bool safe_as_parameter(std::string_view token) {
