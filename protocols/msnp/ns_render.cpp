@@ -231,7 +231,12 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
         }
         static constexpr std::pair<std::string_view, std::uint32_t> lists[] = {
             {"FL", forward_bit}, {"AL", allow_bit}, {"BL", block_bit}, {"RL", reverse_bit}};
-        for (const auto& [name, bit] : lists) {
+        for (const auto& list : lists) {
+            // Plain variables, not a structured binding: the lambda below
+            // captures `bit`, which clang 14 (the fuzzing compiler) refuses
+            // for bindings.
+            const std::string_view name = list.first;
+            const std::uint32_t bit = list.second;
             const auto n = static_cast<std::size_t>(
                 std::count_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.lists & bit; }));
             if (n == 0) {
