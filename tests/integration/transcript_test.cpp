@@ -11,11 +11,13 @@
 //   A-NS S: (closed)                                  the server closes the connection
 //
 // A connection opens the first time its name is used. In server lines '*'
-// matches any one token and ${name} captures one; in client lines ${name}
-// expands a capture, ${md5:salt:password} the MSNP2-7 login answer, and
-// ${ticket:handle} a Passport ticket signed with the test's key. Server
-// payload lines match the same way, with '*' for any one line; a server
-// payload command with no payload lines skips its payload unread.
+// matches any one token, ${name} captures one and ${=name} must equal an
+// earlier capture (the same session id, say); both may follow a literal
+// prefix within the token (C=${guid} captures what follows "C="). In client
+// lines ${name} expands a capture, ${md5:salt:password} the MSNP2-7 login
+// answer, and ${ticket:handle} a Passport ticket signed with the test's key.
+// Server payload lines match the same way, with '*' for any one line; a
+// server payload command with no payload lines skips its payload unread.
 #include "child_process.hpp"
 
 #include "gateway/tokens.hpp"
@@ -226,8 +228,20 @@ private:
         REQUIRE(want.size() == got.size());
         for (std::size_t i = 0; i < want.size(); ++i) {
             if (want[i] == "*") continue;
-            if (want[i].starts_with("${") && want[i].ends_with("}")) {
-                captures_[want[i].substr(2, want[i].size() - 3)] = got[i];
+            // [prefix]${name} captures the rest of the token, [prefix]${=name}
+            // compares it with an earlier capture (C=${guid}, ${=session}).
+            static const std::regex capture(R"(([^$]*)\$\{(=?)([^}:]+)\})");
+            if (std::smatch m; std::regex_match(want[i], m, capture)) {
+                const std::string prefix = m[1];
+                const std::string name = m[3];
+                REQUIRE(got[i].starts_with(prefix));
+                if (m[2].length() == 0) {
+                    captures_[name] = got[i].substr(prefix.size());
+                } else {
+                    INFO("no capture named " << name);
+                    REQUIRE(captures_.contains(name));
+                    REQUIRE(got[i] == prefix + captures_.at(name));
+                }
                 continue;
             }
             REQUIRE(expand(want[i]) == got[i]);

@@ -439,8 +439,8 @@ TEST_CASE("MSNP7 ADD and REM, with ADD 0 RL and REM 0 RL on the other side", "[n
     CHECK(a.send("REM 15 FL carol@example.com") == "REM 15 FL 3 carol@example.com\r\n");
     CHECK(c.wait_for("REM 0 RL 2 alice@example.com\r\n") == "REM 0 RL 2 alice@example.com\r\n");
 
-    // A contact's nickname: not stored by the user object yet (rename is unsupported there).
-    CHECK(a.send("REA 16 carol@example.com Caz") == "502 16\r\n");
+    // A contact's nickname: Carol was just removed from the FL.
+    CHECK(a.send("REA 16 carol@example.com Caz") == "216 16\r\n");
     // The own name.
     CHECK(a.send("REA 17 alice@example.com Alice%20A.") == "REA 17 3 alice@example.com Alice%20A.\r\n");
     CHECK(a.send("REA 18 alice@example.com %FF") == "201 18\r\n");  // not UTF-8
@@ -523,7 +523,7 @@ TEST_CASE("MSNP12 ADC and REM by GUID, with ADC 0 RL and REM 0 RL on the other s
     CHECK(bob_added == "ADC 24 FL N=bob@example.com F=Bob C=" + w.contact_id("alice@example.com", "bob@example.com") +
                            " " + family + "\r\n");  // Bob is offline: no ILN
 
-    CHECK(a.send("SBP 25 " + guid + " MFN Caz") == "502 25\r\n");  // contact rename: unsupported by the user object
+    CHECK(a.send("SBP 25 " + guid + " MFN Caz") == "SBP 25 " + guid + " MFN Caz\r\n");  // renames the contact
     CHECK(a.send("REM 26 FL " + guid) == "REM 26 FL " + guid + "\r\n");
     CHECK(c.wait_for("REM 0 RL N=alice@example.com\r\n") == "REM 0 RL N=alice@example.com\r\n");
 }

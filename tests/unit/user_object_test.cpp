@@ -728,3 +728,19 @@ TEST_CASE("an MSNP login before MSNP16 signs the user's other endpoints out") {
     as<frame::roster>(f.ask(alice, user(alice), frame::roster_get{}));  // everything above is published by now
     CHECK(alice_q.size() == 0);
 }
+
+TEST_CASE("a contact on the forward list can be renamed by its owner") {
+    users_fixture f;
+    change(f, alice, adding(list::forward, bob));
+    const auto version = roster_of(f, alice).version;
+    frame::roster_change rename{frame::change_op::rename, list::forward, bob, "Bobby", {}, 0};
+    const auto reply = as<frame::roster_change>(f.ask(alice, user(alice), rename));
+    CHECK(reply.display_name == "Bobby");
+    CHECK(reply.version == version + 1);
+    const auto r = roster_of(f, alice);
+    const auto it = std::find_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.handle == bob; });
+    REQUIRE(it != r.entries.end());
+    CHECK(it->display_name == "Bobby");
+    frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0};
+    CHECK(error_of(f.ask(alice, user(alice), stranger)) == error_code::not_on_list);
+}

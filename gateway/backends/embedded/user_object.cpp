@@ -434,9 +434,26 @@ private:
         switch (r.op) {
         case frame::change_op::add: add_contact(r, *handle, ctx); return;
         case frame::change_op::remove: remove_contact(r, *handle, ctx); return;
-        case frame::change_op::rename: break;
+        case frame::change_op::rename: rename_contact(r, *handle, ctx); return;
         }
-        ctx.fail(error_code::unsupported, "contacts are added or removed, not renamed");
+    }
+
+    // The owner's own name for a contact (MSNP `REA` on a contact before
+    // MSNP10, `SBP … MFN` from MSNP10; msnp-reference §4.3).
+    void rename_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
+            return;
+        }
+        auto found = contacts_.find(handle);
+        if (r.which != frame::list::forward || found == contacts_.end() || !(found->second.lists & forward_bit)) {
+            ctx.fail(error_code::not_on_list, handle + " is not on the forward list");
+            return;
+        }
+        found->second.display_name = r.display_name.empty() ? handle : r.display_name;
+        bump_version(ctx);
+        store_contact(ctx.db, handle, found->second);
+        ctx.reply(frame::roster_change{frame::change_op::rename, frame::list::forward, handle,
+                                       found->second.display_name, {}, me_.list_version});
     }
 
     void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
