@@ -113,11 +113,13 @@ private:
                 return;
             }
             arm_idle();
-            if (!take_tokens(buffer.data(), n)) {
+            const std::uint64_t before = codec_.commands();
+            msnp::output out = codec_.feed({buffer.data(), n});
+            if (!take_tokens(codec_.commands() - before)) {
                 close_now("command rate over limit");
                 return;
             }
-            apply(codec_.feed({buffer.data(), n}));
+            apply(std::move(out));
             if (closed_ || closing_) {
                 return;
             }
@@ -125,13 +127,14 @@ private:
         do_wait();
     }
 
-    // A token bucket over command lines: commands_per_second, bursts of twice that.
-    bool take_tokens(const char* data, std::size_t n) {
+    // A token bucket over commands (payloads are not counted):
+    // commands_per_second, bursts of twice that.
+    bool take_tokens(std::uint64_t commands) {
         const auto now = std::chrono::steady_clock::now();
         const double rate = rt_.settings.lim.commands_per_second;
         tokens_ = std::min(burst(), tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
         refilled_ = now;
-        tokens_ -= static_cast<double>(std::count(data, data + n, '\n'));
+        tokens_ -= static_cast<double>(commands);
         return tokens_ >= 0;
     }
 
@@ -212,7 +215,8 @@ private:
         asio::async_write(socket_, buffers, [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
             writing_ = false;
             queued_bytes_ -= n;
-            in_flight_.clear();
+            // Released, not just cleared: most sessions sit idle between writes.
+            std::vector<std::string>().swap(in_flight_);
             if (ec) {
                 close_now(ec.message());
             } else if (!pending_.empty()) {

@@ -210,6 +210,11 @@ tl::expected<std::optional<command>, framer_errc> framer::next() {
             if (strip_cr(rest).size() > limits_.max_line) {
                 return fail(framer_errc::line_too_long);
             }
+            if (rest.empty()) {
+                // Everything is consumed: an idle connection keeps no buffer.
+                std::string().swap(buffer_);
+                consumed_ = 0;
+            }
             return std::nullopt;
         }
         consumed_ += lf + 1;

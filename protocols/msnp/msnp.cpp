@@ -54,6 +54,7 @@ output connection::feed(std::string_view bytes) {
         if (!*next) {
             break;
         }
+        ++commands_;
         out.append(dispatch(**next));
     }
     closed_ = out.close;

@@ -7,6 +7,7 @@
 #include "protocols/msnp/command.hpp"
 #include "protocols/msnp/session.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <string_view>
@@ -25,6 +26,8 @@ public:
     output on_closed();
 
     server_role role() const { return role_; }
+    // Commands framed so far, for the gateway's per-connection rate limit.
+    std::uint64_t commands() const { return commands_; }
 
 private:
     output dispatch(const command& c);
@@ -47,6 +50,7 @@ private:
     server_role role_ = server_role::unknown;
     std::variant<std::monostate, ns_session, sb_session> session_;
     bool closed_ = false;
+    std::uint64_t commands_ = 0;
 };
 
 }  // namespace switchyard::msnp
