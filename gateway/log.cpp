@@ -66,6 +66,15 @@ std::string timestamp() {
 
 }  // namespace
 
+std::string iso_time(std::uint64_t ms) {
+    const auto seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
 void set_level(log_level l) { current_level.store(static_cast<int>(l), std::memory_order_relaxed); }
 
 bool enabled(log_level l) { return static_cast<int>(l) >= current_level.load(std::memory_order_relaxed); }

@@ -32,6 +32,9 @@ inline void info(std::string_view event, std::initializer_list<field> f = {}) { 
 inline void warn(std::string_view event, std::initializer_list<field> f = {}) { write(log_level::warn, event, f); }
 inline void error(std::string_view event, std::initializer_list<field> f = {}) { write(log_level::error, event, f); }
 
+// "2026-11-27T08:00:00Z": a Unix time in milliseconds, to the second, UTC.
+std::string iso_time(std::uint64_t ms);
+
 // The line write() would print, without the timestamp (for tests).
 std::string format(log_level l, std::string_view event, std::initializer_list<field> fields);
 

@@ -1,5 +1,6 @@
 #include "gateway/operator_commands.hpp"
 
+#include "gateway/log.hpp"
 #include "gateway/user_accounts.hpp"
 
 #include "gateway/backends/embedded/accounts.hpp"
@@ -81,14 +82,6 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     }
 }
 
-std::string iso_time(std::uint64_t ms) {
-    const auto seconds = static_cast<std::time_t>(ms / 1000);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
 
 int report(std::string_view message) {
     std::fprintf(stderr, "%s\n", printable(message).c_str());
@@ -192,7 +185,7 @@ int user_list(const config::settings& s) {
         if (!db) return report(db.error());
         for (const auto& user : accounts_of(**db, s).list()) {
             rows.push_back({printable(user.handle), printable(user.display_name), user.legacy_md5 ? "yes" : "no",
-                            iso_time(user.created_ms)});
+                            log::iso_time(user.created_ms)});
             if (several_backends(s)) rows.back().push_back(b.name);
         }
         if ((*db)->failed()) return report(b.name + ": " + (*db)->error());
@@ -245,7 +238,7 @@ int room_history(const config::settings& s, const config::route_table& routes, c
         "(SELECT seq, ts_ms, sender, text FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq");
     q.bind(id, static_cast<std::uint64_t>(limit));
     while (q.step()) {
-        rows.push_back({std::to_string(q.integer(0)), iso_time(static_cast<std::uint64_t>(q.integer(1))),
+        rows.push_back({std::to_string(q.integer(0)), log::iso_time(static_cast<std::uint64_t>(q.integer(1))),
                         printable(q.text(2)), printable(q.text(3))});
     }
     if ((*db)->failed()) return report((*db)->error());

@@ -251,21 +251,6 @@ std::optional<std::string> xml_unescape(std::string_view s) {
     return out;
 }
 
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (const char c : s) {
-        switch (c) {
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '&': out += "&amp;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default: out.push_back(c);
-        }
-    }
-    return out;
-}
 
 // The text of every element whose local name (after any prefix) is `local`,
 // in document order, at most `limit` of them. Clients spell the prefixes
@@ -311,14 +296,6 @@ std::optional<std::string> first_element_text(std::string_view xml, std::string_
     return std::move(texts.front());
 }
 
-std::string iso_time(std::uint64_t ms) {
-    const auto seconds = static_cast<std::time_t>(ms / 1000);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
 
 // The handle as accounts and tickets know it; nullopt when there is none or
 // it is not a handle at all.
@@ -453,8 +430,8 @@ http_response rst_failed(const http_request& req) {
 // second, is "Compact1" where it looks for it (msnp-reference section 3.4).
 std::string rst_success(std::string_view handle, const std::vector<std::string>& domains, std::string_view ticket,
                         std::uint64_t now, std::uint64_t expires) {
-    const std::string created = iso_time(now);
-    const std::string expiry = iso_time(expires);
+    const std::string created = log::iso_time(now);
+    const std::string expiry = log::iso_time(expires);
     std::string xml =
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
         "<S:Envelope xmlns:S=\"http://schemas.xmlsoap.org/soap/envelope/\">"
@@ -462,7 +439,7 @@ std::string rst_success(std::string_view handle, const std::vector<std::string>&
         "<psf:serverVersion>1</psf:serverVersion><psf:authstate>0x48803</psf:authstate>"
         "<psf:reqstatus>0x0</psf:reqstatus><psf:credProperties>"
         "<psf:credProperty Name=\"AuthMembername\">" +
-        xml_escape(handle) +
+        text::xml_escape(handle) +
         "</psf:credProperty></psf:credProperties></psf:pp></S:Header>"
         "<S:Body><wst:RequestSecurityTokenResponseCollection "
         "xmlns:wst=\"http://schemas.xmlsoap.org/ws/2004/04/trust\" "
@@ -475,7 +452,7 @@ std::string rst_success(std::string_view handle, const std::vector<std::string>&
         const std::string id = (legacy ? "BinaryDAToken" : "Compact") + std::to_string(i);
         xml += "<wst:RequestSecurityTokenResponse><wst:TokenType>";
         xml += legacy ? "urn:passport:legacy" : "urn:passport:compact";
-        xml += "</wst:TokenType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>" + xml_escape(domains[i]) +
+        xml += "</wst:TokenType><wsp:AppliesTo><wsa:EndpointReference><wsa:Address>" + text::xml_escape(domains[i]) +
                "</wsa:Address></wsa:EndpointReference></wsp:AppliesTo><wst:LifeTime><wsu:Created>" + created +
                "</wsu:Created><wsu:Expires>" + expiry + "</wsu:Expires></wst:LifeTime><wst:RequestedSecurityToken>";
         if (legacy) {

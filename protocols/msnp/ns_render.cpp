@@ -1,5 +1,7 @@
 #include "protocols/msnp/ns_render.hpp"
 
+#include "protocols/text/text.hpp"
+
 #include "protocols/msnp/command.hpp"
 
 #include <algorithm>
@@ -45,22 +47,6 @@ std::string joined(const std::vector<std::string>& ids) {
     return out;
 }
 
-// MSNP11-12 escape PSM and media with named entities (ESC encode_xml_ne, §4.2).
-std::string xml_escape(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (const char c : s) {
-        switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
-        default: out += c;
-        }
-    }
-    return out;
-}
 
 void append_utf8(std::string& out, std::uint32_t cp) {
     if (cp < 0x80) {
@@ -140,7 +126,7 @@ std::optional<std::string> element_text(std::string_view doc, std::string_view t
 }
 
 std::string ubx(std::string_view user, std::string_view message, std::string_view media) {
-    const std::string doc = "<Data><PSM>" + xml_escape(message) + "</PSM><CurrentMedia>" + xml_escape(media) +
+    const std::string doc = "<Data><PSM>" + text::xml_escape(message) + "</PSM><CurrentMedia>" + text::xml_escape(media) +
                             "</CurrentMedia></Data>";
     return (wire_line("UBX") << user).end(doc);
 }

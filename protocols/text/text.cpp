@@ -291,4 +291,20 @@ std::size_t grapheme_prefix(std::string_view s, std::size_t max_bytes) {
     return boundary == icu::BreakIterator::DONE || boundary < 0 ? 0 : static_cast<std::size_t>(boundary);
 }
 
+std::string xml_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char c : s) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&apos;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
 }  // namespace switchyard::text

@@ -65,4 +65,8 @@ tl::expected<void, errc> check_text(std::string_view s, std::size_t max_bytes);
 // a grapheme boundary.
 std::size_t grapheme_prefix(std::string_view s, std::size_t max_bytes);
 
+// Text for an XML element or attribute value: & < > " ' as named entities
+// (the MSNP11-12 UBX form, Escargot encode_xml_ne; also SOAP replies).
+std::string xml_escape(std::string_view s);
+
 }  // namespace switchyard::text

@@ -1,6 +1,7 @@
 #include "child_process.hpp"
 
 #include <arpa/inet.h>
+#include <fstream>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -218,6 +219,22 @@ http_response http_request(unsigned short port, std::string_view method, std::st
     const auto body_at = raw->find("\r\n\r\n");
     if (body_at != std::string::npos) r.body = raw->substr(body_at + 4);
     return r;
+}
+
+temp_dir::temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "switchyard-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+}
+
+temp_dir::~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+}
+
+void write_file(const std::filesystem::path& p, std::string_view text) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
 }
 
 std::string log_field(std::string_view line, std::string_view key) {

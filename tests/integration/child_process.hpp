@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -83,6 +84,18 @@ struct http_response {
 };
 // One HTTP/1.1 request with Connection: close.
 http_response http_request(unsigned short port, std::string_view method, std::string_view target);
+
+// A fresh directory under the system's temporary directory, removed with
+// everything in it when this goes out of scope.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir();
+    ~temp_dir();
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+void write_file(const std::filesystem::path& p, std::string_view text);
 
 // Returns the value of `key=` in a key=value log line, unquoted ("" if absent).
 std::string log_field(std::string_view line, std::string_view key);

@@ -18,24 +18,6 @@ namespace {
 const std::string binary = SWITCHYARD_BINARY;
 const fs::path source_dir = SWITCHYARD_SOURCE_DIR;
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "switchyard-test-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
-void write_file(const fs::path& p, std::string_view text) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-}
-
 const char* const good_routes = R"(# test routes
 [[route]]
 prefix = "room:"

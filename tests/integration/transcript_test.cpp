@@ -297,17 +297,13 @@ TEST_CASE("golden MSNP transcripts", "[transcript]") {
     for (const fs::path& file : files) {
         DYNAMIC_SECTION(file.filename().string()) {
             const transcript t = parse(file);
-            char tmpl[] = "/tmp/switchyard-transcript-XXXXXX";
-            REQUIRE(::mkdtemp(tmpl));
-            const fs::path dir = tmpl;
-            {
-                std::ofstream(dir / "routes.toml") << "[default]\nbackend = \"embedded\"\n";
-                std::ofstream(dir / "switchyard.toml")
-                    << "[gateway]\nthreads = 2\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n"
+            const temp_dir dir;
+            write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
+            write_file(dir.path / "switchyard.toml",
+                       "[gateway]\nthreads = 2\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n"
                        "[listeners.admin]\nport = 0\n[accounts]\nscrypt_n = 1024\n"
-                       "[[keys]]\nid = \"" << key_id << "\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
-            }
-            const std::string conf = (dir / "switchyard.toml").string();
+                       "[[keys]]\nid = \"" + key_id + "\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n");
+            const std::string conf = (dir.path / "switchyard.toml").string();
             for (const auto& [handle, pw] : t.users) {
                 std::vector<std::string> argv{binary, "user", "add", handle, "-c", conf};
                 if (pw.second) argv.push_back("--legacy-md5");
@@ -324,8 +320,6 @@ TEST_CASE("golden MSNP transcripts", "[transcript]") {
             runner(static_cast<unsigned short>(std::stoi(log_field(*listening, "port"))), tokens).run(file, t);
             gw.signal(SIGTERM);
             CHECK(gw.wait_exit() == std::optional<int>{0});
-            std::error_code ec;
-            fs::remove_all(dir, ec);
         }
     }
 }

@@ -422,3 +422,10 @@ TEST_CASE("grapheme_prefix stays within bounds on invalid input", "[text][graphe
         CHECK(text::grapheme_prefix(bad, max) <= max);
     }
 }
+
+TEST_CASE("xml_escape writes the five named entities and nothing else") {
+    CHECK(text::xml_escape("Tom & Jerry <3 \"quotes\" 'x'") ==
+          "Tom &amp; Jerry &lt;3 &quot;quotes&quot; &apos;x&apos;");
+    CHECK(text::xml_escape("caf\xc3\xa9") == "caf\xc3\xa9");
+    CHECK(text::xml_escape("") == "");
+}
