@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace switchyard::test {
 
@@ -52,10 +53,45 @@ private:
     std::deque<frame::frame> q_;
 };
 
+// Several watchers of one object: the backend keeps one sink per object
+// (one per gateway), so this hands every local watcher its own copy, as the
+// gateway's hub does. Test clients of one object watch through it.
+class fanout {
+public:
+    explicit fanout(std::unique_ptr<embedded::backend>& be) : be_(be) {}
+
+    void watch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
+        const std::lock_guard lock(state_->m);
+        auto& queues = state_->queues[id];
+        queues.push_back(q);
+        if (queues.size() == 1) {
+            be_->subscribe(id, [state = state_, id](frame::frame f) {
+                const std::lock_guard guard(state->m);
+                for (const auto& queue : state->queues[id]) queue->push(f);
+            });
+        }
+    }
+    void unwatch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
+        const std::lock_guard lock(state_->m);
+        auto& queues = state_->queues[id];
+        std::erase(queues, q);
+        if (queues.empty() && be_) be_->unsubscribe(id);
+    }
+
+private:
+    struct state {
+        std::mutex m;
+        std::map<std::string, std::vector<std::shared_ptr<frame_queue>>> queues;
+    };
+    std::unique_ptr<embedded::backend>& be_;
+    std::shared_ptr<state> state_ = std::make_shared<state>();
+};
+
 struct embedded_fixture {
     std::filesystem::path dir;
     embedded::options opt;
     std::unique_ptr<embedded::backend> be;
+    fanout fan{be};
     std::map<std::string, std::shared_ptr<frame_queue>> subscriptions;
     std::uint64_t next_corr = 1;
 

@@ -62,9 +62,10 @@ private:
 // sb_session) against the fixture's backend.
 template <class Machine> class client {
 public:
-    client(embedded_fixture& f, msnp::services& svc) : f_(f), machine_(svc) {}
+    client(embedded_fixture& f, msnp::services& svc, msnp::session_limits limits = {})
+        : f_(f), machine_(svc, limits) {}
     ~client() {
-        for (const auto& id : watched_) f_.be->unsubscribe(id);
+        for (const auto& id : watched_) f_.fan.unwatch(id, inbox_);
     }
 
     // Sends one command (a line, optionally with its payload) and returns
@@ -92,6 +93,12 @@ public:
             c.has_payload = true;
             c.payload = std::move(payload);
         }
+        return send(c);
+    }
+    // `MSG trid mode len` + payload.
+    std::string msg(std::string_view trid, std::string_view mode, std::string payload) {
+        msnp::command c{"MSG", {std::string(trid), std::string(mode), std::to_string(payload.size())}, {}, true};
+        c.payload = std::move(payload);
         return send(c);
     }
     // Whatever arrived from watched objects since the last call.
@@ -127,11 +134,11 @@ private:
         if (out.close) closed_ = true;
         for (auto& id : out.watch) {
             watched_.insert(id);
-            f_.be->subscribe(id, [q = inbox_](frame::frame fr) { q->push(std::move(fr)); });
+            f_.fan.watch(id, inbox_);
         }
         for (auto& id : out.unwatch) {
             watched_.erase(id);
-            f_.be->unsubscribe(id);
+            f_.fan.unwatch(id, inbox_);
         }
         for (auto& fr : out.frames) {
             if (fr.corr != 0) ++outstanding_;

@@ -18,45 +18,9 @@ const std::string bob = "bob@example.com";
 const std::string carol = "carol@example.com";
 const std::string sb = "room:sb1";
 
-// The harness's client subscribes through the backend itself, which keeps
-// one sink per object: the last of several connections watching one room
-// would be the only one to hear it. This fan-out gives every connection
-// watching a room its own copy, as the gateway's router does.
-class fanout {
-public:
-    explicit fanout(embedded::backend& be) : be_(be) {}
-
-    void watch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
-        const std::lock_guard lock(state_->m);
-        auto& queues = state_->queues[id];
-        queues.push_back(q);
-        if (queues.size() == 1) {
-            be_.subscribe(id, [state = state_, id](frame::frame f) {
-                const std::lock_guard guard(state->m);
-                for (const auto& queue : state->queues[id]) queue->push(f);
-            });
-        }
-    }
-    void unwatch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
-        const std::lock_guard lock(state_->m);
-        auto& queues = state_->queues[id];
-        std::erase(queues, q);
-        if (queues.empty()) be_.unsubscribe(id);
-    }
-
-private:
-    struct state {
-        std::mutex m;
-        std::map<std::string, std::vector<std::shared_ptr<frame_queue>>> queues;
-    };
-    embedded::backend& be_;
-    std::shared_ptr<state> state_ = std::make_shared<state>();
-};
-
 struct sb_fixture : embedded_fixture {
     embedded::database db{opt.file, embedded::durability::normal};
     fake_services svc{db};
-    fanout fan{*be};
 
     explicit sb_fixture(embedded::options o = {}) : embedded_fixture(std::move(o)) {
         add_user(alice, "Alice");
@@ -106,95 +70,8 @@ struct sb_fixture : embedded_fixture {
     void settle(const std::string& room = sb) { ask("nobody@example.com", room, frame::room_history_get{}); }
 };
 
-// client<sb_session> of msnp_harness.hpp, watching rooms through the fan-out.
-class sb_client {
-public:
-    explicit sb_client(sb_fixture& f, msnp::session_limits limits = {}) : f_(f), machine_(f.svc, limits) {}
-    ~sb_client() {
-        for (const auto& id : watched_) f_.fan.unwatch(id, inbox_);
-    }
-
-    std::string send(const msnp::command& c) {
-        apply(machine_.on_command(c));
-        return drain();
-    }
-    std::string send(std::string_view text) {
-        msnp::command c;
-        std::size_t start = 0;
-        for (bool first = true;; first = false) {
-            const auto sp = text.find(' ', start);
-            const std::string token(text.substr(start, sp - start));
-            if (first) c.name = token;
-            else c.params.push_back(token);
-            if (sp == std::string_view::npos) break;
-            start = sp + 1;
-        }
-        return send(c);
-    }
-    // `MSG trid mode len` + payload.
-    std::string msg(std::string_view trid, std::string_view mode, std::string payload) {
-        msnp::command c{"MSG", {std::string(trid), std::string(mode), std::to_string(payload.size())}, {}, true};
-        c.payload = std::move(payload);
-        return send(c);
-    }
-    std::string pending() { return drain(); }
-    std::string wait_for(std::string_view needle) {
-        std::string got = drain();
-        while (got.find(needle) == std::string::npos) {
-            auto r = inbox_->pop();
-            INFO("waiting for \"" << needle << "\"; have: " << got);
-            REQUIRE(r);
-            apply(machine_.on_frame(*r));
-            got += drain();
-        }
-        return got;
-    }
-    std::string shutdown() {
-        apply(machine_.on_shutdown());
-        return drain();
-    }
-    std::string closed() {
-        apply(machine_.on_closed());
-        return drain();
-    }
-    bool is_closed() const { return closed_; }
-
-private:
-    void apply(msnp::output out) {
-        written_ += out.bytes;
-        if (out.close) closed_ = true;
-        for (auto& id : out.watch) {
-            watched_.insert(id);
-            f_.fan.watch(id, inbox_);
-        }
-        for (auto& id : out.unwatch) {
-            watched_.erase(id);
-            f_.fan.unwatch(id, inbox_);
-        }
-        for (auto& fr : out.frames) {
-            if (fr.corr != 0) ++outstanding_;
-            f_.be->send(std::move(fr), [q = inbox_](frame::frame r) { q->push(std::move(r)); });
-        }
-    }
-    std::string drain() {
-        while (outstanding_ > 0) {
-            auto r = inbox_->pop();
-            INFO("a request got no reply");
-            REQUIRE(r);
-            if (r->corr != 0) --outstanding_;
-            apply(machine_.on_frame(*r));
-        }
-        while (inbox_->size() > 0) apply(machine_.on_frame(*inbox_->pop()));
-        return std::exchange(written_, {});
-    }
-
-    sb_fixture& f_;
-    msnp::sb_session machine_;
-    std::shared_ptr<frame_queue> inbox_ = std::make_shared<frame_queue>();
-    std::set<std::string> watched_;
-    std::string written_;
-    int outstanding_ = 0;
-    bool closed_ = false;
+struct sb_client : client<msnp::sb_session> {
+    explicit sb_client(sb_fixture& f, msnp::session_limits limits = {}) : client(f, f.svc, limits) {}
 };
 
 std::string caps(int dialect) { return dialect >= 12 ? " 0" : ""; }
