@@ -35,7 +35,25 @@ inline constexpr std::size_t groups = 1000;
 inline constexpr std::size_t members = 10000;
 inline constexpr std::size_t history = 100;             // a room keeps its last 100 messages
 inline constexpr std::size_t capabilities = 64;         // capability tokens in a hello
+inline constexpr std::size_t phone = 95;                // one phone number (Escargot's MSNP limit)
 }  // namespace limits
+
+// Parts of a user's profile as bits: which fields a profile_set changes, and
+// which parts of a contact's view a presence_update changes.
+namespace profile_bits {
+inline constexpr std::uint32_t display_name = 1u << 0;
+inline constexpr std::uint32_t personal_message = 1u << 1;
+inline constexpr std::uint32_t current_media = 1u << 2;
+inline constexpr std::uint32_t phone_home = 1u << 3;
+inline constexpr std::uint32_t phone_work = 1u << 4;
+inline constexpr std::uint32_t phone_mobile = 1u << 5;
+inline constexpr std::uint32_t mobile_pageable = 1u << 6;
+inline constexpr std::uint32_t mobile_device = 1u << 7;  // the owner's own setting, never shown to contacts
+inline constexpr std::uint32_t all = (1u << 8) - 1;
+inline constexpr std::uint32_t phones = phone_home | phone_work | phone_mobile | mobile_pageable;
+// presence_update only: state, capabilities, MSN object or endpoint.
+inline constexpr std::uint32_t status = 1u << 8;
+}  // namespace profile_bits
 
 // Marks a field as binary: no UTF-8 check (strings are always checked).
 struct bytes {
@@ -137,6 +155,22 @@ struct text_format {
     friend bool operator==(const text_format&, const text_format&) = default;
 };
 
+// The phone numbers a user shows its contacts (MSNP PHH, PHW, PHM) and
+// whether they may page its mobile device (MOB).
+struct phones {
+    std::string home;
+    std::string work;
+    std::string mobile;
+    bool pageable = false;
+    template <class V> void visit(V& v) {
+        v(1, "home", home, limits::phone);
+        v(2, "work", work, limits::phone);
+        v(3, "mobile", mobile, limits::phone);
+        v(4, "pageable", pageable);
+    }
+    friend bool operator==(const phones&, const phones&) = default;
+};
+
 struct presence_info {
     status state = status::offline;
     std::string display_name;
@@ -146,6 +180,7 @@ struct presence_info {
     std::uint64_t capabilities_ex = 0;  // MSNP16+ extended caps
     std::string msn_object;             // decoded XML, relayed verbatim
     std::string endpoint;               // endpoint GUID or WebSocket session id
+    frame::phones phones;
     template <class V> void visit(V& v) {
         v(1, "state", state);
         v(2, "display_name", display_name, limits::name);
@@ -155,6 +190,7 @@ struct presence_info {
         v(6, "capabilities_ex", capabilities_ex);
         v(7, "msn_object", msn_object, limits::msn_object);
         v(8, "endpoint", endpoint, limits::token);
+        v(9, "phones", phones);
     }
     friend bool operator==(const presence_info&, const presence_info&) = default;
 };
@@ -175,12 +211,14 @@ struct roster_entry {
     std::uint32_t lists = 0;  // bit (1 << list): FL=1 AL=2 BL=4 RL=8 PL=16 as in MSNP
     std::string contact_id;   // stable per contact (MSNP10+ C= GUID)
     std::vector<std::string> groups;  // group ids; only meaningful on the forward list
+    frame::phones phones;             // forward-list contacts that let the owner see them
     template <class V> void visit(V& v) {
         v(1, "handle", handle, limits::handle);
         v(2, "display_name", display_name, limits::name);
         v(3, "lists", lists);
         v(4, "contact_id", contact_id, limits::token);
         v(5, "groups", groups, limits::groups, limits::token);
+        v(6, "phones", phones);
     }
     friend bool operator==(const roster_entry&, const roster_entry&) = default;
 };
@@ -270,14 +308,18 @@ struct presence_set {
 };
 
 // A watcher learns a contact's presence (already filtered by privacy).
+// `changed` says what differs from the watcher's previous view (bits of
+// profile_bits, including status); the initial burst sets none.
 struct presence_update {
     std::string user;
     bool initial = false;  // part of the burst after sign-in (MSNP ILN)
     presence_info presence;
+    std::uint32_t changed = 0;
     template <class V> void visit(V& v) {
         v(1, "user", user, limits::handle);
         v(2, "initial", initial);
         v(3, "presence", presence);
+        v(4, "changed", changed);
     }
     SWITCHYARD_FRAME_BODY(presence_update, 4);
 };
@@ -295,6 +337,8 @@ struct roster {
     std::string display_name;  // the owner's own
     std::vector<group> groups;
     std::vector<roster_entry> entries;
+    frame::phones phones;        // the owner's own
+    bool mobile_device = false;  // the owner has set up a mobile device (MSNP MBE)
     template <class V> void visit(V& v) {
         v(1, "version", version);
         v(2, "privacy", privacy);
@@ -302,6 +346,8 @@ struct roster {
         v(4, "display_name", display_name, limits::name);
         v(5, "groups", groups, limits::groups);
         v(6, "entries", entries, limits::roster_entries);
+        v(7, "phones", phones);
+        v(8, "mobile_device", mobile_device);
     }
     SWITCHYARD_FRAME_BODY(roster, 6);
 };
@@ -350,14 +396,22 @@ struct privacy_set {
     SWITCHYARD_FRAME_BODY(privacy_set, 9);
 };
 
+// Changes the profile fields named in `fields` (bits of profile_bits, not
+// status) and leaves the others as they are.
 struct profile_set {
+    std::uint32_t fields = 0;
     std::string display_name;
     std::string personal_message;
     std::string current_media;
+    frame::phones phones;
+    bool mobile_device = false;
     template <class V> void visit(V& v) {
         v(1, "display_name", display_name, limits::name);
         v(2, "personal_message", personal_message, limits::personal_message);
         v(3, "current_media", current_media, limits::personal_message);
+        v(4, "fields", fields);
+        v(5, "phones", phones);
+        v(6, "mobile_device", mobile_device);
     }
     SWITCHYARD_FRAME_BODY(profile_set, 10);
 };

@@ -195,8 +195,6 @@ struct ns_session::impl {
     std::string endpoint;
     std::string client_name;  // from CVR, until the hello
     std::string display_name;
-    std::string personal_message;
-    std::string current_media;
     // MSNP7-9 group numbers removed since SYN: later groups keep their
     // numbers until the next SYN renumbers them.
     std::vector<std::uint64_t> removed_groups;
@@ -582,24 +580,66 @@ struct ns_session::impl {
         return write(reply.end());
     }
 
-    // The own display name (REA self, PRP MFN). profile_set replaces the
-    // whole profile, so the PSM this session knows goes along.
+    // The own display name (REA self, PRP MFN).
     output set_own_name(const command& c, std::string name) {
-        frame::profile_set profile{name, personal_message, current_media};
+        frame::profile_set profile;
+        profile.fields = frame::profile_bits::display_name;
+        profile.display_name = name;
         return to_user(std::move(profile), pending{0, pending::step::request, c, std::move(name), {}, 0});
     }
 
-    // PRP t MFN name (MSNP10-12). Phone numbers (PRP PHH …, MSNP5-9) are
-    // not stored by the user object: 502.
+    // PRP t MFN name (MSNP10-12): the own display name. PRP t PHH|PHW|PHM
+    // {number} (MSNP5-12): a phone number, cleared when the number is
+    // left out; PRP t MOB|MBE Y|N: whether contacts may page the mobile
+    // device, and whether there is one (§4.3).
     output prp(const command& c) {
-        if (dialect < 10 || c.params.size() != 3 || c.params[1] != "MFN") {
-            return error(c, 502);
+        if (c.params.size() < 2 || c.params.size() > 3) {
+            return close("PRP with " + std::to_string(c.params.size()) + " parameters");
         }
-        auto name = name_param(c.params[2], limits.name_bytes);
-        if (!name) {
+        const std::string& key = c.params[1];
+        if (key == "MFN") {
+            if (dialect < 10 || c.params.size() != 3) {
+                return error(c, 502);
+            }
+            auto name = name_param(c.params[2], limits.name_bytes);
+            if (!name) {
+                return error(c, 201);
+            }
+            return set_own_name(c, std::move(*name));
+        }
+        const std::string value = c.params.size() == 3 ? url_decode(c.params[2]) : std::string();
+        if (value.size() > frame::limits::phone) {
+            return close("PRP " + key + " longer than " + std::to_string(frame::limits::phone) + " bytes");  // as Escargot
+        }
+        frame::profile_set p;
+        if (key == "PHH" || key == "PHW" || key == "PHM") {
+            if (!text::check_text(value, frame::limits::phone)) {
+                return error(c, 201);
+            }
+            const char which = key[2];
+            p.fields = which == 'H' ? frame::profile_bits::phone_home
+                     : which == 'W' ? frame::profile_bits::phone_work
+                                    : frame::profile_bits::phone_mobile;
+            (which == 'H' ? p.phones.home : which == 'W' ? p.phones.work : p.phones.mobile) = value;
+        } else if ((key == "MOB" || key == "MBE") && (value == "Y" || value == "N")) {
+            p.fields = key == "MOB" ? frame::profile_bits::mobile_pageable : frame::profile_bits::mobile_device;
+            p.phones.pageable = p.mobile_device = value == "Y";
+        } else {
             return error(c, 201);
         }
-        return set_own_name(c, std::move(*name));
+        return to_user(std::move(p), c);
+    }
+
+    output prp_done(const command& c) {
+        wire_line reply("PRP");
+        reply << c.params[0];
+        if (dialect <= 9) {
+            reply << list_version;
+        }
+        for (std::size_t i = 1; i < c.params.size(); ++i) {
+            reply << c.params[i];
+        }
+        return write(reply.end());
     }
 
     // REA t handle name (MSNP2-9): the own name, or a contact's nickname.
@@ -1003,9 +1043,11 @@ struct ns_session::impl {
         if (!psm) {
             return close("UUX payload is not a Data document");  // invalid XML: disconnect (YW)
         }
-        pending p{0, pending::step::request, c, psm->message, psm->media, 0};
-        return to_user(frame::profile_set{display_name, std::move(psm->message), std::move(psm->media)},
-                       std::move(p));
+        frame::profile_set p;
+        p.fields = frame::profile_bits::personal_message | frame::profile_bits::current_media;
+        p.personal_message = std::move(psm->message);
+        p.current_media = std::move(psm->media);
+        return to_user(std::move(p), c);
     }
 
     // GCF t Shields.xml; Escargot answers 715 before SYN (§4.1).
@@ -1075,13 +1117,14 @@ struct ns_session::impl {
         if (c.name == "CHG") return changed_status(c, std::move(p.held));
         if (c.name == "XFR") return room_created(c, p.subject);
         if (c.name == "UUX") {
-            personal_message = std::move(p.subject);
-            current_media = std::move(p.held);
             return write((wire_line("UUX") << c.params[0]).end(""));
         }
         if (const auto* s = std::get_if<frame::privacy_set>(&body)) return privacy_changed(c, *s);
         if (const auto* g = std::get_if<frame::group_change>(&body)) return group_changed(p, *g);
         if (const auto* rc = std::get_if<frame::roster_change>(&body)) return list_changed(p, *rc);
+        if (std::holds_alternative<frame::ack>(body) && c.name == "PRP" && c.params[1] != "MFN") {
+            return prp_done(c);
+        }
         if (std::holds_alternative<frame::ack>(body) && (c.name == "REA" || c.name == "PRP")) {
             display_name = p.subject.empty() ? handle : p.subject;  // own name (profile_set)
             return renamed(c, list_version, handle);
@@ -1124,7 +1167,7 @@ struct ns_session::impl {
         if (const auto* u = std::get_if<frame::presence_update>(&f.content)) {
             // Before the first CHG the client has no presence yet; its burst
             // will carry the contact's state (§4.2).
-            return burst_done ? write(ns::presence(dialect, *u, std::nullopt)) : output{};
+            return burst_done ? write(ns::presence_change(dialect, list_version, *u)) : output{};
         }
         if (const auto* r = std::get_if<frame::roster_change>(&f.content)) {
             return reverse_list(*r);

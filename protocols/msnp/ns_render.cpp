@@ -131,6 +131,49 @@ std::string ubx(std::string_view user, std::string_view message, std::string_vie
     return (wire_line("UBX") << user).end(doc);
 }
 
+// The phone fields contacts see, as PRP and BPR name them (§4.3).
+struct phone_field {
+    std::string_view key;
+    std::uint32_t bit;
+};
+constexpr phone_field phone_fields[] = {{"PHH", frame::profile_bits::phone_home},
+                                        {"PHW", frame::profile_bits::phone_work},
+                                        {"PHM", frame::profile_bits::phone_mobile},
+                                        {"MOB", frame::profile_bits::mobile_pageable}};
+
+const std::string& phone_number(const frame::phones& p, std::uint32_t bit) {
+    return bit == frame::profile_bits::phone_home ? p.home : bit == frame::profile_bits::phone_work ? p.work : p.mobile;
+}
+
+// A phone field's value token; nullopt for a cleared number, which the
+// line then leaves out.
+std::optional<std::string> phone_value(const frame::phones& p, std::uint32_t bit) {
+    if (bit == frame::profile_bits::mobile_pageable) {
+        return std::string(p.pageable ? "Y" : "N");
+    }
+    const std::string& number = phone_number(p, bit);
+    return number.empty() ? std::nullopt : std::optional<std::string>(url_encode(number));
+}
+
+bool phone_is_set(const frame::phones& p, std::uint32_t bit) {
+    return bit == frame::profile_bits::mobile_pageable ? p.pageable : !phone_number(p, bit).empty();
+}
+
+// One line per phone field that is set, each begun by `prefix`: the own
+// fields as `PRP …` (with MBE) and a contact's as `BPR …` in the SYN reply.
+std::string phone_lines(const wire_line& prefix, const frame::phones& p, bool mobile_device = false) {
+    std::string out;
+    for (const auto& f : phone_fields) {
+        if (phone_is_set(p, f.bit)) {
+            out += (wire_line(prefix) << f.key << *phone_value(p, f.bit)).end();
+        }
+    }
+    if (mobile_device) {
+        out += (wire_line(prefix) << "MBE" << "Y").end();
+    }
+    return out;
+}
+
 // FNV-1a: a stable 64-bit member id per handle for the profile.
 std::uint64_t member_id(std::string_view handle) {
     std::uint64_t h = 0xcbf29ce484222325ull;
@@ -196,6 +239,33 @@ std::string presence(int dialect, const frame::presence_update& u, std::optional
     return out;
 }
 
+std::string presence_change(int dialect, std::uint64_t list_version, const frame::presence_update& u) {
+    std::string out;
+    // A contact's changed phone fields go out as they are, an emptied number
+    // as the bare field name (§4.3: async `BPR ver email PHH value`).
+    const std::uint32_t phones = u.changed & frame::profile_bits::phones;
+    if (dialect >= 5 && !u.initial) {
+        for (const auto& f : phone_fields) {
+            if (!(phones & f.bit)) {
+                continue;
+            }
+            wire_line l("BPR");
+            if (dialect <= 9) {
+                l << list_version;
+            }
+            l << u.user << f.key;
+            if (auto value = phone_value(u.presence.phones, f.bit)) {
+                l << *value;
+            }
+            out += l.end();
+        }
+    }
+    if (u.initial || u.changed == 0 || (u.changed & ~frame::profile_bits::phones)) {
+        out += presence(dialect, u, std::nullopt);
+    }
+    return out;
+}
+
 std::string_view blp_code(frame::privacy_default p) { return p == frame::privacy_default::block ? "BL" : "AL"; }
 std::string_view gtc_code(frame::add_prompt p) { return p == frame::add_prompt::none ? "N" : "A"; }
 
@@ -206,6 +276,9 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
         out += (wire_line("SYN") << trid << version).end();
         out += (wire_line("GTC") << trid << version << gtc_code(r.prompt)).end();
         out += (wire_line("BLP") << trid << version << blp_code(r.privacy)).end();
+        if (dialect >= 5) {
+            out += phone_lines(wire_line("PRP") << trid << version, r.phones, r.mobile_device);
+        }
         if (dialect == 7) {
             const std::size_t n = r.groups.size() + 1;
             out += (wire_line("LSG") << trid << version << 1 << n << 0 << url_encode("Other Contacts") << 0).end();
@@ -240,6 +313,9 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
                     l << group_numbers(r, e);
                 }
                 out += l.end();
+                if (dialect >= 5 && bit == forward_bit) {
+                    out += phone_lines(wire_line("BPR") << version << e.handle, e.phones);
+                }
             }
         }
         return out;
@@ -256,6 +332,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
         out += (wire_line("SYN") << trid << version << shown.size() << r.groups.size() + 1).end();
         out += (wire_line("GTC") << gtc_code(r.prompt)).end();
         out += (wire_line("BLP") << blp_code(r.privacy)).end();
+        out += phone_lines(wire_line("PRP"), r.phones, r.mobile_device);
         out += (wire_line("LSG") << 0 << url_encode("Other Contacts") << 0).end();
         for (std::size_t i = 0; i < r.groups.size(); ++i) {
             out += (wire_line("LSG") << i + 1 << url_encode(r.groups[i].name) << 0).end();
@@ -267,6 +344,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
                 l << group_numbers(r, *e);
             }
             out += l.end();
+            out += phone_lines(wire_line("BPR"), e->phones);
         }
         return out;
     }
@@ -277,6 +355,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
     out += (wire_line("GTC") << gtc_code(r.prompt)).end();
     out += (wire_line("BLP") << blp_code(r.privacy)).end();
     out += (wire_line("PRP") << "MFN" << url_encode(r.display_name)).end();
+    out += phone_lines(wire_line("PRP"), r.phones, r.mobile_device);
     for (const auto& g : r.groups) {
         out += (wire_line("LSG") << url_encode(g.name) << g.id).end();
     }
@@ -296,6 +375,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
             l << joined(e->groups);
         }
         out += l.end();
+        out += phone_lines(wire_line("BPR"), e->phones);
     }
     return out;
 }

@@ -44,9 +44,16 @@ std::optional<frame::status> settable_status(std::string_view code);
 // `UBX` from MSNP11; `FLN` when offline.
 std::string presence(int dialect, const frame::presence_update& u, std::optional<std::string_view> iln_trid);
 
+// A contact's change as a watcher sees it: `BPR` for each changed phone
+// field (MSNP5-12, with the watcher's list version up to MSNP9), then the
+// presence lines unless only phone fields changed.
+std::string presence_change(int dialect, std::uint64_t list_version, const frame::presence_update& u);
+
 // The complete list for `SYN t …` (§4.3): `version` is the list version to
 // report (MSNP2-9) or the timestamp (MSNP10-12). MSNP7-9 number the groups
-// 1..n in creation order, group 0 being "Other Contacts".
+// 1..n in creation order, group 0 being "Other Contacts". From MSNP5 the
+// own phone fields follow BLP as `PRP`, and each forward-list contact's
+// follow its LST as `BPR`.
 std::string syn_reply(int dialect, std::string_view trid, std::string_view version, const frame::roster& r);
 
 std::string_view blp_code(frame::privacy_default p);

@@ -154,7 +154,8 @@ switchyard::frame::frame answer(const switchyard::frame::frame& request) {
     if (std::holds_alternative<fr::roster_get>(request.content)) {
         fr::roster r;
         r.display_name = "Alice";
-        r.entries.push_back({"bob@example.com", "Bob", 0xb, "c1", {}});
+        r.phones.home = "555 0100";
+        r.entries.push_back({"bob@example.com", "Bob", 0xb, "c1", {}, {"555 0199", {}, {}, true}});
         reply.content = r;
     } else if (std::holds_alternative<fr::room_join>(request.content)) {
         reply.content = fr::room_members{{{"bob@example.com", "ep2", "Bob", 0, fr::client_protocol::msnp}}};

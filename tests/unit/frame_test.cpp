@@ -695,7 +695,9 @@ TEST_CASE("an enum value out of range is rejected", "[frame][strict]") {
 
     const auto presence = [](std::uint64_t state) {
         return frame_of<presence_set>(lfield(1, vfield(1, state) + lfield(2, "") + lfield(3, "") + lfield(4, "") +
-                                                    vfield(5, 0) + vfield(6, 0) + lfield(7, "") + lfield(8, "")));
+                                                    vfield(5, 0) + vfield(6, 0) + lfield(7, "") + lfield(8, "") +
+                                                    lfield(9, lfield(1, "") + lfield(2, "") + lfield(3, "") +
+                                                                  vfield(4, 0))));
     };
     CHECK(outcome_of(presence(enum_traits<status>::max_value)) == decoded);
     CHECK(outcome_of(presence(enum_traits<status>::max_value + 1)) == fails(errc::bad_value, "state"));

@@ -412,6 +412,70 @@ TEST_CASE("A personal message set with UUX reaches MSNP11 and MSNP12 watchers as
     CHECK(a.is_closed());
 }
 
+TEST_CASE("Phone numbers: PRP, the SYN's PRP and BPR lines, and BPR to watchers", "[ns]") {
+    world w;
+    for (const auto* who : {"alice@example.com", "bob@example.com", "carol@example.com"}) w.add(who);
+    w.befriend("alice@example.com", "bob@example.com");
+    w.befriend("alice@example.com", "carol@example.com");
+
+    ns_client a(w.f, w.svc), b(w.f, w.svc), c(w.f, w.svc);
+    sign_in(w, a, 5, "alice@example.com");
+    sign_in(w, b, 9, "bob@example.com");
+    sign_in(w, c, 12, "carol@example.com", "NLN 0");
+
+    a.wait_for("NLN NLN carol@example.com");
+    // The reply carries the list version up to MSNP9 (§4.3); watchers get BPR.
+    CHECK(a.send("PRP 10 PHH 555%200100") == "PRP 10 6 PHH 555%200100\r\n");
+    CHECK(b.wait_for("BPR 3 alice@example.com PHH 555%200100\r\n") == "BPR 3 alice@example.com PHH 555%200100\r\n");
+    CHECK(c.wait_for("BPR alice@example.com PHH 555%200100\r\n") == "BPR alice@example.com PHH 555%200100\r\n");
+    CHECK(a.send("PRP 11 MOB Y") == "PRP 11 6 MOB Y\r\n");
+    CHECK(b.wait_for("BPR 3 alice@example.com MOB Y\r\n") == "BPR 3 alice@example.com MOB Y\r\n");
+    // MBE is the owner's own; a field cleared that was never set changes nothing.
+    CHECK(a.send("PRP 12 MBE Y") == "PRP 12 6 MBE Y\r\n");
+    CHECK(a.send("PRP 13 PHW") == "PRP 13 6 PHW\r\n");
+    CHECK(a.send("PRP 14 PHM 555%200199") == "PRP 14 6 PHM 555%200199\r\n");
+    CHECK(b.wait_for("BPR 3 alice@example.com PHM") == "BPR 3 alice@example.com PHM 555%200199\r\n");
+
+    CHECK(a.send("SYN 15 5") == "SYN 15 6\r\nGTC 15 6 A\r\nBLP 15 6 AL\r\n"
+                               "PRP 15 6 PHH 555%200100\r\nPRP 15 6 PHM 555%200199\r\nPRP 15 6 MOB Y\r\n"
+                               "PRP 15 6 MBE Y\r\n"
+                               "LST 15 FL 6 1 2 bob@example.com bob@example.com\r\n"
+                               "LST 15 FL 6 2 2 carol@example.com carol@example.com\r\n"
+                               "LST 15 AL 6 1 2 bob@example.com bob@example.com\r\n"
+                               "LST 15 AL 6 2 2 carol@example.com carol@example.com\r\n"
+                               "LST 15 BL 6 0 0\r\n"
+                               "LST 15 RL 6 1 2 bob@example.com bob@example.com\r\n"
+                               "LST 15 RL 6 2 2 carol@example.com carol@example.com\r\n");
+    CHECK(b.send("SYN 16 0") == "SYN 16 3 1 1\r\nGTC A\r\nBLP AL\r\nLSG 0 Other%20Contacts 0\r\n"
+                               "LST alice@example.com alice@example.com 11 0\r\n"
+                               "BPR PHH 555%200100\r\nBPR PHM 555%200199\r\nBPR MOB Y\r\n");
+    const std::string synced = c.send("SYN 17 0 0");
+    INFO(synced);
+    CHECK(synced.ends_with(" 11 1\r\nBPR PHH 555%200100\r\nBPR PHM 555%200199\r\nBPR MOB Y\r\n"));
+    // MSNP5-7 name the contact in each BPR, after its FL line.
+    ns_client b7(w.f, w.svc);
+    sign_in(w, b7, 7, "bob@example.com");
+    CHECK(b7.send("SYN 18 0").find("LST 18 FL 3 1 1 alice@example.com alice@example.com 0\r\n"
+                                   "BPR 3 alice@example.com PHH 555%200100\r\n"
+                                   "BPR 3 alice@example.com PHM 555%200199\r\n"
+                                   "BPR 3 alice@example.com MOB Y\r\nLST 18 AL") != std::string::npos);
+
+    // Cleared: the bare field name; a blocked watcher's list shows no phones.
+    a.wait_for("NLN NLN bob@example.com");  // Bob's MSNP7 login replaced his MSNP9 one
+    CHECK(a.send("PRP 19 PHM") == "PRP 19 6 PHM\r\n");
+    CHECK(c.wait_for("BPR alice@example.com PHM\r\n") == "BPR alice@example.com PHM\r\n");
+    CHECK(a.send("REM 20 AL carol@example.com") == "REM 20 AL 7 carol@example.com\r\n");
+    CHECK(a.send("ADD 21 BL carol@example.com carol@example.com") ==
+          "ADD 21 BL 8 carol@example.com carol@example.com\r\n");
+    CHECK(c.send("SYN 22 0 0").ends_with(" 11 1\r\n"));
+
+    CHECK(a.send("PRP 23 PHX 1") == "201 23\r\n");
+    CHECK(a.send("PRP 24 MOB maybe") == "201 24\r\n");
+    CHECK(a.send("PRP 25 PHH %C3") == "201 25\r\n");
+    CHECK(a.send("PRP 26 PHH " + std::string(96, '5')) == "");  // closed, as Escargot does
+    CHECK(a.is_closed());
+}
+
 // ------------------------------------------------------------ lists
 
 TEST_CASE("MSNP7 ADD and REM, with ADD 0 RL and REM 0 RL on the other side", "[ns]") {
@@ -711,7 +775,7 @@ TEST_CASE("Errors after login: 201, 207, unknown commands, OUT OTH and OUT SSD",
     CHECK(a.send("FOO 9 bar") == "200 9\r\n");  // §4.8 recommendation
     CHECK(a.send("UUX 10 0") == "502 10\r\n");  // MSNP11+
     CHECK(a.send("URL 11 INBOX") == "URL 11 /unused1 /unused2 1\r\n");
-    CHECK(a.send("PRP 12 PHH 123") == "502 12\r\n");  // phone numbers are not stored
+    CHECK(a.send("PRP 12 MFN Alice") == "502 12\r\n");  // the own name is REA before MSNP10
 
     // A user object that boots this endpoint for a newer login (§4.1).
     auto other = a.machine().on_frame(

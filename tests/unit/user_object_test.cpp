@@ -62,6 +62,18 @@ void set_status(embedded_fixture& f, const std::string& who, status s, const std
     as<frame::ack>(f.ask(who, user(who), presence(s, endpoint)));
 }
 
+// A profile_set of the name, personal message and media, as WebSocket
+// clients send it.
+frame::profile_set profile(const std::string& name, const std::string& message = {}, const std::string& media = {}) {
+    frame::profile_set p;
+    p.fields = frame::profile_bits::display_name | frame::profile_bits::personal_message |
+               frame::profile_bits::current_media;
+    p.display_name = name;
+    p.personal_message = message;
+    p.current_media = media;
+    return p;
+}
+
 frame::roster_change adding(list which, const std::string& handle, const std::string& group = {},
                             const std::string& name = {}) {
     return frame::roster_change{frame::change_op::add, which, handle, name, group, 0};
@@ -164,7 +176,7 @@ TEST_CASE("only the owner may send requests to its object") {
     users_fixture f;
     CHECK(error_of(f.ask(bob, user(alice), frame::roster_get{})) == error_code::not_allowed);
     CHECK(error_of(f.ask(bob, user(alice), adding(list::block, carol))) == error_code::not_allowed);
-    CHECK(error_of(f.ask(bob, user(alice), frame::profile_set{"Mallory", {}, {}})) == error_code::not_allowed);
+    CHECK(error_of(f.ask(bob, user(alice), profile("Mallory"))) == error_code::not_allowed);
     CHECK(error_of(f.ask(bob, user(alice), hello(alice))) == error_code::not_allowed);
     // Notices are for objects, which never set corr.
     const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0};
@@ -490,7 +502,7 @@ TEST_CASE("invisible shows as offline and going visible shows the owner again") 
     CHECK(hidden.state == status::offline);
     CHECK(hidden.endpoint.empty());
     // Offline to offline is not news.
-    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{"Hidden Alice", {}, {}}));
+    as<frame::ack>(f.ask(alice, user(alice), profile("Hidden Alice")));
     as<frame::ack>(f.ask(alice, user(alice), hello(alice, "ep-2")));
     set_status(f, alice, status::online);
     const auto shown = next_presence(bob_q, alice);
@@ -501,7 +513,7 @@ TEST_CASE("invisible shows as offline and going visible shows the owner again") 
 TEST_CASE("the first presence_set of an endpoint replies with the initial burst") {
     users_fixture f;
     for (const auto& c : {bob, carol, dave, erin}) change(f, alice, adding(list::forward, c));
-    as<frame::ack>(f.ask(bob, user(bob), frame::profile_set{"Bob B.", "at lunch", {}}));
+    as<frame::ack>(f.ask(bob, user(bob), profile("Bob B.", "at lunch")));
     sign_in(f, bob, status::out_to_lunch);
     sign_in(f, carol);
     change(f, carol, adding(list::block, alice));  // Alice does not see Carol
@@ -556,7 +568,7 @@ TEST_CASE("profile_set reaches only the watchers who see the owner") {
     change(f, alice, adding(list::block, carol));
     CHECK(next_presence(carol_q, alice).state == status::offline);
 
-    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{"Alice A.", "hello", "music"}));
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice A.", "hello", "music")));
     const auto seen = next_presence(bob_q, alice);  // MSNP NLN with the new name, UBX
     CHECK(seen.state == status::online);
     CHECK(seen.display_name == "Alice A.");
@@ -570,11 +582,112 @@ TEST_CASE("profile_set reaches only the watchers who see the owner") {
     CHECK(roster_of(f, alice).display_name == "Alice A.");
 
     // Checked like every text; an empty name falls back to the handle.
-    CHECK(error_of(f.ask(alice, user(alice), frame::profile_set{"Alice", std::string(1025, 'p'), {}})) ==
+    CHECK(error_of(f.ask(alice, user(alice), profile("Alice", std::string(1025, 'p')))) ==
           error_code::oversize);
-    CHECK(error_of(f.ask(alice, user(alice), frame::profile_set{"\xc3", {}, {}})) == error_code::invalid_text);
-    as<frame::ack>(f.ask(alice, user(alice), frame::profile_set{{}, {}, {}}));
+    CHECK(error_of(f.ask(alice, user(alice), profile("\xc3"))) == error_code::invalid_text);
+    as<frame::ack>(f.ask(alice, user(alice), profile({})));
     CHECK(next_presence(bob_q, alice).display_name == alice);
+}
+
+TEST_CASE("profile_set changes only the fields it names") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    auto& bob_q = f.subscribe(user(bob));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice", "hello", "music")));
+    CHECK(next_presence(bob_q, alice).personal_message == "hello");
+
+    // A rename (MSNP REA, PRP MFN) keeps the personal message and media.
+    frame::profile_set rename;
+    rename.fields = frame::profile_bits::display_name;
+    rename.display_name = "Alice A.";
+    as<frame::ack>(f.ask(alice, user(alice), rename));
+    const frame::frame renamed = next(bob_q);
+    const auto& update = as<frame::presence_update>(renamed);
+    CHECK(update.changed == frame::profile_bits::display_name);
+    CHECK(update.presence.display_name == "Alice A.");
+    CHECK(update.presence.personal_message == "hello");
+    CHECK(update.presence.current_media == "music");
+
+    frame::profile_set nothing;
+    CHECK(error_of(f.ask(alice, user(alice), nothing)) == error_code::malformed);
+    frame::profile_set status_bit = rename;
+    status_bit.fields |= frame::profile_bits::status;
+    CHECK(error_of(f.ask(alice, user(alice), status_bit)) == error_code::malformed);
+}
+
+TEST_CASE("phone numbers are the owner's to set and show to contacts it lets see it") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    change(f, carol, adding(list::forward, alice));
+    change(f, alice, adding(list::block, carol));
+    change(f, dave, adding(list::allow, alice));  // on Dave's AL, not his FL: no phones
+    auto& bob_q = f.subscribe(user(bob));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+
+    frame::profile_set p;
+    p.fields = frame::profile_bits::phone_home | frame::profile_bits::mobile_pageable |
+               frame::profile_bits::mobile_device;
+    p.phones.home = "+1 555 0100";
+    p.phones.pageable = true;
+    p.mobile_device = true;
+    p.phones.work = "ignored: not named in fields";
+    as<frame::ack>(f.ask(alice, user(alice), p));
+    const frame::frame f1 = next(bob_q);
+    const auto& update = as<frame::presence_update>(f1);
+    CHECK(update.changed == (frame::profile_bits::phone_home | frame::profile_bits::mobile_pageable));
+    CHECK(update.presence.phones == frame::phones{"+1 555 0100", {}, {}, true});
+
+    const auto own = roster_of(f, alice);
+    CHECK(own.phones == frame::phones{"+1 555 0100", {}, {}, true});
+    CHECK(own.mobile_device);
+    const auto* seen_by_bob = entry(roster_of(f, bob), alice);
+    REQUIRE(seen_by_bob);
+    CHECK(seen_by_bob->phones.home == "+1 555 0100");
+    const auto* seen_by_carol = entry(roster_of(f, carol), alice);  // blocked
+    REQUIRE(seen_by_carol);
+    CHECK(seen_by_carol->phones == frame::phones{});
+    const auto* seen_by_dave = entry(roster_of(f, dave), alice);
+    REQUIRE(seen_by_dave);
+    CHECK(seen_by_dave->phones == frame::phones{});
+
+    // Cleared by an empty number; kept across hibernation.
+    frame::profile_set clear;
+    clear.fields = frame::profile_bits::phone_home;
+    as<frame::ack>(f.ask(alice, user(alice), clear));
+    CHECK(next_presence(bob_q, alice).phones == frame::phones{{}, {}, {}, true});
+    f.restart();
+    CHECK(roster_of(f, alice).phones == frame::phones{{}, {}, {}, true});
+
+    frame::profile_set too_long;
+    too_long.fields = frame::profile_bits::phone_work;
+    too_long.phones.work = std::string(96, '5');
+    CHECK(error_of(f.ask(alice, user(alice), too_long)) == error_code::oversize);
+}
+
+TEST_CASE("a schema version 1 database gains the phone columns and keeps its users") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    f.be.reset();
+    {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        for (const char* column : {"phone_home", "phone_work", "phone_mobile", "mobile_pageable", "mobile_device"}) {
+            db.exec(std::string("ALTER TABLE users DROP COLUMN ") + column);
+        }
+        db.exec("PRAGMA user_version = 1");
+        REQUIRE_FALSE(db.failed());
+    }
+    f.restart();
+    const auto r = roster_of(f, bob);
+    REQUIRE(entry(r, alice));
+    CHECK(r.phones == frame::phones{});
+    frame::profile_set p;
+    p.fields = frame::profile_bits::phone_mobile;
+    p.phones.mobile = "555 0199";
+    as<frame::ack>(f.ask(alice, user(alice), p));
+    CHECK(roster_of(f, alice).phones.mobile == "555 0199");
 }
 
 TEST_CASE("presence is the most available endpoint's; the last bye shows the owner offline") {
@@ -616,7 +729,7 @@ TEST_CASE("frames from other users' objects are passed on only when true") {
     // Bob does not have Alice on his forward list: the notice is untrue.
     f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0});
     // Alice does not watch Bob: his presence is not hers to relay.
-    f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence});
+    f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence, 0});
     change(f, bob, adding(list::forward, alice));
     const auto notice = next_notice(alice_q, bob);
     CHECK(notice.op == frame::change_op::add);

@@ -11,9 +11,9 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
-constexpr const char* schema_v1 = R"sql(
+constexpr const char* schema = R"sql(
 CREATE TABLE users (
     handle           TEXT PRIMARY KEY,
     display_name     TEXT NOT NULL,
@@ -24,7 +24,12 @@ CREATE TABLE users (
     prompt           INTEGER NOT NULL DEFAULT 0,  -- frame::add_prompt
     prompt_set       INTEGER NOT NULL DEFAULT 0,
     list_version     INTEGER NOT NULL DEFAULT 0,
-    created_ms       INTEGER NOT NULL
+    created_ms       INTEGER NOT NULL,
+    phone_home       TEXT NOT NULL DEFAULT '',     -- added by schema version 2
+    phone_work       TEXT NOT NULL DEFAULT '',
+    phone_mobile     TEXT NOT NULL DEFAULT '',
+    mobile_pageable  INTEGER NOT NULL DEFAULT 0,   -- contacts may page the mobile device (MSNP MOB)
+    mobile_device    INTEGER NOT NULL DEFAULT 0    -- a mobile device is set up (MSNP MBE)
 ) WITHOUT ROWID;
 
 CREATE TABLE credentials (
@@ -130,22 +135,35 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 1 databases lack the phone columns; adding them keeps every row.
+constexpr const char* upgrade_v1_to_v2 = R"sql(
+ALTER TABLE users ADD COLUMN phone_home TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN phone_work TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN phone_mobile TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN mobile_pageable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN mobile_device INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 void create_schema(database& db) {
+    // The version is read inside the write transaction, so two processes
+    // opening one new file cannot both create or upgrade it.
+    db.exec("BEGIN IMMEDIATE");
     auto& version = db.prepare("PRAGMA user_version");
     version.bind();
     const std::int64_t v = version.step() ? version.integer(0) : 0;
     version.run();
-    if (v == 0) {
-        db.exec("BEGIN IMMEDIATE");
-        db.exec(schema_v1);
-        db.exec("PRAGMA user_version = " + std::to_string(schema_version));
-        db.exec("COMMIT");
-    } else if (v != schema_version) {
+    if (v != 0 && v != 1 && v != schema_version) {
+        db.exec("ROLLBACK");
         throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
                                  std::to_string(schema_version) + ", the version this build reads");
     }
+    if (v != schema_version) {
+        db.exec(v == 0 ? schema : upgrade_v1_to_v2);
+        db.exec("PRAGMA user_version = " + std::to_string(schema_version));
+    }
+    db.exec("COMMIT");
 }
 
 void clear_endpoints(database& db) {

@@ -98,6 +98,28 @@ bool admits(frame::privacy_default privacy, std::uint32_t lists) {
     return !(lists & block_bit) && ((lists & allow_bit) || privacy == frame::privacy_default::allow);
 }
 
+// What differs between two views of the owner, as profile_bits. A view
+// that is offline on either side shows no profile, so only its status counts.
+std::uint32_t differences(const frame::presence_info& a, const frame::presence_info& b) {
+    namespace bits = frame::profile_bits;
+    if (!is_online(a.state) || !is_online(b.state)) {
+        return bits::status;
+    }
+    std::uint32_t d = 0;
+    if (a.state != b.state || a.capabilities != b.capabilities || a.capabilities_ex != b.capabilities_ex ||
+        a.msn_object != b.msn_object || a.endpoint != b.endpoint) {
+        d |= bits::status;
+    }
+    d |= a.display_name != b.display_name ? bits::display_name : 0;
+    d |= a.personal_message != b.personal_message ? bits::personal_message : 0;
+    d |= a.current_media != b.current_media ? bits::current_media : 0;
+    d |= a.phones.home != b.phones.home ? bits::phone_home : 0;
+    d |= a.phones.work != b.phones.work ? bits::phone_work : 0;
+    d |= a.phones.mobile != b.phones.mobile ? bits::phone_mobile : 0;
+    d |= a.phones.pageable != b.phones.pageable ? bits::mobile_pageable : 0;
+    return d;
+}
+
 struct contact {
     std::uint32_t lists = 0;          // forward_bit | allow_bit | block_bit
     std::string display_name;
@@ -362,12 +384,15 @@ private:
         r.privacy = me_.privacy;
         r.prompt = me_.prompt;
         r.display_name = me_.display_name;
+        r.phones = me_.phones;
+        r.mobile_device = me_.mobile_device;
         for (const group_entry& g : groups_) {
             r.groups.push_back({g.id, g.name});
         }
         // Stored contacts and the reverse list, merged in handle order. An
         // unbounded reverse list is cut so the roster stays within its
         // frame limit; stored lists are bounded by max_list_entries.
+        const auto phones = contact_phones(ctx.db);
         std::size_t reverse_only_room =
             frame::limits::roster_entries - std::min(frame::limits::roster_entries, contacts_.size());
         auto& q = ctx.db.prepare(
@@ -394,13 +419,17 @@ private:
                     lists |= reverse_bit | ((c.lists & (allow_bit | block_bit)) ? 0 : pending_bit);
                     more = next_watcher();
                 }
-                r.entries.push_back({stored->first, c.display_name, lists, c.contact_id, c.groups});
+                frame::phones shown;
+                if (const auto it = phones.find(stored->first); it != phones.end()) {
+                    shown = std::move(it->second);
+                }
+                r.entries.push_back({stored->first, c.display_name, lists, c.contact_id, c.groups, std::move(shown)});
                 ++stored;
             } else {
                 // Only on the RL: on neither AL nor BL, so pending too.
                 if (reverse_only_room > 0) {
                     --reverse_only_room;
-                    r.entries.push_back({watcher, watcher_name, reverse_bit | pending_bit, {}, {}});
+                    r.entries.push_back({watcher, watcher_name, reverse_bit | pending_bit, {}, {}, {}});
                 }
                 more = next_watcher();
             }
@@ -683,23 +712,63 @@ private:
         ctx.reply(frame::privacy_set{p.privacy, p.prompt, me_.list_version});
     }
 
+    // Only the fields the frame names change; the others keep their values.
     void on(const frame::profile_set& p, context& ctx) {
-        if (!check_text(ctx, p.display_name, ctx.opt.name_bytes, "display name") ||
-            !check_text(ctx, p.personal_message, frame::limits::personal_message, "personal message") ||
-            !check_text(ctx, p.current_media, frame::limits::personal_message, "current media")) {
+        namespace bits = frame::profile_bits;
+        if (p.fields == 0 || (p.fields & ~bits::all)) {
+            ctx.fail(error_code::malformed, "profile_set must name the fields it changes, and only profile fields");
+            return;
+        }
+        const auto wanted = [&](std::uint32_t bit) { return (p.fields & bit) != 0; };
+        if ((wanted(bits::display_name) && !check_text(ctx, p.display_name, ctx.opt.name_bytes, "display name")) ||
+            (wanted(bits::personal_message) &&
+             !check_text(ctx, p.personal_message, frame::limits::personal_message, "personal message")) ||
+            (wanted(bits::current_media) &&
+             !check_text(ctx, p.current_media, frame::limits::personal_message, "current media")) ||
+            (wanted(bits::phone_home) && !check_text(ctx, p.phones.home, frame::limits::phone, "home phone")) ||
+            (wanted(bits::phone_work) && !check_text(ctx, p.phones.work, frame::limits::phone, "work phone")) ||
+            (wanted(bits::phone_mobile) && !check_text(ctx, p.phones.mobile, frame::limits::phone, "mobile phone"))) {
             return;
         }
         const snapshot before = snap();
-        // MSNP clients show the handle for a user without a name.
-        me_.display_name = p.display_name.empty() ? me_.handle : p.display_name;
-        me_.personal_message = p.personal_message;
-        me_.current_media = p.current_media;
+        if (wanted(bits::display_name)) {
+            // MSNP clients show the handle for a user without a name.
+            me_.display_name = p.display_name.empty() ? me_.handle : p.display_name;
+        }
+        if (wanted(bits::personal_message)) me_.personal_message = p.personal_message;
+        if (wanted(bits::current_media)) me_.current_media = p.current_media;
+        if (wanted(bits::phone_home)) me_.phones.home = p.phones.home;
+        if (wanted(bits::phone_work)) me_.phones.work = p.phones.work;
+        if (wanted(bits::phone_mobile)) me_.phones.mobile = p.phones.mobile;
+        if (wanted(bits::mobile_pageable)) me_.phones.pageable = p.phones.pageable;
+        if (wanted(bits::mobile_device)) me_.mobile_device = p.mobile_device;
         ctx.db
-            .prepare("UPDATE users SET display_name = ?2, personal_message = ?3, current_media = ?4 WHERE handle = ?1")
-            .bind(me_.handle, me_.display_name, me_.personal_message, me_.current_media)
+            .prepare("UPDATE users SET display_name = ?2, personal_message = ?3, current_media = ?4, phone_home = ?5, "
+                     "phone_work = ?6, phone_mobile = ?7, mobile_pageable = ?8, mobile_device = ?9 WHERE handle = ?1")
+            .bind(me_.handle, me_.display_name, me_.personal_message, me_.current_media, me_.phones.home,
+                  me_.phones.work, me_.phones.mobile, me_.phones.pageable, me_.mobile_device)
             .run();
         fan_out(ctx, before);
         ctx.reply(frame::ack{});
+    }
+
+    // The phone fields of forward-list contacts that let the owner see them.
+    std::map<std::string, frame::phones, std::less<>> contact_phones(database& db) const {
+        std::map<std::string, frame::phones, std::less<>> out;
+        auto& q = db.prepare(
+            "SELECT u.handle, u.phone_home, u.phone_work, u.phone_mobile, u.mobile_pageable, u.privacy, "
+            "IFNULL(theirs.lists, 0) FROM contacts AS mine JOIN users AS u ON u.handle = mine.contact "
+            "LEFT JOIN contacts AS theirs ON theirs.owner = mine.contact AND theirs.contact = mine.owner "
+            "WHERE mine.owner = ?1 AND (mine.lists & ?2) != 0 AND "
+            "(u.phone_home != '' OR u.phone_work != '' OR u.phone_mobile != '' OR u.mobile_pageable != 0)");
+        q.bind(me_.handle, forward_bit);
+        while (q.step()) {
+            const auto privacy = q.integer(5) == 1 ? frame::privacy_default::block : frame::privacy_default::allow;
+            if (admits(privacy, static_cast<std::uint32_t>(q.integer(6)))) {
+                out.emplace(q.text(0), frame::phones{q.text(1), q.text(2), q.text(3), q.integer(4) != 0});
+            }
+        }
+        return out;
     }
 
     // ------------------------------------------------------------ presence
@@ -720,6 +789,7 @@ private:
         p.display_name = me_.display_name;
         p.personal_message = me_.personal_message;
         p.current_media = me_.current_media;
+        p.phones = me_.phones;
         return p;
     }
 
@@ -740,8 +810,9 @@ private:
         if (offline_both || before == after) {
             return;
         }
+        const std::uint32_t changed = differences(before, after);
         ctx.send(frame::frame{0, user_object_id(watcher), me_.handle,
-                              frame::presence_update{me_.handle, false, std::move(after)}});
+                              frame::presence_update{me_.handle, false, std::move(after), changed}});
     }
 
     // After a change of presence, profile or privacy: every watcher (on the

@@ -22,7 +22,8 @@ bool is_online(frame::status s) { return s != frame::status::offline && s != fra
 std::optional<user_row> read_user(database& db, std::string_view handle) {
     auto& q = db.prepare(
         "SELECT display_name, personal_message, current_media, privacy, privacy_set, prompt, prompt_set, "
-        "list_version FROM users WHERE handle = ?1");
+        "list_version, phone_home, phone_work, phone_mobile, mobile_pageable, mobile_device FROM users "
+        "WHERE handle = ?1");
     q.bind(handle);
     if (!q.step()) {
         return std::nullopt;
@@ -37,6 +38,8 @@ std::optional<user_row> read_user(database& db, std::string_view handle) {
     u.prompt = q.integer(5) == 1 ? frame::add_prompt::none : frame::add_prompt::prompt;
     u.prompt_set = q.integer(6) != 0;
     u.list_version = static_cast<std::uint64_t>(q.integer(7));
+    u.phones = {q.text(8), q.text(9), q.text(10), q.integer(11) != 0};
+    u.mobile_device = q.integer(12) != 0;
     q.run();
     return u;
 }
@@ -84,6 +87,7 @@ frame::presence_info effective_presence(database& db, const user_row& u) {
     best.display_name = u.display_name;
     best.personal_message = u.personal_message;
     best.current_media = u.current_media;
+    best.phones = u.phones;
     return best;
 }
 

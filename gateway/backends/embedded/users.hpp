@@ -25,6 +25,8 @@ struct user_row {
     std::string display_name;
     std::string personal_message;
     std::string current_media;
+    frame::phones phones;
+    bool mobile_device = false;
     frame::privacy_default privacy = frame::privacy_default::allow;
     bool privacy_set = false;
     frame::add_prompt prompt = frame::add_prompt::prompt;
