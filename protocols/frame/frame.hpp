@@ -361,6 +361,7 @@ struct roster_change {
     std::string display_name;
     std::string group_id;
     std::uint64_t version = 0;  // the list version after the change (notices)
+    std::string contact_id;     // the contact's stable id (replies to forward-list adds and renames)
     template <class V> void visit(V& v) {
         v(1, "op", op);
         v(2, "list", which);
@@ -368,6 +369,7 @@ struct roster_change {
         v(4, "display_name", display_name, limits::name);
         v(5, "group_id", group_id, limits::token);
         v(6, "version", version);
+        v(7, "contact_id", contact_id, limits::token);
     }
     SWITCHYARD_FRAME_BODY(roster_change, 7);
 };

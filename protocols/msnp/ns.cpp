@@ -162,7 +162,6 @@ struct pending {
         login,       // login: roster_get for the name USR OK shows
         resolve,     // roster_get to turn client ids (group numbers, contact GUIDs) into frame ids
         request,     // the frame the command maps to
-        contact_id,  // after ADC FL N=: roster_get for the new contact's C= GUID
     };
     std::uint64_t corr = 0;
     step at = step::request;
@@ -655,7 +654,7 @@ struct ns_session::impl {
         if (*who == handle) {
             return set_own_name(c, std::move(*name));
         }
-        return to_user(frame::roster_change{frame::change_op::rename, frame::list::forward, *who, *name, {}, 0}, c);
+        return to_user(frame::roster_change{frame::change_op::rename, frame::list::forward, *who, *name, {}, 0, {}}, c);
     }
 
     output renamed(const command& c, std::uint64_t version, std::string_view who) {
@@ -683,7 +682,7 @@ struct ns_session::impl {
             // Group numbers and "already on the FL" need the current list.
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::add, *which, *who, *name, {}, 0}, c);
+        return to_user(frame::roster_change{frame::change_op::add, *which, *who, *name, {}, 0, {}}, c);
     }
 
     // ADD t FL handle name gid, with the list at hand.
@@ -702,7 +701,7 @@ struct ns_session::impl {
                 return write(add_reply(c, list_version, e->display_name));
             }
             return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, who,
-                                                *name_param(c.params[3], limits.name_bytes), {}, 0},
+                                                *name_param(c.params[3], limits.name_bytes), {}, 0, {}},
                            c);
         }
         const auto index = group_index(*gid, r.groups.size());
@@ -710,7 +709,7 @@ struct ns_session::impl {
             return error(c, 224);
         }
         return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, who,
-                                            *name_param(c.params[3], limits.name_bytes), r.groups[*index].id, 0},
+                                            *name_param(c.params[3], limits.name_bytes), r.groups[*index].id, 0, {}},
                        c);
     }
 
@@ -745,7 +744,7 @@ struct ns_session::impl {
             }
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0}, c);
+        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0, {}}, c);
     }
 
     output rem_from_group(const command& c, const frame::roster& r) {
@@ -754,7 +753,7 @@ struct ns_session::impl {
             return error(c, 224);
         }
         return to_user(frame::roster_change{frame::change_op::remove, frame::list::forward, *handle_param(c.params[2]),
-                                            {}, r.groups[*index].id, 0},
+                                            {}, r.groups[*index].id, 0, {}},
                        c);
     }
 
@@ -780,7 +779,7 @@ struct ns_session::impl {
         if (!target->group.empty()) {
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::add, *which, target->handle, target->name, {}, 0}, c);
+        return to_user(frame::roster_change{frame::change_op::add, *which, target->handle, target->name, {}, 0, {}}, c);
     }
 
     struct adc_fields {
@@ -825,42 +824,33 @@ struct ns_session::impl {
                 return error(c, 224);
             }
             return to_user(
-                frame::roster_change{frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3], 0}, c);
+                frame::roster_change{frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3], 0, {}}, c);
         }
         auto target = *adc_target(c);
         if (!has_group(r, target.group)) {
             return error(c, 224);
         }
         return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, std::move(target.handle),
-                                            std::move(target.name), std::move(target.group), 0},
+                                            std::move(target.name), std::move(target.group), 0, {}},
                        c);
     }
 
     // The ADC reply; FL additions by handle first learn the contact's C= GUID.
-    output adc_done(pending& p, const frame::roster_change& r) {
+    // ADC t FL N=… answers with the stored name and the new C= GUID; the
+    // other forms are echoed.
+    output adc_done(const pending& p, const frame::roster_change& r) {
         const command& c = p.cmd;
+        wire_line reply("ADC");
         if (c.params[1] == "FL" && !tagged(c.params[2], "C=")) {
-            pending next{0, pending::step::contact_id, c, r.handle, std::move(p.held), 0};
-            return to_user(frame::roster_get{}, std::move(next));
-        }
-        wire_line reply("ADC");
-        for (const auto& param : c.params) {
-            reply << param;
-        }
-        return write(reply.end() + p.held);
-    }
-
-    output adc_with_id(const pending& p, const frame::roster& r) {
-        const command& c = p.cmd;
-        const frame::roster_entry* e = find_entry(r, p.subject);
-        wire_line reply("ADC");
-        reply << c.params[0] << "FL" << "N=" + p.subject;
-        if (e) {
-            reply << "F=" + url_encode(e->display_name.empty() ? p.subject : e->display_name)
-                  << "C=" + e->contact_id;
-        }
-        if (const auto target = adc_target(c); target && !target->group.empty()) {
-            reply << target->group;
+            reply << c.params[0] << "FL" << "N=" + r.handle
+                  << "F=" + url_encode(r.display_name.empty() ? r.handle : r.display_name) << "C=" + r.contact_id;
+            if (!r.group_id.empty()) {
+                reply << r.group_id;
+            }
+        } else {
+            for (const auto& param : c.params) {
+                reply << param;
+            }
         }
         return write(reply.end() + p.held);
     }
@@ -881,7 +871,7 @@ struct ns_session::impl {
         if (!who || c.params.size() != 3) {
             return error(c, 201);
         }
-        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0}, c);
+        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0, {}}, c);
     }
 
     // FL removals name the contact by its GUID; a handle is accepted too.
@@ -899,7 +889,7 @@ struct ns_session::impl {
             }
         }
         return to_user(
-            frame::roster_change{frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group), 0},
+            frame::roster_change{frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group), 0, {}},
             c);
     }
 
@@ -920,7 +910,7 @@ struct ns_session::impl {
             return error(c, 216);
         }
         return to_user(frame::roster_change{frame::change_op::rename, frame::list::forward, e->handle,
-                                            *name_param(c.params[3], limits.name_bytes), {}, 0},
+                                            *name_param(c.params[3], limits.name_bytes), {}, 0, {}},
                        c);
     }
 
@@ -1108,8 +1098,6 @@ struct ns_session::impl {
             if (c.name == "ADC") return adc_resolved(c, *r);
             if (c.name == "SBP") return sbp_resolved(c, *r);
             return group_resolved(c, *r);
-        case pending::step::contact_id:
-            return r ? adc_with_id(p, *r) : error(c, 500);
         case pending::step::request:
             break;
         }

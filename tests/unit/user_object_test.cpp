@@ -76,11 +76,11 @@ frame::profile_set profile(const std::string& name, const std::string& message =
 
 frame::roster_change adding(list which, const std::string& handle, const std::string& group = {},
                             const std::string& name = {}) {
-    return frame::roster_change{frame::change_op::add, which, handle, name, group, 0};
+    return frame::roster_change{frame::change_op::add, which, handle, name, group, 0, {}};
 }
 
 frame::roster_change removing(list which, const std::string& handle, const std::string& group = {}) {
-    return frame::roster_change{frame::change_op::remove, which, handle, {}, group, 0};
+    return frame::roster_change{frame::change_op::remove, which, handle, {}, group, 0, {}};
 }
 
 frame::roster_change change(embedded_fixture& f, const std::string& owner, frame::roster_change rc) {
@@ -179,7 +179,7 @@ TEST_CASE("only the owner may send requests to its object") {
     CHECK(error_of(f.ask(bob, user(alice), profile("Mallory"))) == error_code::not_allowed);
     CHECK(error_of(f.ask(bob, user(alice), hello(alice))) == error_code::not_allowed);
     // Notices are for objects, which never set corr.
-    const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0};
+    const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0, {}};
     CHECK(error_of(f.ask(bob, user(alice), notice)) == error_code::not_allowed);
 
     const frame::roster r = roster_of(f, alice);
@@ -234,7 +234,7 @@ TEST_CASE("roster_get merges the stored lists with the derived reverse and pendi
     change(f, alice, removing(list::forward, bob));
     change(f, alice, removing(list::allow, bob));
     CHECK(entry(roster_of(f, alice), bob)->lists == 24);
-    change(f, alice, adding(list::forward, bob));
+    CHECK(change(f, alice, adding(list::forward, bob)).contact_id == b.contact_id);  // the reply names it too
     CHECK(entry(roster_of(f, alice), bob)->contact_id == b.contact_id);
     CHECK(entry(roster_of(f, bob), alice)->contact_id != b.contact_id);
 }
@@ -727,7 +727,7 @@ TEST_CASE("frames from other users' objects are passed on only when true") {
     auto& alice_q = f.subscribe(user(alice));
 
     // Bob does not have Alice on his forward list: the notice is untrue.
-    f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0});
+    f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0, {}});
     // Alice does not watch Bob: his presence is not hers to relay.
     f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence, 0});
     change(f, bob, adding(list::forward, alice));
@@ -846,7 +846,7 @@ TEST_CASE("a contact on the forward list can be renamed by its owner") {
     users_fixture f;
     change(f, alice, adding(list::forward, bob));
     const auto version = roster_of(f, alice).version;
-    frame::roster_change rename{frame::change_op::rename, list::forward, bob, "Bobby", {}, 0};
+    frame::roster_change rename{frame::change_op::rename, list::forward, bob, "Bobby", {}, 0, {}};
     const auto reply = as<frame::roster_change>(f.ask(alice, user(alice), rename));
     CHECK(reply.display_name == "Bobby");
     CHECK(reply.version == version + 1);
@@ -854,6 +854,6 @@ TEST_CASE("a contact on the forward list can be renamed by its owner") {
     const auto it = std::find_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.handle == bob; });
     REQUIRE(it != r.entries.end());
     CHECK(it->display_name == "Bobby");
-    frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0};
+    frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0, {}};
     CHECK(error_of(f.ask(alice, user(alice), stranger)) == error_code::not_on_list);
 }

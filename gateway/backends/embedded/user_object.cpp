@@ -276,7 +276,7 @@ private:
         bump_version(ctx);
         ctx.publish(frame::frame{0, {}, sender,
                                  frame::roster_change{r.op, frame::list::reverse, sender,
-                                                      row ? row->display_name : sender, {}, me_.list_version}});
+                                                      row ? row->display_name : sender, {}, me_.list_version, {}}});
     }
 
     void contact_presence(const std::string& sender, const frame::presence_update& u, context& ctx) {
@@ -482,7 +482,7 @@ private:
         bump_version(ctx);
         store_contact(ctx.db, handle, found->second);
         ctx.reply(frame::roster_change{frame::change_op::rename, frame::list::forward, handle,
-                                       found->second.display_name, {}, me_.list_version});
+                                       found->second.display_name, {}, me_.list_version, found->second.contact_id});
     }
 
     void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
@@ -547,7 +547,7 @@ private:
         if (r.which == frame::list::forward) {
             ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
                                   frame::roster_change{frame::change_op::add, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0}});
+                                                       me_.display_name, {}, 0, {}}});
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
             if (auto seen = seen_online(ctx.db, handle)) {
@@ -557,7 +557,7 @@ private:
             refresh_watcher(ctx, handle, old_lists);
         }
         ctx.reply(frame::roster_change{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
-                                       me_.list_version});
+                                       me_.list_version, c.contact_id});
     }
 
     void add_to_group(const std::string& handle, contact& c, const std::string& group_id, context& ctx) {
@@ -569,7 +569,7 @@ private:
         bump_version(ctx);
         store_membership(ctx.db, handle, group_id);
         ctx.reply(frame::roster_change{frame::change_op::add, frame::list::forward, handle, c.display_name, group_id,
-                                       me_.list_version});
+                                       me_.list_version, c.contact_id});
     }
 
     void remove_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
@@ -592,7 +592,7 @@ private:
                 .bind(me_.handle, handle, r.group_id)
                 .run();
             ctx.reply(
-                frame::roster_change{frame::change_op::remove, r.which, handle, {}, r.group_id, me_.list_version});
+                frame::roster_change{frame::change_op::remove, r.which, handle, {}, r.group_id, me_.list_version, {}});
             return;
         }
 
@@ -611,11 +611,11 @@ private:
         } else {
             store_contact(ctx.db, handle, c);
         }
-        ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version});
+        ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version, {}});
         if (r.which == frame::list::forward) {
             ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
                                   frame::roster_change{frame::change_op::remove, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0}});
+                                                       me_.display_name, {}, 0, {}}});
         } else {
             refresh_watcher(ctx, handle, old_lists);
         }
