@@ -229,11 +229,11 @@ std::string presence(int dialect, const frame::presence_update& u, std::optional
         l << url_encode_all(p.msn_object.empty() ? "<msnobj/>" : p.msn_object);
     }
     std::string out = l.end();
-    // Every presence line carries a UBX from MSNP11 (ESC build_presence_notif):
-    // the frame does not say whether the PSM changed, and a PSM change must reach
-    // the watcher. The current Escargot was observed sending NLN alone when a
-    // contact comes online (§4.2); this costs one redundant UBX there.
-    if (dialect >= 11) {
+    // From MSNP11 the burst has a UBX per contact; later, a UBX follows only
+    // when the personal message or media changed, so a contact coming online
+    // without one is announced by NLN alone (observed, §4.2).
+    const std::uint32_t personal = frame::profile_bits::personal_message | frame::profile_bits::current_media;
+    if (dialect >= 11 && (iln_trid || u.initial || u.changed == 0 || (u.changed & personal))) {
         out += ubx(u.user, p.personal_message, p.current_media);
     }
     return out;

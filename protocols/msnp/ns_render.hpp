@@ -40,8 +40,9 @@ std::string_view status_code(frame::status s);
 std::optional<frame::status> settable_status(std::string_view code);
 
 // A contact's presence as this dialect shows it (§4.2 table): `ILN` with
-// the triggering command's TrID when `iln_trid` is set, else `NLN`, then a
-// `UBX` from MSNP11; `FLN` when offline.
+// the triggering command's TrID when `iln_trid` is set, else `NLN`, then
+// from MSNP11 a `UBX` unless `u.changed` says the personal message and
+// media did not change; `FLN` when offline.
 std::string presence(int dialect, const frame::presence_update& u, std::optional<std::string_view> iln_trid);
 
 // A contact's change as a watcher sees it: `BPR` for each changed phone

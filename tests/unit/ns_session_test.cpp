@@ -338,8 +338,8 @@ TEST_CASE("MSNP12 presence: ILN and UBX on the first CHG, NLN pushed, FLN on clo
     check_mail_data(take_hotmail_message(chg));
     CHECK(chg.empty());
 
-    const std::string nln = "NLN NLN bob@example.com bob@example.com 0 %3Cmsnobj%2F%3E\r\nUBX bob@example.com 53\r\n" +
-                            empty_ubx;
+    // Coming online without a personal message: NLN alone (§4.2).
+    const std::string nln = "NLN NLN bob@example.com bob@example.com 0 %3Cmsnobj%2F%3E\r\n";
     CHECK(a.wait_for(nln) == nln);
 
     // Hidden: watchers see FLN, and no switchboard may be started (§4.2).
@@ -375,8 +375,7 @@ TEST_CASE("One user's presence in each watcher's dialect", "[ns]") {
           "NLN BSY carol@example.com carol@example.com\r\n");
     CHECK(eight.wait_for("NLN BSY carol@example.com carol@example.com 268435456\r\n") ==
           "NLN BSY carol@example.com carol@example.com 268435456\r\n");
-    const std::string nln12 = "NLN BSY carol@example.com carol@example.com 268435456 " + msnobj + "\r\n" +
-                              "UBX carol@example.com 53\r\n" + empty_ubx;
+    const std::string nln12 = "NLN BSY carol@example.com carol@example.com 268435456 " + msnobj + "\r\n";
     CHECK(twelve.wait_for(nln12) == nln12);
 }
 
@@ -403,13 +402,21 @@ TEST_CASE("A personal message set with UUX reaches MSNP11 and MSNP12 watchers as
     const std::string rebuilt = "<Data><PSM>&lt;b&gt;</PSM><CurrentMedia>\\0Music\\01\\0{0}\\0Song\\0\\0</CurrentMedia></Data>";
     CHECK(a.wait_for(rebuilt).ends_with("UBX bob@example.com " + std::to_string(rebuilt.size()) + "\r\n" + rebuilt));
 
-    // A display-name change keeps the PSM this session set.
+    // A display-name change is an NLN alone: the personal message stays.
     CHECK(a.send("PRP 8 MFN Alice%20A.") == "PRP 8 MFN Alice%20A.\r\n");
-    const std::string renamed = "NLN NLN alice@example.com Alice%20A. 0 %3Cmsnobj%2F%3E\r\n" + ubx;
+    const std::string renamed = "NLN NLN alice@example.com Alice%20A. 0 %3Cmsnobj%2F%3E\r\n";
     CHECK(b.wait_for(renamed) == renamed);
+    ns_client again(w.f, w.svc);  // Bob signs in anew and finds the PSM in Alice's UBX
+    CHECK(sign_in(w, again, 11, "bob@example.com", "NLN 0").find(ubx) != std::string::npos);
 
     CHECK(a.send("UUX 9 9", "<Data><PS") == "");  // not a Data document: closed (YW)
     CHECK(a.is_closed());
+
+    // Coming online with a personal message: NLN, then the UBX.
+    ns_client back(w.f, w.svc);
+    sign_in(w, back, 11, "alice@example.com", "NLN 0");
+    const std::string online = "NLN NLN alice@example.com Alice%20A. 0 %3Cmsnobj%2F%3E\r\n" + ubx;
+    CHECK(again.wait_for(online).ends_with(online));
 }
 
 TEST_CASE("Phone numbers: PRP, the SYN's PRP and BPR lines, and BPR to watchers", "[ns]") {
@@ -467,7 +474,10 @@ TEST_CASE("Phone numbers: PRP, the SYN's PRP and BPR lines, and BPR to watchers"
     CHECK(a.send("REM 20 AL carol@example.com") == "REM 20 AL 7 carol@example.com\r\n");
     CHECK(a.send("ADD 21 BL carol@example.com carol@example.com") ==
           "ADD 21 BL 8 carol@example.com carol@example.com\r\n");
-    CHECK(c.send("SYN 22 0 0").ends_with(" 11 1\r\n"));
+    c.wait_for("FLN alice@example.com\r\n");
+    const std::string hidden = c.send("SYN 22 0 0");
+    INFO(hidden);
+    CHECK(hidden.ends_with(" 11 1\r\n"));
 
     CHECK(a.send("PRP 23 PHX 1") == "201 23\r\n");
     CHECK(a.send("PRP 24 MOB maybe") == "201 24\r\n");

@@ -610,6 +610,16 @@ TEST_CASE("profile_set changes only the fields it names") {
     CHECK(update.presence.personal_message == "hello");
     CHECK(update.presence.current_media == "music");
 
+    // Coming back online brings the personal message and media along; a
+    // status change alone does not.
+    set_status(f, alice, status::invisible);
+    CHECK(as<frame::presence_update>(next(bob_q)).changed == frame::profile_bits::status);
+    set_status(f, alice, status::online);
+    CHECK(as<frame::presence_update>(next(bob_q)).changed ==
+          (frame::profile_bits::status | frame::profile_bits::personal_message | frame::profile_bits::current_media));
+    set_status(f, alice, status::away);
+    CHECK(as<frame::presence_update>(next(bob_q)).changed == frame::profile_bits::status);
+
     frame::profile_set nothing;
     CHECK(error_of(f.ask(alice, user(alice), nothing)) == error_code::malformed);
     frame::profile_set status_bit = rename;

@@ -98,12 +98,17 @@ bool admits(frame::privacy_default privacy, std::uint32_t lists) {
     return !(lists & block_bit) && ((lists & allow_bit) || privacy == frame::privacy_default::allow);
 }
 
-// What differs between two views of the owner, as profile_bits. A view
-// that is offline on either side shows no profile, so only its status counts.
+// What differs between two views of the owner, as profile_bits. Going
+// offline changes the status only; coming online also brings a personal
+// message or media that is set (MSNP11 watchers then need a UBX).
 std::uint32_t differences(const frame::presence_info& a, const frame::presence_info& b) {
     namespace bits = frame::profile_bits;
-    if (!is_online(a.state) || !is_online(b.state)) {
+    if (!is_online(b.state)) {
         return bits::status;
+    }
+    if (!is_online(a.state)) {
+        return bits::status | (b.personal_message.empty() ? 0 : bits::personal_message) |
+               (b.current_media.empty() ? 0 : bits::current_media);
     }
     std::uint32_t d = 0;
     if (a.state != b.state || a.capabilities != b.capabilities || a.capabilities_ex != b.capabilities_ex ||
