@@ -456,6 +456,7 @@ TEST_CASE("Phone numbers: PRP, the SYN's PRP and BPR lines, and BPR to watchers"
     CHECK(b.send("SYN 16 0") == "SYN 16 3 1 1\r\nGTC A\r\nBLP AL\r\nLSG 0 Other%20Contacts 0\r\n"
                                "LST alice@example.com alice@example.com 11 0\r\n"
                                "BPR PHH 555%200100\r\nBPR PHM 555%200199\r\nBPR MOB Y\r\n");
+    c.wait_for("BPR alice@example.com PHM 555%200199\r\n");
     const std::string synced = c.send("SYN 17 0 0");
     INFO(synced);
     CHECK(synced.ends_with(" 11 1\r\nBPR PHH 555%200100\r\nBPR PHM 555%200199\r\nBPR MOB Y\r\n"));
