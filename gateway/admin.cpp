@@ -113,8 +113,16 @@ private:
     }
 
     void on_read(beast::error_code ec) {
+        if (ec == http::error::end_of_stream) {
+            end();  // the client closed (over TLS: sent close_notify); so do we
+            return;
+        }
+        if (ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated) {
+            keep_session();  // ended between requests: idle, or closed without close_notify
+            return;
+        }
         if (ec) {
-            return;  // closed, timed out, or malformed: nothing more to say on this connection
+            return;  // reset or malformed: nothing more to say on this connection
         }
         busy_ = true;
         request req = parser_->release();
@@ -137,13 +145,42 @@ private:
         }
         log::debug("http_request", {{"target", target_}, {"status", static_cast<unsigned>(response_.result_int())}});
         http::async_write(stream_, response_, [self = shared_from_this(), this](beast::error_code wec, std::size_t) {
-            if (wec || !response_.keep_alive()) {
-                beast::error_code ignored;
-                beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+            if (wec) {
+                return;
+            }
+            if (!response_.keep_alive()) {
+                end();
                 return;
             }
             do_read();
         });
+    }
+
+    // Ends the connection in order: over TLS with close_notify, which also
+    // keeps the session in the server's cache for the client's next
+    // connection (OpenSSL drops the session of a connection that ends
+    // without it), then the TCP FIN.
+    void end() {
+        busy_ = false;  // a shutdown of the gateway need not wait for the peer's close_notify
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            beast::error_code ignored;
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        } else {
+            beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.handshake_timeout);
+            stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+        }
+    }
+
+    // A connection that timed out or was closed without close_notify
+    // between requests had nothing wrong with it, so its session stays
+    // resumable (SChannel on Windows XP resumes by session id from this
+    // cache, not by ticket). OpenSSL would drop it, as TLS 1.0 asked; TLS
+    // 1.1 (RFC 4346 section 7.2.1) dropped that rule to match practice.
+    void keep_session() {
+        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+            SSL* ssl = stream_.native_handle();
+            SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+        }
     }
 
     Stream stream_;

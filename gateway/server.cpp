@@ -141,6 +141,13 @@ tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(
     }
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                      asio::ssl::context::no_sslv3 | asio::ssl::context::single_dh_use);
+    // A returning client resumes its session instead of paying for another
+    // RSA key exchange: by session id from the server cache (SChannel on
+    // Windows XP, which knows no tickets) or by ticket. Sessions resume only
+    // under the profile that made them.
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_session_id_context(native, reinterpret_cast<const unsigned char*>(name.data()),
+                                   static_cast<unsigned int>(name.size()));
     boost::system::error_code ec;
     ctx->use_certificate_chain_file(it->second.certificate.string(), ec);
     if (ec) {

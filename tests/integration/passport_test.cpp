@@ -67,7 +67,7 @@ struct response {
 };
 
 enum class client_kind {
-    old_messenger,  // TLS 1.0 only, AES128-SHA, security level 0, no SNI: MSN 5.0-7.5 on SChannel
+    old_messenger,  // TLS 1.0 only, AES128-SHA, security level 0, no SNI, no tickets: MSN 5.0-7.5 on SChannel
     current,        // TLS 1.2 or later, OpenSSL's defaults
 };
 
@@ -83,6 +83,7 @@ public:
             SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_VERSION);
             SSL_CTX_set_max_proto_version(ctx_.get(), TLS1_VERSION);
             REQUIRE(SSL_CTX_set_cipher_list(ctx_.get(), "AES128-SHA:@SECLEVEL=0") == 1);
+            SSL_CTX_set_options(ctx_.get(), SSL_OP_NO_TICKET);  // SChannel resumes by session id only
         } else {
             SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
         }
@@ -109,6 +110,41 @@ public:
     ~tls_client() {
         ssl_.reset();
         if (fd_ >= 0) ::close(fd_);
+    }
+
+    // Offers a session saved from an earlier connection, as a returning
+    // client does. Each connection gets its own copy: OpenSSL marks a
+    // session unresumable when one connection using it ends badly.
+    void resume(const std::string& saved) {
+        const auto* der = reinterpret_cast<const unsigned char*>(saved.data());
+        SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &der, static_cast<long>(saved.size()));
+        REQUIRE(session);
+        REQUIRE(SSL_set_session(ssl_.get(), session) == 1);
+        SSL_SESSION_free(session);
+    }
+    // This connection's session, saved for a later connection.
+    std::string session() const {
+        SSL_SESSION* session = SSL_get_session(ssl_.get());
+        REQUIRE(session);
+        std::string saved(static_cast<std::size_t>(i2d_SSL_SESSION(session, nullptr)), '\0');
+        auto* out = reinterpret_cast<unsigned char*>(saved.data());
+        REQUIRE(i2d_SSL_SESSION(session, &out) == static_cast<int>(saved.size()));
+        return saved;
+    }
+    bool resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
+
+    // Sends close_notify and reads until the server's close_notify; false
+    // when the server ends the connection without one.
+    bool close_cleanly() {
+        SSL_shutdown(ssl_.get());
+        return ends_cleanly();
+    }
+    // Reads until the server ends the connection: true for close_notify.
+    bool ends_cleanly() {
+        char chunk[256];
+        while (SSL_read(ssl_.get(), chunk, sizeof chunk) > 0) {
+        }
+        return (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0;
     }
 
     // True when the handshake succeeds; otherwise `error()` says why.
@@ -413,6 +449,51 @@ TEST_CASE("Passport services over the legacy TLS profile", "[passport]") {
     CHECK(contains(gw.proc->output(), "result=ok"));
     CHECK_FALSE(contains(gw.proc->output(), "correct horse"));
     CHECK_FALSE(contains(gw.proc->output(), "correct%20horse"));
+}
+
+// SChannel on Windows XP resumes TLS sessions by id, from the server's
+// cache; the session must survive however the connection ended between
+// requests.
+TEST_CASE("a returning old Messenger resumes its TLS session", "[passport]") {
+    passport_gateway gw("legacy", "scrypt_n = 1024\n\n[limits]\nidle_timeout = \"1s\"\n");
+    gw.start();
+    const std::string nexus = "GET /rdr/pprdr.asp HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const auto connect = [&](const std::string& session) {
+        auto c = std::make_unique<tls_client>(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+        if (!session.empty()) c->resume(session);
+        REQUIRE(c->handshake());
+        REQUIRE(c->request(nexus).status == 200);
+        return c;
+    };
+
+    // The client closes: the server answers close_notify with its own.
+    auto first = connect({});
+    CHECK_FALSE(first->resumed());
+    const auto session = first->session();
+    CHECK(first->close_cleanly());
+    auto second = connect(session);
+    CHECK(second->resumed());
+
+    // The server closes (Connection: close): with close_notify, session kept.
+    second->send("GET /rdr/pprdr.asp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    CHECK(second->read_response().status == 200);
+    CHECK(second->ends_cleanly());
+    CHECK(connect(session)->resumed());
+
+    // The client drops the connection without close_notify.
+    connect(session).reset();
+    CHECK(connect(session)->resumed());
+
+    // An idle keep-alive connection times out: the session stays too.
+    auto idle = connect(session);
+    CHECK_FALSE(idle->ends_cleanly());  // the idle timeout closes it without a word
+    CHECK(connect(session)->resumed());
+
+    // A connection that breaks the protocol loses its session.
+    auto bad = connect(session);
+    bad->send("NOT HTTP\r\n\r\n");
+    bad->ends_cleanly();
+    CHECK_FALSE(connect(session)->resumed());
 }
 
 TEST_CASE("the modern TLS profile serves an ECDSA certificate to TLS 1.2+ only", "[passport]") {
