@@ -677,6 +677,20 @@ TEST_CASE("phone numbers are the owner's to set and show to contacts it lets see
     CHECK(error_of(f.ask(alice, user(alice), too_long)) == error_code::oversize);
 }
 
+TEST_CASE("with durability full, only endpoint changes commit without waiting for the disk") {
+    users_fixture f;
+    f.opt.sync = embedded::durability::full;
+    f.restart();
+    const auto before = f.be->stats();  // no watchers: each request is one batch
+    sign_in(f, alice);                                              // hello, presence_set
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice A.")));  // a profile is kept
+    as<frame::ack>(f.ask(alice, user(alice), frame::bye{error_code::internal, true, {}, "ep-1"}));
+    const auto after = f.be->stats();
+    CHECK(after.commits - before.commits == 4);
+    CHECK(after.unsynced_commits - before.unsynced_commits == 3);
+    CHECK(roster_of(f, alice).display_name == "Alice A.");
+}
+
 TEST_CASE("a schema version 1 database gains the phone columns and keeps its users") {
     users_fixture f;
     change(f, bob, adding(list::forward, alice));

@@ -41,6 +41,7 @@ inline std::filesystem::path database_file(const std::filesystem::path& data_dir
 struct statistics {
     std::uint64_t frames = 0;       // applied
     std::uint64_t commits = 0;      // transactions
+    std::uint64_t unsynced_commits = 0;  // of those, endpoint changes only: not waited for the disk
     std::uint64_t wakes = 0;        // objects loaded from storage
     std::uint64_t hibernations = 0; // objects evicted from memory
     std::uint64_t resident = 0;     // objects in memory now
