@@ -835,9 +835,8 @@ struct ns_session::impl {
                        c);
     }
 
-    // The ADC reply; FL additions by handle first learn the contact's C= GUID.
-    // ADC t FL N=… answers with the stored name and the new C= GUID; the
-    // other forms are echoed.
+    // The ADC reply: ADC t FL N=… answers with the stored name and the new
+    // C= GUID; the other forms are echoed.
     output adc_done(const pending& p, const frame::roster_change& r) {
         const command& c = p.cmd;
         wire_line reply("ADC");
