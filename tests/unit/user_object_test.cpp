@@ -653,13 +653,16 @@ TEST_CASE("phone numbers are the owner's to set and show to contacts it lets see
     const auto own = roster_of(f, alice);
     CHECK(own.phones == frame::phones{"+1 555 0100", {}, {}, true});
     CHECK(own.mobile_device);
-    const auto* seen_by_bob = entry(roster_of(f, bob), alice);
+    const auto bob_roster = roster_of(f, bob);
+    const auto* seen_by_bob = entry(bob_roster, alice);
     REQUIRE(seen_by_bob);
     CHECK(seen_by_bob->phones.home == "+1 555 0100");
-    const auto* seen_by_carol = entry(roster_of(f, carol), alice);  // blocked
+    const auto carol_roster = roster_of(f, carol);
+    const auto* seen_by_carol = entry(carol_roster, alice);  // blocked
     REQUIRE(seen_by_carol);
     CHECK(seen_by_carol->phones == frame::phones{});
-    const auto* seen_by_dave = entry(roster_of(f, dave), alice);
+    const auto dave_roster = roster_of(f, dave);
+    const auto* seen_by_dave = entry(dave_roster, alice);
     REQUIRE(seen_by_dave);
     CHECK(seen_by_dave->phones == frame::phones{});
 
