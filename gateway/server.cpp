@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <sys/resource.h>
 
+#include <ctime>
 #include <thread>
 
 namespace switchyard::gateway {
@@ -145,7 +146,10 @@ tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(
     // RSA key exchange: by session id from the server cache (SChannel on
     // Windows XP, which knows no tickets) or by ticket. Sessions resume only
     // under the profile that made them.
-    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+    // Expired sessions are dropped by a timer (server::sweep_tls_sessions),
+    // not by OpenSSL scanning the whole cache every 255 handshakes on
+    // whichever I/O thread is handshaking.
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
     SSL_CTX_set_session_id_context(native, reinterpret_cast<const unsigned char*>(name.data()),
                                    static_cast<unsigned int>(name.size()));
     boost::system::error_code ec;
@@ -200,6 +204,8 @@ public:
         }
         rt_.msnp = std::make_unique<msnp_services>(s, rt_.routes, *rt_.tokens, msnp_endpoint_,
                                                    rt_.keys.keys.front().secret);
+        sweep_.emplace(main_ctx);
+        sweep_tls_sessions();
         for (auto& a : acceptors_) {
             a->start();
         }
@@ -306,6 +312,23 @@ private:
         return true;
     }
 
+    // Drops expired TLS sessions from the caches once a minute.
+    void sweep_tls_sessions() {
+        sweep_->expires_after(std::chrono::minutes(1));
+        sweep_->async_wait([this](boost::system::error_code ec) {
+            if (ec) {
+                return;
+            }
+            const auto now = static_cast<long>(std::time(nullptr));
+            for (asio::ssl::context* tls : {rt_.tls_legacy.get(), rt_.tls_modern.get()}) {
+                if (tls != nullptr) {
+                    SSL_CTX_flush_sessions(tls->native_handle(), now);
+                }
+            }
+            sweep_tls_sessions();
+        });
+    }
+
     // Runs on the first worker.
     void begin_shutdown(std::string_view why) {
         if (rt_.stopping.exchange(true)) {
@@ -350,6 +373,9 @@ private:
         finished_ = true;
         stop_reason_ = reason;
         deadline_->cancel();
+        if (sweep_) {
+            sweep_->cancel();
+        }
         rt_.finished = true;
         guards_.clear();
         for (auto& w : rt_.workers) {
@@ -361,6 +387,7 @@ private:
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
     std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;
+    std::optional<asio::steady_timer> sweep_;  // TLS session caches
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
     bool finished_ = false;
     std::string stop_reason_ = "unknown";
