@@ -362,6 +362,7 @@ struct roster_change {
     std::string group_id;
     std::uint64_t version = 0;  // the list version after the change (notices)
     std::string contact_id;     // the contact's stable id (replies to forward-list adds and renames)
+    frame::phones phones;       // the contact's, in replies to forward-list adds when it lets the owner see them
     template <class V> void visit(V& v) {
         v(1, "op", op);
         v(2, "list", which);
@@ -370,6 +371,7 @@ struct roster_change {
         v(5, "group_id", group_id, limits::token);
         v(6, "version", version);
         v(7, "contact_id", contact_id, limits::token);
+        v(8, "phones", phones);
     }
     SWITCHYARD_FRAME_BODY(roster_change, 7);
 };

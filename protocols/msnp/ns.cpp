@@ -137,6 +137,19 @@ std::optional<std::string_view> tagged(std::string_view token, std::string_view 
     return token.substr(2);
 }
 
+// A list edit as the NS asks for it; the user object's reply adds the
+// version, the contact id and the contact's phones.
+frame::roster_change list_edit(frame::change_op op, frame::list which, std::string handle, std::string name = {},
+                               std::string group = {}) {
+    frame::roster_change r;
+    r.op = op;
+    r.which = which;
+    r.handle = std::move(handle);
+    r.display_name = std::move(name);
+    r.group_id = std::move(group);
+    return r;
+}
+
 const frame::roster_entry* find_entry(const frame::roster& r, std::string_view handle) {
     const auto it = std::find_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.handle == handle; });
     return it == r.entries.end() ? nullptr : &*it;
@@ -607,8 +620,8 @@ struct ns_session::impl {
             return set_own_name(c, std::move(*name));
         }
         const std::string value = c.params.size() == 3 ? url_decode(c.params[2]) : std::string();
-        if (value.size() > frame::limits::phone) {
-            return close("PRP " + key + " longer than " + std::to_string(frame::limits::phone) + " bytes");  // as Escargot
+        if (value.size() > frame::limits::phone) {  // closed, as Escargot does
+            return close("PRP " + key + " longer than " + std::to_string(frame::limits::phone) + " bytes");
         }
         frame::profile_set p;
         if (key == "PHH" || key == "PHW" || key == "PHM") {
@@ -654,7 +667,7 @@ struct ns_session::impl {
         if (*who == handle) {
             return set_own_name(c, std::move(*name));
         }
-        return to_user(frame::roster_change{frame::change_op::rename, frame::list::forward, *who, *name, {}, 0, {}}, c);
+        return to_user(list_edit(frame::change_op::rename, frame::list::forward, *who, *name), c);
     }
 
     output renamed(const command& c, std::uint64_t version, std::string_view who) {
@@ -682,7 +695,7 @@ struct ns_session::impl {
             // Group numbers and "already on the FL" need the current list.
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::add, *which, *who, *name, {}, 0, {}}, c);
+        return to_user(list_edit(frame::change_op::add, *which, *who, *name), c);
     }
 
     // ADD t FL handle name gid, with the list at hand.
@@ -700,16 +713,16 @@ struct ns_session::impl {
             if (listed && !e->groups.empty()) {
                 return write(add_reply(c, list_version, e->display_name));
             }
-            return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, who,
-                                                *name_param(c.params[3], limits.name_bytes), {}, 0, {}},
+            return to_user(list_edit(frame::change_op::add, frame::list::forward, who,
+                                     *name_param(c.params[3], limits.name_bytes)),
                            c);
         }
         const auto index = group_index(*gid, r.groups.size());
         if (!index) {
             return error(c, 224);
         }
-        return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, who,
-                                            *name_param(c.params[3], limits.name_bytes), r.groups[*index].id, 0, {}},
+        return to_user(list_edit(frame::change_op::add, frame::list::forward, who,
+                                 *name_param(c.params[3], limits.name_bytes), r.groups[*index].id),
                        c);
     }
 
@@ -744,7 +757,7 @@ struct ns_session::impl {
             }
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0, {}}, c);
+        return to_user(list_edit(frame::change_op::remove, *which, *who), c);
     }
 
     output rem_from_group(const command& c, const frame::roster& r) {
@@ -752,8 +765,8 @@ struct ns_session::impl {
         if (!index) {
             return error(c, 224);
         }
-        return to_user(frame::roster_change{frame::change_op::remove, frame::list::forward, *handle_param(c.params[2]),
-                                            {}, r.groups[*index].id, 0, {}},
+        return to_user(list_edit(frame::change_op::remove, frame::list::forward, *handle_param(c.params[2]), {},
+                                 r.groups[*index].id),
                        c);
     }
 
@@ -779,7 +792,7 @@ struct ns_session::impl {
         if (!target->group.empty()) {
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(frame::roster_change{frame::change_op::add, *which, target->handle, target->name, {}, 0, {}}, c);
+        return to_user(list_edit(frame::change_op::add, *which, target->handle, target->name), c);
     }
 
     struct adc_fields {
@@ -824,14 +837,14 @@ struct ns_session::impl {
                 return error(c, 224);
             }
             return to_user(
-                frame::roster_change{frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3], 0, {}}, c);
+                list_edit(frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3]), c);
         }
         auto target = *adc_target(c);
         if (!has_group(r, target.group)) {
             return error(c, 224);
         }
-        return to_user(frame::roster_change{frame::change_op::add, frame::list::forward, std::move(target.handle),
-                                            std::move(target.name), std::move(target.group), 0, {}},
+        return to_user(list_edit(frame::change_op::add, frame::list::forward, std::move(target.handle),
+                                 std::move(target.name), std::move(target.group)),
                        c);
     }
 
@@ -870,7 +883,7 @@ struct ns_session::impl {
         if (!who || c.params.size() != 3) {
             return error(c, 201);
         }
-        return to_user(frame::roster_change{frame::change_op::remove, *which, *who, {}, {}, 0, {}}, c);
+        return to_user(list_edit(frame::change_op::remove, *which, *who), c);
     }
 
     // FL removals name the contact by its GUID; a handle is accepted too.
@@ -888,7 +901,7 @@ struct ns_session::impl {
             }
         }
         return to_user(
-            frame::roster_change{frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group), 0, {}},
+            list_edit(frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group)),
             c);
     }
 
@@ -908,8 +921,8 @@ struct ns_session::impl {
         if (!e) {
             return error(c, 216);
         }
-        return to_user(frame::roster_change{frame::change_op::rename, frame::list::forward, e->handle,
-                                            *name_param(c.params[3], limits.name_bytes), {}, 0, {}},
+        return to_user(list_edit(frame::change_op::rename, frame::list::forward, e->handle,
+                                 *name_param(c.params[3], limits.name_bytes)),
                        c);
     }
 
@@ -1131,7 +1144,9 @@ struct ns_session::impl {
             return adc_done(p, r);
         }
         if (c.name == "ADD") {
-            return write(add_reply(c, r.version, r.display_name) + p.held);
+            // The contact's phone numbers come before its ILN (§4.3).
+            const std::string phones = dialect >= 5 ? ns::contact_phones(r.version, r.handle, r.phones) : "";
+            return write(add_reply(c, r.version, r.display_name) + phones + p.held);
         }
         wire_line reply("REM");
         reply << c.params[0] << c.params[1];

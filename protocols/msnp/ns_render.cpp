@@ -239,6 +239,10 @@ std::string presence(int dialect, const frame::presence_update& u, std::optional
     return out;
 }
 
+std::string contact_phones(std::uint64_t version, std::string_view handle, const frame::phones& p) {
+    return phone_lines(wire_line("BPR") << version << handle, p);
+}
+
 std::string presence_change(int dialect, std::uint64_t list_version, const frame::presence_update& u) {
     std::string out;
     // A contact's changed phone fields go out as they are, an emptied number

@@ -45,6 +45,10 @@ std::optional<frame::status> settable_status(std::string_view code);
 // media did not change; `FLN` when offline.
 std::string presence(int dialect, const frame::presence_update& u, std::optional<std::string_view> iln_trid);
 
+// `BPR ver handle KEY value` for each of a contact's phone fields that is
+// set: what follows `ADD … FL` (MSNP5-9, §4.3).
+std::string contact_phones(std::uint64_t version, std::string_view handle, const frame::phones& p);
+
 // A contact's change as a watcher sees it: `BPR` for each changed phone
 // field (MSNP5-12, with the watcher's list version up to MSNP9), then the
 // presence lines unless only phone fields changed.

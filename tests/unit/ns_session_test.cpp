@@ -88,7 +88,10 @@ struct world {
         auto& qb = f.subscribe(user(b));
         for (const auto& [owner, other] : {std::pair{a, b}, std::pair{b, a}}) {
             for (const auto which : {frame::list::forward, frame::list::allow}) {
-                test::as<frame::roster_change>(ask(owner, frame::roster_change{frame::change_op::add, which, other, {}, {}, 0, {}}));
+                frame::roster_change add;
+                add.which = which;
+                add.handle = other;
+                test::as<frame::roster_change>(ask(owner, add));
             }
         }
         for (auto* q : {&qa, &qb}) {

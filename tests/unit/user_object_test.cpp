@@ -76,11 +76,11 @@ frame::profile_set profile(const std::string& name, const std::string& message =
 
 frame::roster_change adding(list which, const std::string& handle, const std::string& group = {},
                             const std::string& name = {}) {
-    return frame::roster_change{frame::change_op::add, which, handle, name, group, 0, {}};
+    return frame::roster_change{frame::change_op::add, which, handle, name, group, 0, {}, {}};
 }
 
 frame::roster_change removing(list which, const std::string& handle, const std::string& group = {}) {
-    return frame::roster_change{frame::change_op::remove, which, handle, {}, group, 0, {}};
+    return frame::roster_change{frame::change_op::remove, which, handle, {}, group, 0, {}, {}};
 }
 
 frame::roster_change change(embedded_fixture& f, const std::string& owner, frame::roster_change rc) {
@@ -179,7 +179,7 @@ TEST_CASE("only the owner may send requests to its object") {
     CHECK(error_of(f.ask(bob, user(alice), profile("Mallory"))) == error_code::not_allowed);
     CHECK(error_of(f.ask(bob, user(alice), hello(alice))) == error_code::not_allowed);
     // Notices are for objects, which never set corr.
-    const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0, {}};
+    const frame::roster_change notice{frame::change_op::add, list::reverse, bob, {}, {}, 0, {}, {}};
     CHECK(error_of(f.ask(bob, user(alice), notice)) == error_code::not_allowed);
 
     const frame::roster r = roster_of(f, alice);
@@ -650,6 +650,11 @@ TEST_CASE("phone numbers are the owner's to set and show to contacts it lets see
     CHECK(update.changed == (frame::profile_bits::phone_home | frame::profile_bits::mobile_pageable));
     CHECK(update.presence.phones == frame::phones{"+1 555 0100", {}, {}, true});
 
+    // A forward-list add brings the contact's phones, when it lets the adder see them.
+    CHECK(change(f, erin, adding(list::forward, alice)).phones.home == "+1 555 0100");
+    change(f, carol, removing(list::forward, alice));
+    CHECK(change(f, carol, adding(list::forward, alice)).phones == frame::phones{});
+
     const auto own = roster_of(f, alice);
     CHECK(own.phones == frame::phones{"+1 555 0100", {}, {}, true});
     CHECK(own.mobile_device);
@@ -754,7 +759,7 @@ TEST_CASE("frames from other users' objects are passed on only when true") {
     auto& alice_q = f.subscribe(user(alice));
 
     // Bob does not have Alice on his forward list: the notice is untrue.
-    f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0, {}});
+    f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0, {}, {}});
     // Alice does not watch Bob: his presence is not hers to relay.
     f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence, 0});
     change(f, bob, adding(list::forward, alice));
@@ -873,7 +878,7 @@ TEST_CASE("a contact on the forward list can be renamed by its owner") {
     users_fixture f;
     change(f, alice, adding(list::forward, bob));
     const auto version = roster_of(f, alice).version;
-    frame::roster_change rename{frame::change_op::rename, list::forward, bob, "Bobby", {}, 0, {}};
+    frame::roster_change rename{frame::change_op::rename, list::forward, bob, "Bobby", {}, 0, {}, {}};
     const auto reply = as<frame::roster_change>(f.ask(alice, user(alice), rename));
     CHECK(reply.display_name == "Bobby");
     CHECK(reply.version == version + 1);
@@ -881,6 +886,6 @@ TEST_CASE("a contact on the forward list can be renamed by its owner") {
     const auto it = std::find_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.handle == bob; });
     REQUIRE(it != r.entries.end());
     CHECK(it->display_name == "Bobby");
-    frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0, {}};
+    frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0, {}, {}};
     CHECK(error_of(f.ask(alice, user(alice), stranger)) == error_code::not_on_list);
 }

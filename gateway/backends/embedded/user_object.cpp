@@ -281,7 +281,7 @@ private:
         bump_version(ctx);
         ctx.publish(frame::frame{0, {}, sender,
                                  frame::roster_change{r.op, frame::list::reverse, sender,
-                                                      row ? row->display_name : sender, {}, me_.list_version, {}}});
+                                                      row ? row->display_name : sender, {}, me_.list_version, {}, {}}});
     }
 
     void contact_presence(const std::string& sender, const frame::presence_update& u, context& ctx) {
@@ -487,7 +487,7 @@ private:
         bump_version(ctx);
         store_contact(ctx.db, handle, found->second);
         ctx.reply(frame::roster_change{frame::change_op::rename, frame::list::forward, handle,
-                                       found->second.display_name, {}, me_.list_version, found->second.contact_id});
+                                       found->second.display_name, {}, me_.list_version, found->second.contact_id, {}});
     }
 
     void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
@@ -552,7 +552,7 @@ private:
         if (r.which == frame::list::forward) {
             ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
                                   frame::roster_change{frame::change_op::add, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}}});
+                                                       me_.display_name, {}, 0, {}, {}}});
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
             if (auto seen = seen_online(ctx.db, handle)) {
@@ -561,8 +561,14 @@ private:
         } else {
             refresh_watcher(ctx, handle, old_lists);
         }
-        ctx.reply(frame::roster_change{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
-                                       me_.list_version, c.contact_id});
+        frame::roster_change reply{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
+                                   me_.list_version, c.contact_id, {}};
+        if (r.which == frame::list::forward) {
+            if (const auto row = read_user(ctx.db, handle); row && allows(ctx.db, *row, me_.handle)) {
+                reply.phones = row->phones;
+            }
+        }
+        ctx.reply(std::move(reply));
     }
 
     void add_to_group(const std::string& handle, contact& c, const std::string& group_id, context& ctx) {
@@ -574,7 +580,7 @@ private:
         bump_version(ctx);
         store_membership(ctx.db, handle, group_id);
         ctx.reply(frame::roster_change{frame::change_op::add, frame::list::forward, handle, c.display_name, group_id,
-                                       me_.list_version, c.contact_id});
+                                       me_.list_version, c.contact_id, {}});
     }
 
     void remove_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
@@ -597,7 +603,8 @@ private:
                 .bind(me_.handle, handle, r.group_id)
                 .run();
             ctx.reply(
-                frame::roster_change{frame::change_op::remove, r.which, handle, {}, r.group_id, me_.list_version, {}});
+                frame::roster_change{frame::change_op::remove, r.which, handle, {}, r.group_id, me_.list_version, {},
+                                     {}});
             return;
         }
 
@@ -616,11 +623,11 @@ private:
         } else {
             store_contact(ctx.db, handle, c);
         }
-        ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version, {}});
+        ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version, {}, {}});
         if (r.which == frame::list::forward) {
             ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
                                   frame::roster_change{frame::change_op::remove, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}}});
+                                                       me_.display_name, {}, 0, {}, {}}});
         } else {
             refresh_watcher(ctx, handle, old_lists);
         }
