@@ -611,7 +611,7 @@ struct ns_session::impl {
         const std::string& key = c.params[1];
         if (key == "MFN") {
             if (dialect < 10 || c.params.size() != 3) {
-                return error(c, 502);
+                return error(c, 715);  // the own name is REA before MSNP10 (as Escargot)
             }
             auto name = name_param(c.params[2], limits.name_bytes);
             if (!name) {

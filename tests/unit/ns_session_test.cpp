@@ -789,7 +789,7 @@ TEST_CASE("Errors after login: 201, 207, unknown commands, OUT OTH and OUT SSD",
     CHECK(a.send("FOO 9 bar") == "200 9\r\n");  // §4.8 recommendation
     CHECK(a.send("UUX 10 0") == "502 10\r\n");  // MSNP11+
     CHECK(a.send("URL 11 INBOX") == "URL 11 /unused1 /unused2 1\r\n");
-    CHECK(a.send("PRP 12 MFN Alice") == "502 12\r\n");  // the own name is REA before MSNP10
+    CHECK(a.send("PRP 12 MFN Alice") == "715 12\r\n");  // the own name is REA before MSNP10
 
     // A user object that boots this endpoint for a newer login (§4.1).
     auto other = a.machine().on_frame(
