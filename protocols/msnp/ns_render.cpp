@@ -155,17 +155,27 @@ std::optional<std::string> phone_value(const frame::phones& p, std::uint32_t bit
     return number.empty() ? std::nullopt : std::optional<std::string>(url_encode(number));
 }
 
-bool phone_is_set(const frame::phones& p, std::uint32_t bit) {
-    return bit == frame::profile_bits::mobile_pageable ? p.pageable : !phone_number(p, bit).empty();
+// The phone fields that are set, as profile_bits.
+std::uint32_t set_fields(const frame::phones& p) {
+    namespace bits = frame::profile_bits;
+    return (p.home.empty() ? 0 : bits::phone_home) | (p.work.empty() ? 0 : bits::phone_work) |
+           (p.mobile.empty() ? 0 : bits::phone_mobile) | (p.pageable ? bits::mobile_pageable : 0);
 }
 
-// One line per phone field that is set, each begun by `prefix`: the own
-// fields as `PRP …` (with MBE) and a contact's as `BPR …` in the SYN reply.
-std::string phone_lines(const wire_line& prefix, const frame::phones& p, bool mobile_device = false) {
+// One line per phone field in `bits`, each begun by `prefix`, a cleared
+// number without a value; then MBE when `mobile_device` is set. The own
+// fields go out as `PRP …`, a contact's as `BPR …`.
+std::string phone_lines(const wire_line& prefix, const frame::phones& p, std::uint32_t bits,
+                        bool mobile_device = false) {
     std::string out;
     for (const auto& f : phone_fields) {
-        if (phone_is_set(p, f.bit)) {
-            out += (wire_line(prefix) << f.key << *phone_value(p, f.bit)).end();
+        if (bits & f.bit) {
+            wire_line l(prefix);
+            l << f.key;
+            if (auto value = phone_value(p, f.bit)) {
+                l << *value;
+            }
+            out += l.end();
         }
     }
     if (mobile_device) {
@@ -240,29 +250,19 @@ std::string presence(int dialect, const frame::presence_update& u, std::optional
 }
 
 std::string contact_phones(std::uint64_t version, std::string_view handle, const frame::phones& p) {
-    return phone_lines(wire_line("BPR") << version << handle, p);
+    return phone_lines(wire_line("BPR") << version << handle, p, set_fields(p));
 }
 
 std::string presence_change(int dialect, std::uint64_t list_version, const frame::presence_update& u) {
     std::string out;
     // A contact's changed phone fields go out as they are, an emptied number
     // as the bare field name (§4.3: async `BPR ver email PHH value`).
-    const std::uint32_t phones = u.changed & frame::profile_bits::phones;
     if (dialect >= 5 && !u.initial) {
-        for (const auto& f : phone_fields) {
-            if (!(phones & f.bit)) {
-                continue;
-            }
-            wire_line l("BPR");
-            if (dialect <= 9) {
-                l << list_version;
-            }
-            l << u.user << f.key;
-            if (auto value = phone_value(u.presence.phones, f.bit)) {
-                l << *value;
-            }
-            out += l.end();
+        wire_line prefix("BPR");
+        if (dialect <= 9) {
+            prefix << list_version;
         }
+        out += phone_lines(prefix << u.user, u.presence.phones, u.changed & frame::profile_bits::phones);
     }
     if (u.initial || u.changed == 0 || (u.changed & ~frame::profile_bits::phones)) {
         out += presence(dialect, u, std::nullopt);
@@ -281,7 +281,8 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
         out += (wire_line("GTC") << trid << version << gtc_code(r.prompt)).end();
         out += (wire_line("BLP") << trid << version << blp_code(r.privacy)).end();
         if (dialect >= 5) {
-            out += phone_lines(wire_line("PRP") << trid << version, r.phones, r.mobile_device);
+            out += phone_lines(wire_line("PRP") << trid << version, r.phones, set_fields(r.phones),
+                               r.mobile_device);
         }
         if (dialect == 7) {
             const std::size_t n = r.groups.size() + 1;
@@ -318,7 +319,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
                 }
                 out += l.end();
                 if (dialect >= 5 && bit == forward_bit) {
-                    out += phone_lines(wire_line("BPR") << version << e.handle, e.phones);
+                    out += phone_lines(wire_line("BPR") << version << e.handle, e.phones, set_fields(e.phones));
                 }
             }
         }
@@ -336,7 +337,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
         out += (wire_line("SYN") << trid << version << shown.size() << r.groups.size() + 1).end();
         out += (wire_line("GTC") << gtc_code(r.prompt)).end();
         out += (wire_line("BLP") << blp_code(r.privacy)).end();
-        out += phone_lines(wire_line("PRP"), r.phones, r.mobile_device);
+        out += phone_lines(wire_line("PRP"), r.phones, set_fields(r.phones), r.mobile_device);
         out += (wire_line("LSG") << 0 << url_encode("Other Contacts") << 0).end();
         for (std::size_t i = 0; i < r.groups.size(); ++i) {
             out += (wire_line("LSG") << i + 1 << url_encode(r.groups[i].name) << 0).end();
@@ -348,7 +349,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
                 l << group_numbers(r, *e);
             }
             out += l.end();
-            out += phone_lines(wire_line("BPR"), e->phones);
+            out += phone_lines(wire_line("BPR"), e->phones, set_fields(e->phones));
         }
         return out;
     }
@@ -359,7 +360,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
     out += (wire_line("GTC") << gtc_code(r.prompt)).end();
     out += (wire_line("BLP") << blp_code(r.privacy)).end();
     out += (wire_line("PRP") << "MFN" << url_encode(r.display_name)).end();
-    out += phone_lines(wire_line("PRP"), r.phones, r.mobile_device);
+    out += phone_lines(wire_line("PRP"), r.phones, set_fields(r.phones), r.mobile_device);
     for (const auto& g : r.groups) {
         out += (wire_line("LSG") << url_encode(g.name) << g.id).end();
     }
@@ -379,7 +380,7 @@ std::string syn_reply(int dialect, std::string_view trid, std::string_view versi
             l << joined(e->groups);
         }
         out += l.end();
-        out += phone_lines(wire_line("BPR"), e->phones);
+        out += phone_lines(wire_line("BPR"), e->phones, set_fields(e->phones));
     }
     return out;
 }
