@@ -3,6 +3,8 @@
 // restarted, and unacknowledged messages are sent again with the same ids.
 // At the end every message is stored exactly once, in the order it was
 // sent, and every ACK the child printed names a stored message and its seq.
+// In every round the operator commands read the same file while the child
+// writes it, as an operator would beside a running gateway.
 #include "../unit/embedded_fixture.hpp"
 #include "child_process.hpp"
 
@@ -29,6 +31,19 @@ TEST_CASE("acknowledged messages survive SIGKILL exactly once, in order", "[cras
     embedded_fixture fixture;  // only for its temporary directory
     fixture.be.reset();
     const auto db = (fixture.dir / "crash.sqlite3").string();
+    // Settings under which `switchyard room ...` reads that file.
+    const auto settings = (fixture.dir / "switchyard.toml").string();
+    write_file(settings, "[gateway]\ndata_dir = \".\"\n[backends.crash]\nkind = \"embedded\"\n");
+    write_file(fixture.dir / "routes.toml", "[default]\nbackend = \"crash\"\n");
+    const auto operator_commands = [&] {
+        child_process rooms({SWITCHYARD_BINARY, "room", "list", "-c", settings});
+        child_process history({SWITCHYARD_BINARY, "room", "history", "room:r0", "-c", settings});
+        for (child_process* p : {&rooms, &history}) {
+            const auto status = p->wait_exit(30s);
+            INFO(p->output());
+            CHECK(status == std::optional<int>{0});
+        }
+    };
 
     std::vector<sent_message> all;
     for (int i = 0; i < per_room; ++i) {
@@ -58,6 +73,7 @@ TEST_CASE("acknowledged messages survive SIGKILL exactly once, in order", "[cras
         const bool kill = round < 12;
         const std::size_t target = kill ? std::uniform_int_distribution<std::size_t>(0, unacked / 2)(rng) : unacked;
         for (std::size_t seen = 0; seen < target; ++seen) {
+            if (seen == target / 2) operator_commands();
             const auto line = child.wait_for_line("ACK ", 30s);
             INFO(child.output());
             REQUIRE(line);

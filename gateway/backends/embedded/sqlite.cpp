@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <stdexcept>
 
 namespace switchyard::gateway::embedded {
@@ -50,18 +51,37 @@ std::string statement::text(int col) const {
              : std::string{};
 }
 
+// The rule for this file and its -wal and -shm: only SQLite opens them.
+//
+// SQLite's locks are POSIX record locks, which belong to the process, not to
+// the descriptor: closing *any* descriptor of the file drops every lock that
+// all of this process's connections hold on it. A connection in another
+// process (an operator command beside a running gateway) then finds no other
+// user when it closes, checkpoints, and deletes the WAL that this process is
+// still writing into: every commit after that is acknowledged and lost.
+// SQLite itself never closes a descriptor while a lock on the inode is held
+// in the process; code here must not open(2), fopen or stream these files.
+//
+// The one exception is creating the file, to give it mode 0600 before any
+// credential is written (SQLite gives its -wal and -shm the same mode):
+// O_EXCL succeeds only for a path that did not exist, so no connection can
+// hold a lock on that inode yet, and the mutex keeps every connection of this
+// process from opening it before the descriptor is closed.
 database::database(const std::filesystem::path& file, durability d) {
-    // Credentials live here: a new file is readable by its owner only, and
-    // SQLite gives its -wal and -shm files the same mode.
-    if (const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600); fd >= 0) {
-        ::close(fd);
-    }
-    const int rc = sqlite3_open_v2(file.c_str(), &db_,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-        std::string msg = file.string() + ": cannot open database: " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-        sqlite3_close(db_);
-        throw std::runtime_error(msg);
+    {
+        static std::mutex opening;
+        const std::lock_guard lock(opening);
+        if (const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600); fd >= 0) {
+            ::close(fd);
+        }
+        const int rc = sqlite3_open_v2(file.c_str(), &db_,
+                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+        if (rc != SQLITE_OK) {
+            std::string msg =
+                file.string() + ": cannot open database: " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+            sqlite3_close(db_);
+            throw std::runtime_error(msg);
+        }
     }
     // Other shards and operator commands write the same file: wait for the
     // write lock instead of failing.
