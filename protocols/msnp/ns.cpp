@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <utility>
 
 namespace switchyard::msnp {
@@ -121,6 +122,7 @@ std::size_t characters(std::string_view utf8) {
 }
 
 constexpr std::uint32_t forward_bit = 1u << static_cast<unsigned>(frame::list::forward);
+constexpr std::uint32_t reverse_bit = 1u << static_cast<unsigned>(frame::list::reverse);
 
 std::optional<frame::list> editable_list(std::string_view name) {
     if (name == "FL") return frame::list::forward;
@@ -211,6 +213,9 @@ struct ns_session::impl {
     // numbers until the next SYN renumbers them.
     std::vector<std::uint64_t> removed_groups;
     std::vector<pending> requests;
+    // Reverse-list notices that arrived before the lists were loaded.
+    std::vector<frame::roster_change> held_reverse;
+    static constexpr std::size_t max_held_reverse = 256;
 
     // ------------------------------------------------------------ output helpers
 
@@ -497,7 +502,9 @@ struct ns_session::impl {
         removed_groups.clear();
         privacy = r.privacy;
         prompt = r.prompt;
-        return write(ns::syn_reply(dialect, c.params[0], version, r));
+        std::string out = ns::syn_reply(dialect, c.params[0], version, r);
+        out += reverse_after_syn(r);
+        return write(std::move(out));
     }
 
     // CHG t STATUS {caps {msnobj}} (§4.2).
@@ -541,6 +548,10 @@ struct ns_session::impl {
             out += ns::initial_mail_data_message();
         }
         burst_done = true;
+        // A client that sets a status without synchronising gets what was held.
+        for (const frame::roster_change& n : std::exchange(held_reverse, {})) {
+            out += reverse_line(n);
+        }
         return write(std::move(out));
     }
 
@@ -1185,22 +1196,62 @@ struct ns_session::impl {
     }
 
     // Someone added or removed this user (§4.3): ADD 0 RL / ADC 0 RL / REM 0 RL.
+    //
+    // Clients load their lists with SYN right after login, then set a status
+    // with CHG, and take live changes after that (§4.3). A notice before the
+    // SYN reply would reach a list the client has not built yet, and the
+    // reply already shows every change the object made before answering it.
+    // So until the first SYN reply (or a first CHG, from a client that does
+    // not synchronise) notices are held; reverse_after_syn sends on only
+    // those the reply does not show.
     output reverse_list(const frame::roster_change& r) {
         if (r.which != frame::list::reverse) {
             return {};
         }
+        if (!synced && !burst_done) {
+            if (held_reverse.size() < max_held_reverse) {
+                held_reverse.push_back(r);  // beyond that, the SYN shows them
+            }
+            return {};
+        }
+        return write(reverse_line(r));
+    }
+
+    // The held notices that are newer than the SYN reply's list version and
+    // change what it shows, as lines to follow it.
+    std::string reverse_after_syn(const frame::roster& r) {
+        std::string out;
+        std::map<std::string_view, bool> reversed;  // what the client now knows, for the held handles
+        for (const frame::roster_change& n : held_reverse) {
+            auto known = reversed.find(n.handle);
+            if (known == reversed.end()) {
+                const frame::roster_entry* e = find_entry(r, n.handle);
+                known = reversed.emplace(n.handle, e && (e->lists & reverse_bit)).first;
+            }
+            const bool add = n.op == frame::change_op::add;
+            if (n.version <= r.version || known->second == add) {
+                continue;
+            }
+            known->second = add;
+            out += reverse_line(n);
+        }
+        held_reverse.clear();
+        return out;
+    }
+
+    std::string reverse_line(const frame::roster_change& r) {
         const std::string name = url_encode(r.display_name.empty() ? r.handle : r.display_name);
         if (dialect <= 9) {
             list_version = r.version;
             if (r.op == frame::change_op::add) {
-                return write((wire_line("ADD") << 0 << "RL" << r.version << r.handle << name).end());
+                return (wire_line("ADD") << 0 << "RL" << r.version << r.handle << name).end();
             }
-            return write((wire_line("REM") << 0 << "RL" << r.version << r.handle).end());
+            return (wire_line("REM") << 0 << "RL" << r.version << r.handle).end();
         }
         if (r.op == frame::change_op::add) {
-            return write((wire_line("ADC") << 0 << "RL" << "N=" + r.handle << "F=" + name).end());
+            return (wire_line("ADC") << 0 << "RL" << "N=" + r.handle << "F=" + name).end();
         }
-        return write((wire_line("REM") << 0 << "RL" << "N=" + r.handle).end());
+        return (wire_line("REM") << 0 << "RL" << "N=" + r.handle).end();
     }
 
     // RNG sessid sb CKI cookie inviter name (§4.4): the session id is the room id.

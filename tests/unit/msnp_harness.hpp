@@ -117,6 +117,16 @@ public:
         return got;
     }
 
+    // The same for several lines pushed by different objects, which arrive
+    // in any order: waits until every one of them has been written.
+    std::string wait_for_all(std::initializer_list<std::string_view> needles) {
+        std::string got;
+        for (const std::string_view needle : needles) {
+            if (got.find(needle) == std::string::npos) got += wait_for(needle);
+        }
+        return got;
+    }
+
     std::string shutdown() {
         apply(machine_.on_shutdown());
         return drain();

@@ -433,7 +433,8 @@ TEST_CASE("Phone numbers: PRP, the SYN's PRP and BPR lines, and BPR to watchers"
     sign_in(w, b, 9, "bob@example.com");
     sign_in(w, c, 12, "carol@example.com", "NLN 0");
 
-    a.wait_for("NLN NLN carol@example.com");
+    // Bob's and Carol's objects push their NLNs in either order.
+    a.wait_for_all({"NLN NLN bob@example.com", "NLN NLN carol@example.com"});
     // The reply carries the list version up to MSNP9 (§4.3); watchers get BPR.
     CHECK(a.send("PRP 10 PHH 555%200100") == "PRP 10 6 PHH 555%200100\r\n");
     CHECK(b.wait_for("BPR 3 alice@example.com PHH 555%200100\r\n") == "BPR 3 alice@example.com PHH 555%200100\r\n");
@@ -604,6 +605,83 @@ TEST_CASE("MSNP12 ADC and REM by GUID, with ADC 0 RL and REM 0 RL on the other s
     CHECK(a.send("SBP 25 " + guid + " MFN Caz") == "SBP 25 " + guid + " MFN Caz\r\n");  // renames the contact
     CHECK(a.send("REM 26 FL " + guid) == "REM 26 FL " + guid + "\r\n");
     CHECK(c.wait_for("REM 0 RL N=alice@example.com\r\n") == "REM 0 RL N=alice@example.com\r\n");
+}
+
+// A client builds its lists from the SYN reply and takes live changes after
+// it (§4.3). A reverse-list notice that reaches the session while its SYN is
+// on the way is held: dropped when the reply already shows it, sent after
+// the reply when it is newer. The frames are fed by hand, in the order that
+// a race between the two objects can produce.
+TEST_CASE("Reverse-list notices before the SYN reply wait for it and are never shown twice", "[ns]") {
+    world w;
+    w.add("alice@example.com", "Alice");
+    w.add("bob@example.com");
+    const auto syn_request = [](ns_client& c, std::vector<std::string> params) {
+        msnp::output out = c.machine().on_command(msnp::command{"SYN", std::move(params), {}, false});
+        REQUIRE(out.frames.size() == 1);
+        REQUIRE(std::holds_alternative<frame::roster_get>(out.frames[0].content));
+        return out.frames[0].corr;
+    };
+    const auto roster_reply = [&](std::uint64_t corr) {
+        return frame::frame{corr, user("bob@example.com"), {}, w.ask("bob@example.com", frame::roster_get{}).content};
+    };
+    frame::roster_change added{frame::change_op::add, frame::list::reverse, "alice@example.com", "Alice", {}, 1, {},
+                               {}};
+    const frame::frame notice{0, user("bob@example.com"), "alice@example.com", added};
+    const auto alice_adds_bob = [&] {
+        test::as<frame::roster_change>(w.ask("alice@example.com", frame::roster_change{frame::change_op::add,
+                                                                                       frame::list::forward,
+                                                                                       "bob@example.com", {}, {}, 0,
+                                                                                       {}, {}}));
+    };
+
+    SECTION("the reply already shows the change: it is not sent again") {
+        ns_client b(w.f, w.svc);
+        login(w, b, 11, "bob@example.com");
+        const auto corr = syn_request(b, {"5", "0", "0"});
+        alice_adds_bob();
+        CHECK(b.machine().on_frame(notice).bytes.empty());
+        const std::string reply = b.machine().on_frame(roster_reply(corr)).bytes;
+        INFO(reply);
+        CHECK(reply.starts_with("SYN 5 "));
+        CHECK(reply.ends_with("LST N=alice@example.com 8\r\n"));
+        CHECK(reply.find("ADC 0 RL") == std::string::npos);
+    }
+    SECTION("the change is newer than the reply: it follows it") {
+        ns_client b(w.f, w.svc);
+        login(w, b, 5, "bob@example.com");
+        const auto corr = syn_request(b, {"5", "0"});
+        const frame::frame before = roster_reply(corr);  // the object answered before Alice's add
+        alice_adds_bob();
+        CHECK(b.machine().on_frame(notice).bytes.empty());
+        CHECK(b.machine().on_frame(before).bytes ==
+              "SYN 5 1\r\nGTC 5 1 A\r\nBLP 5 1 AL\r\nLST 5 FL 1 0 0\r\nLST 5 AL 1 0 0\r\n"
+              "LST 5 BL 1 0 0\r\nLST 5 RL 1 0 0\r\nADD 0 RL 1 alice@example.com Alice\r\n");
+        // Once synchronised, notices are live.
+        added.op = frame::change_op::remove;
+        added.version = 2;
+        CHECK(b.machine().on_frame({0, user("bob@example.com"), "alice@example.com", added}).bytes ==
+              "REM 0 RL 2 alice@example.com\r\n");
+    }
+    SECTION("before the SYN is asked for, the SYN to come shows the change") {
+        ns_client b(w.f, w.svc);
+        login(w, b, 11, "bob@example.com");
+        CHECK(b.machine().on_frame(notice).bytes.empty());
+        alice_adds_bob();
+        const std::string reply = b.send("SYN 5 0 0");
+        CHECK(reply.ends_with("LST N=alice@example.com 8\r\n"));
+        CHECK(reply.find("ADC 0 RL") == std::string::npos);
+    }
+    SECTION("a client that sets a status without synchronising gets the notice then") {
+        ns_client b(w.f, w.svc);
+        login(w, b, 11, "bob@example.com");
+        CHECK(b.machine().on_frame(notice).bytes.empty());
+        const std::string chg = b.send("CHG 5 NLN 0");
+        INFO(chg);
+        CHECK(chg.starts_with("CHG 5 NLN 0\r\n"));
+        CHECK(chg.find("ADC 0 RL N=alice@example.com F=Alice\r\n") != std::string::npos);
+        CHECK(b.machine().on_frame(notice).bytes == "ADC 0 RL N=alice@example.com F=Alice\r\n");
+    }
 }
 
 TEST_CASE("Blocking a contact shows it FLN at once", "[ns]") {

@@ -267,6 +267,24 @@ TEST_CASE("adding to the forward list tells the contact; removing tells it again
     CHECK(roster_of(f, alice).entries.empty());
 }
 
+TEST_CASE("the contact's object has the notice before the adder sees its reply") {
+    // A client that has seen its reply and then acts on the contact (who
+    // signs in and SYNs at once) must reach the contact's object behind the
+    // notice: the roster asked for from inside the reply's sink, before any
+    // other thread can run, already counts the notice's list version.
+    users_fixture f;
+    auto rosters = std::make_shared<frame_queue>();
+    embedded::backend& be = *f.be;
+    be.send(frame::frame{f.next_corr++, user(alice), alice, adding(list::forward, bob)},
+            [&be, rosters](frame::frame) {
+                be.send(frame::frame{1000, user(bob), bob, frame::roster_get{}},
+                        [rosters](frame::frame r) { rosters->push(std::move(r)); });
+            });
+    const auto roster = rosters->pop();
+    REQUIRE(roster);
+    CHECK(as<frame::roster>(*roster).version == 1);
+}
+
 TEST_CASE("list edits are checked") {
     embedded::options o;
     o.name_bytes = 16;

@@ -188,7 +188,14 @@ private:
         local_.unsynced_commits += relaxed ? 1 : 0;
         publish_stats();  // before the replies, so a requester sees its own batch counted
 
-        // The output gate: nothing leaves before the commit above.
+        // The output gate: nothing leaves before the commit above. Frames to
+        // other objects are queued first: a client that has seen its reply
+        // and then acts on another object (a contact signs in and SYNs right
+        // after being added) reaches that object behind the notice, since
+        // each shard's inbox is first in, first out.
+        for (frame::frame& s : ctx.sends) {
+            owner_.deliver_internal(std::move(s));
+        }
         for (auto& [sink, reply] : ctx.replies) {
             (*sink)(std::move(reply));
         }
@@ -203,9 +210,6 @@ private:
             if (sink) {
                 (*sink)(std::move(p));
             }
-        }
-        for (frame::frame& s : ctx.sends) {
-            owner_.deliver_internal(std::move(s));
         }
     }
 
