@@ -5,6 +5,7 @@
 #include "gateway/runtime.hpp"
 
 #include "gateway/msnp_services.hpp"
+#include "gateway/session/core.hpp"
 
 #include "protocols/msnp/msnp.hpp"
 #include "protocols/wsjson/wsjson.hpp"
@@ -38,6 +39,16 @@ connection::~connection() {
 
 namespace {
 
+// Brings a core's replies and watched frames onto the connection's thread,
+// if the connection still exists then.
+template <class Connection> session_poster poster_for(Connection& c) {
+    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](auto fn) {
+        asio::post(executor, [weak, fn = std::move(fn)] {
+            if (auto self = weak.lock()) fn(static_cast<Connection&>(*self).core());
+        });
+    };
+}
+
 std::string peer_of(const tcp::socket& s) {
     boost::system::error_code ec;
     const auto ep = s.remote_endpoint(ec);
@@ -49,7 +60,7 @@ std::string peer_of(const tcp::socket& s) {
 // One MSNP client. Reads wait for readability and then drain the socket into
 // a per-thread buffer, so an idle connection holds no read buffer at all.
 // Frames from backends arrive on backend threads and are posted here.
-class msnp_connection final : public connection {
+class msnp_connection final : public connection, session_core::transport {
 public:
     msnp_connection(runtime& rt, worker& w, tcp::socket s)
         : connection(rt, w, listener_protocol::msnp),
@@ -58,10 +69,12 @@ public:
           idle_(socket_.get_executor()),
           codec_(*rt.msnp, msnp::framer_limits{rt.settings.lim.line_bytes, rt.settings.lim.payload_bytes},
                  msnp::session_limits{rt.settings.lim.name_bytes, rt.settings.lim.message_bytes}),
+          core_(rt.objects, *this, codec_),
           tokens_(burst()) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
+        core_.set_poster(poster_for(*this));
         if (rt_.stopping) {
             shutdown();
             return;
@@ -71,13 +84,10 @@ public:
         do_wait();
     }
 
-    void shutdown() override { apply(codec_.on_shutdown()); }
+    void shutdown() override { core_.shutdown(); }
 
-    ~msnp_connection() override {
-        for (const auto& [object, id] : watches_) {
-            rt_.objects.unwatch(object, id);
-        }
-    }
+    session_core& core() { return core_; }
+    auto executor() { return socket_.get_executor(); }
 
 private:
     double burst() const { return 2.0 * rt_.settings.lim.commands_per_second; }
@@ -119,7 +129,7 @@ private:
                 close_now("command rate over limit");
                 return;
             }
-            apply(std::move(out));
+            core_.apply(std::move(out));
             if (closed_ || closing_) {
                 return;
             }
@@ -138,55 +148,8 @@ private:
         return tokens_ >= 0;
     }
 
-    // Carries out what the codec asked for, in order.
-    void apply(msnp::output out) {
-        enqueue(std::move(out.bytes));
-        for (std::string& object : out.watch) {
-            if (watches_.contains(object)) continue;
-            std::weak_ptr<connection> weak = weak_from_this();
-            auto executor = socket_.get_executor();
-            const auto id = rt_.objects.watch(object, [weak, executor](shared_frame f) {
-                asio::post(executor, [weak, f = std::move(f)] {
-                    if (auto self = weak.lock()) static_cast<msnp_connection&>(*self).on_backend_frame(*f);
-                });
-            });
-            watches_.emplace(std::move(object), id);
-        }
-        for (const std::string& object : out.unwatch) {
-            if (auto it = watches_.find(object); it != watches_.end()) {
-                rt_.objects.unwatch(object, it->second);
-                watches_.erase(it);
-            }
-        }
-        for (frame::frame& f : out.frames) {
-            route(std::move(f));
-        }
-        if (out.close) {
-            finish(out.close_reason);
-        }
-    }
-
-    void route(frame::frame f) {
-        std::weak_ptr<connection> weak = weak_from_this();
-        auto executor = socket_.get_executor();
-        const auto corr = f.corr;
-        std::string object = f.object;
-        const bool sent = rt_.objects.send(std::move(f), [weak, executor](frame::frame reply) {
-            asio::post(executor, [weak, reply = std::move(reply)] {
-                if (auto self = weak.lock()) static_cast<msnp_connection&>(*self).on_backend_frame(reply);
-            });
-        });
-        if (!sent) {
-            on_backend_frame(frame::frame{corr, std::move(object), {},
-                                          frame::error{frame::error_code::backend_unavailable, "no backend serves it"}});
-        }
-    }
-
-    void on_backend_frame(const frame::frame& f) {
-        if (!closed_) {
-            apply(codec_.on_frame(f));
-        }
-    }
+    void write(std::string bytes) override { enqueue(std::move(bytes)); }
+    void finish(std::uint16_t, std::string reason) override { finish(std::move(reason)); }
 
     void enqueue(std::string bytes) {
         if (bytes.empty() || closed_) {
@@ -246,12 +209,7 @@ private:
         closed_ = true;
         idle_.cancel();
         log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
-        // The objects learn the client is gone (bye, room_leave); their
-        // replies find no connection and are dropped.
-        msnp::output last = codec_.on_closed();
-        for (frame::frame& f : last.frames) {
-            route(std::move(f));
-        }
+        core_.closed();
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
@@ -261,7 +219,7 @@ private:
     std::string peer_;
     asio::steady_timer idle_;
     msnp::connection codec_;
-    std::map<std::string, std::uint64_t> watches_;  // object id -> hub watch id
+    session_core core_;
     std::vector<std::string> pending_;
     std::vector<std::string> in_flight_;
     std::size_t queued_bytes_ = 0;
@@ -275,13 +233,17 @@ private:
 
 // ------------------------------------------------------------------ WebSocket
 
-class ws_connection final : public connection {
+// One WebSocket client. Writes go out one message at a time (Beast allows
+// one write in flight); a close decision drops what is queued behind the
+// message being written, then sends the close frame.
+class ws_connection final : public connection, session_core::transport {
 public:
     ws_connection(runtime& rt, worker& w, tcp::socket s)
-        : connection(rt, w, listener_protocol::ws), peer_(peer_of(s)), ws_(std::move(s)) {}
+        : connection(rt, w, listener_protocol::ws), peer_(peer_of(s)), ws_(std::move(s)), core_(rt.objects, *this, codec_) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}});
+        core_.set_poster(poster_for(*this));
         const auto& lim = rt_.settings.lim;
         websocket::stream_base::timeout t{};
         t.handshake_timeout = lim.handshake_timeout;
@@ -298,14 +260,17 @@ public:
     // on_accept sees the gateway stopping and closes it properly then.
     void shutdown() override {
         if (accepted_) {
-            close(websocket::close_code::going_away, wsjson::connection::shutdown_reason);
+            core_.shutdown();
         }
     }
+
+    session_core& core() { return core_; }
+    auto executor() { return ws_.get_executor(); }
 
 private:
     void on_accept(beast::error_code ec) {
         if (ec) {
-            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", ec.message()}});
+            ended(ec.message());
             return;
         }
         accepted_ = true;
@@ -323,9 +288,10 @@ private:
     void on_read(beast::error_code ec) {
         if (ec) {
             // Beast has already answered protocol errors, oversize messages
-            // (1009) and idle peers with a close frame where it could.
+            // (1009) and idle peers with a close frame where it could. Our
+            // own close is logged when its handshake ends.
             if (!closing_) {
-                log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", ec.message()}});
+                ended(ec.message());
             }
             return;
         }
@@ -333,23 +299,21 @@ private:
             return;
         }
         const auto data = buffer_.cdata();
-        wsjson::step out =
-            codec_.on_message({static_cast<const char*>(data.data()), data.size()});
+        frame::output out = codec_.on_message({static_cast<const char*>(data.data()), data.size()});
         buffer_.consume(buffer_.size());
-        for (std::string& m : out.messages) {
-            enqueue(std::move(m));
+        core_.apply(std::move(out));
+        if (!closing_) {
+            do_read();
         }
-        if (out.close != wsjson::close_code::none) {
-            close(static_cast<websocket::close_code>(out.close), out.close_reason);
-            return;
-        }
-        do_read();
     }
 
-    void enqueue(std::string message) {
+    void write(std::string message) override {
+        if (closing_) {
+            return;
+        }
         queued_bytes_ += message.size();
         if (queued_bytes_ > rt_.settings.lim.write_queue_bytes) {
-            close(websocket::close_code::policy_error, "write queue over limit");
+            finish(static_cast<std::uint16_t>(websocket::close_code::policy_error), "write queue over limit");
             return;
         }
         queue_.push_back(std::move(message));
@@ -370,6 +334,7 @@ private:
         queued_bytes_ -= queue_.front().size();
         queue_.pop_front();
         if (ec) {
+            ended(ec.message());
             return;
         }
         if (pending_close_) {
@@ -380,12 +345,12 @@ private:
     }
 
     // Close frames cannot overlap a write: wait for the one in flight.
-    void close(websocket::close_code code, std::string_view reason) {
+    void finish(std::uint16_t code, std::string reason) override {
         if (closing_) {
             return;
         }
         closing_ = true;
-        close_reason_ = websocket::close_reason(code, std::string(reason.substr(0, 123)));
+        close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason.substr(0, 123));
         // Nothing queued after a close decision is worth sending, but the
         // message being written (the front) must outlive its write.
         const auto keep = queue_.begin() + (writing_ ? 1 : 0);
@@ -404,24 +369,41 @@ private:
         pending_close_ = false;
         // Bounded by the stream's handshake timeout, which also covers the closing handshake.
         ws_.async_close(close_reason_, [self = shared_from_this(), this](beast::error_code ec) {
+            ended(std::string(close_reason_.reason.data(), close_reason_.reason.size()), ec);
+        });
+    }
+
+    // Every way a connection ends comes here once: one log line, and the
+    // objects learn that the client is gone.
+    void ended(const std::string& reason, beast::error_code close_error = {}) {
+        if (ended_) {
+            return;
+        }
+        ended_ = true;
+        if (closing_) {
             log::info("connection_closed", {{"protocol", "ws"},
                                             {"peer", peer_},
-                                            {"reason", std::string(close_reason_.reason.data(), close_reason_.reason.size())},
+                                            {"reason", reason},
                                             {"code", static_cast<unsigned>(close_reason_.code)},
-                                            {"close_error", ec ? ec.message() : std::string{"none"}}});
-        });
+                                            {"close_error", close_error ? close_error.message() : std::string{"none"}}});
+        } else {
+            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
+        }
+        core_.closed();
     }
 
     std::string peer_;
     websocket::stream<beast::tcp_stream> ws_;
     beast::flat_buffer buffer_;
     wsjson::connection codec_;
+    session_core core_;
     std::deque<std::string> queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
     bool accepted_ = false;
     bool closing_ = false;
     bool pending_close_ = false;
+    bool ended_ = false;
     websocket::close_reason close_reason_;
 };
 

@@ -2,17 +2,6 @@
 
 namespace switchyard::msnp {
 
-void output::append(output&& other) {
-    bytes += other.bytes;
-    std::move(other.frames.begin(), other.frames.end(), std::back_inserter(frames));
-    std::move(other.watch.begin(), other.watch.end(), std::back_inserter(watch));
-    std::move(other.unwatch.begin(), other.unwatch.end(), std::back_inserter(unwatch));
-    if (other.close && !close) {
-        close = true;
-        close_reason = std::move(other.close_reason);
-    }
-}
-
 output connection::dispatch(const command& c) {
     if (role_ == server_role::unknown) {
         if (c.name == "VER") {

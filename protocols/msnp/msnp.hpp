@@ -15,15 +15,15 @@
 
 namespace switchyard::msnp {
 
-class connection {
+class connection final : public frame::codec {
 public:
     connection(services& svc, framer_limits framing, session_limits limits)
         : svc_(svc), framer_(framing), limits_(limits) {}
 
     output feed(std::string_view bytes);
-    output on_frame(const frame::frame& f);
-    output on_shutdown();
-    output on_closed();
+    output on_frame(const frame::frame& f) override;
+    output on_shutdown() override;
+    output on_closed() override;
 
     server_role role() const { return role_; }
     // Commands framed so far, for the gateway's per-connection rate limit.

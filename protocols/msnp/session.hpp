@@ -5,6 +5,7 @@
 #pragma once
 
 #include "protocols/frame/frame.hpp"
+#include "protocols/frame/output.hpp"
 #include "protocols/msnp/command.hpp"
 
 #include <chrono>
@@ -52,17 +53,8 @@ public:
     virtual std::uint64_t now_ms() = 0;          // Unix time
 };
 
-// What the gateway must do after feeding a machine.
-struct output {
-    std::string bytes;                  // to write to the client, in order
-    std::vector<frame::frame> frames;   // to route; replies come back through on_frame
-    std::vector<std::string> watch;     // object ids to subscribe this connection to
-    std::vector<std::string> unwatch;
-    bool close = false;                 // close after writing `bytes`
-    std::string close_reason;           // for the log
-
-    void append(output&& other);
-};
+// What the gateway must do after feeding a machine: MSNP writes `bytes`.
+using output = frame::output;
 
 struct session_limits {
     std::size_t name_bytes = 387;
@@ -71,7 +63,7 @@ struct session_limits {
 };
 
 // The notification server: login, lists, presence, switchboard brokering.
-class ns_session {
+class ns_session final : public frame::codec {
 public:
     ns_session(services& svc, session_limits limits = {});
     ~ns_session();
@@ -80,11 +72,11 @@ public:
     output on_command(const command& c);
     // Replies to frames this session sent (matched by corr) and frames from
     // the objects it watches.
-    output on_frame(const frame::frame& f);
+    output on_frame(const frame::frame& f) override;
     // The gateway is stopping: `OUT SSD`.
-    output on_shutdown();
+    output on_shutdown() override;
     // The connection closed (either side): tell the user object.
-    output on_closed();
+    output on_closed() override;
 
     int dialect() const;  // 0 before VER
 
@@ -94,16 +86,16 @@ private:
 };
 
 // A switchboard session: one conversation.
-class sb_session {
+class sb_session final : public frame::codec {
 public:
     sb_session(services& svc, session_limits limits = {});
     ~sb_session();
     sb_session(sb_session&&) noexcept;
 
     output on_command(const command& c);
-    output on_frame(const frame::frame& f);
-    output on_shutdown();
-    output on_closed();
+    output on_frame(const frame::frame& f) override;
+    output on_shutdown() override;
+    output on_closed() override;
 
 private:
     struct impl;

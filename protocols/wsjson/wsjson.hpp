@@ -5,6 +5,8 @@
 // protocol replaces that answer behind this same interface.
 #pragma once
 
+#include "protocols/frame/output.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,15 +25,14 @@ enum class close_code : std::uint16_t {
     internal_error = 1011,
 };
 
-struct step {
-    std::vector<std::string> messages;
-    close_code close = close_code::none;
-    std::string close_reason;  // sent in the close frame (at most 123 bytes)
-};
-
-class connection {
+// The codec's output carries whole messages (`messages`) and, to close,
+// one of the codes above as `close_code`.
+class connection final : public frame::codec {
 public:
-    step on_message(std::string_view text);
+    frame::output on_message(std::string_view text);
+    frame::output on_frame(const frame::frame& f) override;
+    frame::output on_shutdown() override;
+    frame::output on_closed() override;
 
     static constexpr std::string_view shutdown_reason = "server shutting down";
 };

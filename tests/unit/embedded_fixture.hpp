@@ -5,6 +5,7 @@
 
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/embedded/sqlite.hpp"
+#include "gateway/hub.hpp"
 
 #include "protocols/frame/wire.hpp"
 
@@ -15,9 +16,11 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 namespace switchyard::test {
@@ -25,22 +28,22 @@ namespace switchyard::test {
 using namespace std::chrono_literals;
 namespace embedded = gateway::embedded;
 
-// A thread-safe queue of frames with a deadline-bounded pop.
-class frame_queue {
+// A thread-safe queue with a deadline-bounded pop.
+template <class T> class blocking_queue {
 public:
-    void push(frame::frame f) {
+    void push(T v) {
         {
             const std::lock_guard lock(m_);
-            q_.push_back(std::move(f));
+            q_.push_back(std::move(v));
         }
         cv_.notify_all();
     }
-    std::optional<frame::frame> pop(std::chrono::milliseconds timeout = 5s) {
+    std::optional<T> pop(std::chrono::milliseconds timeout = 5s) {
         std::unique_lock lock(m_);
         if (!cv_.wait_for(lock, timeout, [&] { return !q_.empty(); })) return std::nullopt;
-        frame::frame f = std::move(q_.front());
+        T v = std::move(q_.front());
         q_.pop_front();
-        return f;
+        return v;
     }
     std::size_t size() {
         const std::lock_guard lock(m_);
@@ -50,58 +53,55 @@ public:
 private:
     std::mutex m_;
     std::condition_variable cv_;
-    std::deque<frame::frame> q_;
+    std::deque<T> q_;
 };
 
-// Several watchers of one object: the backend keeps one sink per object
-// (one per gateway), so this hands every local watcher its own copy, as the
-// gateway's hub does. Test clients of one object watch through it.
-class fanout {
-public:
-    explicit fanout(std::unique_ptr<embedded::backend>& be) : be_(be) {}
+using frame_queue = blocking_queue<frame::frame>;
 
-    void watch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
-        const std::lock_guard lock(state_->m);
-        auto& queues = state_->queues[id];
-        queues.push_back(q);
-        if (queues.size() == 1) {
-            be_->subscribe(id, [state = state_, id](frame::frame f) {
-                const std::lock_guard guard(state->m);
-                for (const auto& queue : state->queues[id]) queue->push(f);
-            });
-        }
+// The fixture's backend as the gateway's hub sees it, by the name
+// "embedded"; calls go to whichever backend the fixture runs at the time.
+class fixture_adapter final : public gateway::backends::adapter {
+public:
+    explicit fixture_adapter(std::unique_ptr<embedded::backend>& be) : be_(be) {}
+    void send(frame::frame f, gateway::backends::frame_sink reply) override { be_->send(std::move(f), std::move(reply)); }
+    void subscribe(std::string_view id, gateway::backends::frame_sink sink) override {
+        be_->subscribe(id, std::move(sink));
     }
-    void unwatch(const std::string& id, const std::shared_ptr<frame_queue>& q) {
-        const std::lock_guard lock(state_->m);
-        auto& queues = state_->queues[id];
-        std::erase(queues, q);
-        if (queues.empty() && be_) be_->unsubscribe(id);
+    void unsubscribe(std::string_view id) override {
+        if (be_) be_->unsubscribe(id);
     }
+    gateway::backends::health check() const override { return be_->check(); }
 
 private:
-    struct state {
-        std::mutex m;
-        std::map<std::string, std::vector<std::shared_ptr<frame_queue>>> queues;
-    };
     std::unique_ptr<embedded::backend>& be_;
-    std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
+// A fresh directory for one fixture, removed by the fixture.
+inline std::filesystem::path make_temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "switchyard-embedded-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    return tmpl;
+}
+
 struct embedded_fixture {
-    std::filesystem::path dir;
+    std::filesystem::path dir = make_temp_dir();
     embedded::options opt;
     std::unique_ptr<embedded::backend> be;
-    fanout fan{be};
+    // The gateway's hub over this backend, for test clients: however many
+    // watch an object, the backend sees one subscription, as in the gateway.
+    gateway::router routes{dir / "routes.toml", {"embedded"}};
+    gateway::metrics stats;
+    gateway::hub hub{routes, stats};
     std::map<std::string, std::shared_ptr<frame_queue>> subscriptions;
     std::uint64_t next_corr = 1;
 
     explicit embedded_fixture(embedded::options o = {}) : opt(std::move(o)) {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "switchyard-embedded-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()));
-        dir = tmpl;
         if (opt.file.empty()) opt.file = dir / "embedded.sqlite3";
         opt.sync = embedded::durability::normal;
         start();
+        std::ofstream(dir / "routes.toml") << "[default]\nbackend = \"embedded\"\n";
+        REQUIRE(routes.reload());
+        hub.add_backend("embedded", std::make_shared<fixture_adapter>(be));
     }
     ~embedded_fixture() {
         be.reset();

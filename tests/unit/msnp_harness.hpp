@@ -1,12 +1,14 @@
 // Test support for the MSNP state machines: real embedded objects behind
-// them, and a client whose lines are written and read as text. No sockets:
-// frames a machine emits go to the backend, replies and published frames
-// come back through on_frame, all within the test thread's waits.
+// them, and a client whose lines are written and read as text. No sockets,
+// but the gateway's own session core and hub: frames a machine emits are
+// routed by the core, and replies and published frames come back to it
+// through a queue the test thread runs within its waits.
 #pragma once
 
 #include "embedded_fixture.hpp"
 
 #include "gateway/backends/embedded/accounts.hpp"
+#include "gateway/session/core.hpp"
 #include "protocols/msnp/session.hpp"
 
 #include <deque>
@@ -59,20 +61,19 @@ private:
 };
 
 // One MSNP client connection driven through a machine (ns_session or
-// sb_session) against the fixture's backend.
+// sb_session) and the session core, against the fixture's backend.
 template <class Machine> class client {
 public:
     client(embedded_fixture& f, msnp::services& svc, msnp::session_limits limits = {})
-        : f_(f), machine_(svc, limits) {}
-    ~client() {
-        for (const auto& id : watched_) f_.fan.unwatch(id, inbox_);
+        : machine_(svc, limits), core_(f.hub, out_, machine_) {
+        core_.set_poster([q = inbox_](std::function<void(gateway::session_core&)> fn) { q->push(std::move(fn)); });
     }
 
     // Sends one command (a line, optionally with its payload) and returns
     // what the server wrote in answer, after every frame it caused has been
     // answered by the backend.
     std::string send(const msnp::command& c) {
-        apply(machine_.on_command(c));
+        core_.apply(machine_.on_command(c));
         return drain();
     }
     // Parses "VER 1 MSNP8 CVR0" into a command (no payload).
@@ -108,15 +109,12 @@ public:
     std::string wait_for(std::string_view needle) {
         std::string got = drain();
         while (got.find(needle) == std::string::npos) {
-            auto r = inbox_->pop();
             INFO("waiting for \"" << needle << "\"; have: " << got);
-            REQUIRE(r);
-            apply(machine_.on_frame(*r));
+            run_next();
             got += drain();
         }
         return got;
     }
-
     // The same for several lines pushed by different objects, which arrive
     // in any order: waits until every one of them has been written.
     std::string wait_for_all(std::initializer_list<std::string_view> needles) {
@@ -128,58 +126,50 @@ public:
     }
 
     std::string shutdown() {
-        apply(machine_.on_shutdown());
+        core_.shutdown();
         return drain();
     }
     std::string closed() {
-        apply(machine_.on_closed());
+        core_.closed();
         return drain();
     }
-    bool is_closed() const { return closed_; }
+    bool is_closed() const { return out_.closed; }
     Machine& machine() { return machine_; }
 
 private:
-    void apply(msnp::output out) {
-        written_ += out.bytes;
-        if (out.close) closed_ = true;
-        for (auto& id : out.watch) {
-            watched_.insert(id);
-            f_.fan.watch(id, inbox_);
-        }
-        for (auto& id : out.unwatch) {
-            watched_.erase(id);
-            f_.fan.unwatch(id, inbox_);
-        }
-        for (auto& fr : out.frames) {
-            if (fr.corr != 0) ++outstanding_;
-            f_.be->send(std::move(fr), [q = inbox_](frame::frame r) { q->push(std::move(r)); });
-        }
+    // What the session writes, as text; a close decision is only noted.
+    struct written final : gateway::session_core::transport {
+        std::string text;
+        bool closed = false;
+        void write(std::string data) override { text += data; }
+        void finish(std::uint16_t, std::string) override { closed = true; }
+    };
+
+    // Runs the next reply or published frame the core was handed.
+    void run_next() {
+        auto fn = inbox_->pop();
+        REQUIRE(fn);
+        (*fn)(core_);
     }
 
-    // Feeds replies back until every request with a corr has its terminal
-    // reply; published frames that arrive meanwhile are fed too.
+    // Runs replies until every request has its final reply; published
+    // frames that arrive meanwhile are run too.
     std::string drain() {
-        while (outstanding_ > 0) {
-            auto r = inbox_->pop();
+        while (core_.outstanding() > 0) {
             INFO("a request got no reply");
-            REQUIRE(r);
-            const bool terminal = r->corr != 0 && !std::holds_alternative<frame::presence_update>(r->content);
-            if (terminal) --outstanding_;
-            apply(machine_.on_frame(*r));
+            run_next();
         }
         while (inbox_->size() > 0) {
-            apply(machine_.on_frame(*inbox_->pop()));
+            run_next();
         }
-        return std::exchange(written_, {});
+        return std::exchange(out_.text, {});
     }
 
-    embedded_fixture& f_;
+    std::shared_ptr<blocking_queue<std::function<void(gateway::session_core&)>>> inbox_ =
+        std::make_shared<blocking_queue<std::function<void(gateway::session_core&)>>>();
+    written out_;
     Machine machine_;
-    std::shared_ptr<frame_queue> inbox_ = std::make_shared<frame_queue>();
-    std::set<std::string> watched_;
-    std::string written_;
-    int outstanding_ = 0;
-    bool closed_ = false;
+    gateway::session_core core_;
 };
 
 }  // namespace switchyard::test

@@ -55,15 +55,14 @@ struct sb_fixture : embedded_fixture {
         return svc.issue_sb_cookie({user, room, dialect, name, capabilities});
     }
 
-    // What the room publishes, seen through the fan-out (the fixture's own
+    // What the room publishes, seen through the hub (the fixture's own
     // subscribe would take the room's one backend subscription away).
     frame_queue& observe(const std::string& room = sb) {
         auto q = std::make_shared<frame_queue>();
-        fan.watch(room, q);
-        observers.push_back(q);
+        observers.emplace_back(room, hub.watch(room, [q](gateway::shared_frame f) { q->push(*f); }));
         return *q;
     }
-    std::vector<std::shared_ptr<frame_queue>> observers;
+    std::vector<std::pair<std::string, std::uint64_t>> observers;  // room, hub watch id
 
     // Returns once the room has applied everything sent to it so far: what
     // it published before is then in every watcher's queue.
