@@ -393,7 +393,7 @@ TEST_CASE("the README example encodes to the documented bytes", "[frame]") {
     CHECK(to_text(f) == R"(room_message corr=300 object="room:lobby" sender="bob@example.com" seq=42 )"
                         R"(message_id="m1" timestamp_ms=1700000000000 text="Grüße" format={font="Arial" )"
                         R"(effects="B" color=16711680 charset=0 pitch_family=0 right_to_left=false} )"
-                        R"(ack_requested=true)");
+                        R"(ack_requested=true withheld_from=[])");
 }
 
 TEST_CASE("decode errors describe themselves", "[frame]") {
