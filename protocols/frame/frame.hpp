@@ -485,8 +485,10 @@ struct room_message {
         v(3, "timestamp_ms", timestamp_ms);
         v(4, "text", text, limits::text);
         v(5, "format", format);
-        v(6, "ack_requested", ack_requested);
+        // Before the last required field, so a frame cut after any of its
+        // entries is still refused as truncated.
         v(7, "withheld_from", withheld_from, limits::members, limits::handle);
+        v(6, "ack_requested", ack_requested);
     }
     SWITCHYARD_FRAME_BODY(room_message, 16);
 };
@@ -495,8 +497,8 @@ struct room_typing {
     bool active = true;
     std::vector<std::string> withheld_from;  // as in room_message
     template <class V> void visit(V& v) {
+        v(2, "withheld_from", withheld_from, limits::members, limits::handle);  // first: see room_message
         v(1, "active", active);
-        v(2, "withheld_from", withheld_from, limits::members, limits::handle);
     }
     SWITCHYARD_FRAME_BODY(room_typing, 17);
 };
@@ -517,8 +519,8 @@ struct room_opaque {
     template <class V> void visit(V& v) {
         v(1, "origin", origin);
         v(2, "content_type", content_type, limits::token);
+        v(4, "withheld_from", withheld_from, limits::members, limits::handle);  // see room_message
         v(3, "payload", payload, limits::opaque);
-        v(4, "withheld_from", withheld_from, limits::members, limits::handle);
     }
     SWITCHYARD_FRAME_BODY(room_opaque, 19);
 };
