@@ -334,7 +334,9 @@ TEST_CASE("a block silences the blocked user in rooms already open", "[room]") {
     f.invite_and_join("room:sb", carol);
     as<frame::room_join>(*events.pop());
     CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("carol?"))).seq == 2);
-    const auto& m = as<frame::room_message>(*events.pop());
+    const auto published = events.pop();
+    REQUIRE(published);
+    const auto& m = as<frame::room_message>(*published);
     CHECK(m.text == "carol?");
     CHECK(m.withheld_from == std::vector<std::string>{alice});
     as<frame::ack>(f.ask(bob, "room:sb", frame::room_typing{true, {}}));
