@@ -17,6 +17,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <cstring>
+
 namespace switchyard::gateway {
 
 namespace {
@@ -121,12 +123,25 @@ private:
             keep_session();  // ended between requests: idle, or closed without close_notify
             return;
         }
+        if (ec && ec.category() != http::make_error_code(http::error::bad_target).category()) {
+            log::debug("http_connection_failed", {{"listener", to_string(protocol_)}, {"error", ec.message()}});
+            return;  // reset, or TLS failed: nothing can be said on this connection
+        }
+        if (ec && !versioned_ && add_version()) {
+            // Read again: the parser takes the rewritten head from the buffer.
+            parser_.emplace();
+            parser_->body_limit(max_request_body);
+            http::async_read(stream_, buffer_, *parser_,
+                             [self = shared_from_this(), this](beast::error_code e, std::size_t) { on_read(e); });
+            return;
+        }
         if (ec) {
-            return;  // reset or malformed: nothing more to say on this connection
+            return refuse(ec);
         }
         busy_ = true;
         request req = parser_->release();
         target_ = req.target();
+        method_ = req.method_string();
         // The reply may come from a login thread. It moves the connection's
         // ownership back onto the connection's own thread, so the connection
         // never ends, and its stream is never touched, anywhere else.
@@ -138,12 +153,85 @@ private:
                  });
     }
 
+    // msn-pecan 0.1.1 and Pidgin 2.0-2.2 ask the nexus with "GET
+    // /rdr/pprdr.asp" and an empty line: a request line without a version,
+    // HTTP/0.9 style, which a server that closes without a word makes them
+    // fail ("nexus stream error"; msnp-reference 3.10). Such a line, with a
+    // target that is an absolute path, is read as HTTP/1.0, which also
+    // closes the connection after the answer. False when the head is not of
+    // that shape.
+    bool add_version() {
+        versioned_ = true;
+        const auto data = buffer_.cdata();
+        const std::string_view head(static_cast<const char*>(data.data()), data.size());
+        const auto eol = head.find("\r\n");
+        if (eol == std::string_view::npos) return false;
+        const std::string_view line = head.substr(0, eol);
+        const auto space = line.find(' ');
+        if (space == std::string_view::npos || space == 0 || line.find(' ', space + 1) != std::string_view::npos ||
+            line.size() == space + 1 || line[space + 1] != '/') {
+            return false;
+        }
+        std::string rewritten(line);
+        rewritten += " HTTP/1.0";
+        rewritten += head.substr(eol);
+        buffer_.consume(buffer_.size());
+        const auto out = buffer_.prepare(rewritten.size());
+        std::memcpy(out.data(), rewritten.data(), rewritten.size());
+        buffer_.commit(rewritten.size());
+        return true;
+    }
+
+    // A request that cannot be read as HTTP gets an answer and a log line,
+    // then the connection ends. Over TLS the session leaves the cache: a
+    // client that broke the protocol starts over with a full handshake.
+    void refuse(beast::error_code ec) {
+        busy_ = true;
+        http::status status = http::status::bad_request;
+        if (ec == http::error::body_limit) status = http::status::payload_too_large;
+        if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
+        request none;
+        none.version(11);
+        none.keep_alive(false);
+        target_ = "-";
+        method_ = "-";
+        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+            SSL* ssl = stream_.native_handle();
+            if (SSL_SESSION* session = SSL_get_session(ssl)) SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), session);
+        }
+        do_write(make_response(none, status, "not an HTTP request: " + ec.message() + "\n"));
+    }
+
+    // Why a refusal was refused, for the log: the plain-text body's first
+    // line, a SOAP fault's faultstring, or the status's reason phrase.
+    static std::string refusal_reason(const response& res) {
+        const std::string_view body = res.body();
+        if (std::string_view(res[http::field::content_type]).starts_with("text/plain") && !body.empty()) {
+            return std::string(body.substr(0, body.find('\n')));
+        }
+        if (const auto open = body.find("<faultstring>"); open != std::string_view::npos) {
+            const auto start = open + std::string_view("<faultstring>").size();
+            const auto close = body.find('<', start);
+            if (close != std::string_view::npos) return std::string(body.substr(start, close - start));
+        }
+        return std::string(res.reason());
+    }
+
     void do_write(response res) {
         response_ = std::move(res);
         if (stopping_) {
             response_.keep_alive(false);
         }
-        log::debug("http_request", {{"target", target_}, {"status", static_cast<unsigned>(response_.result_int())}});
+        const unsigned status = response_.result_int();
+        if (status >= 400) {
+            log::info("http_request_refused", {{"listener", to_string(protocol_)},
+                                               {"method", method_},
+                                               {"target", target_},
+                                               {"status", status},
+                                               {"reason", refusal_reason(response_)}});
+        } else {
+            log::debug("http_request", {{"target", target_}, {"status", status}});
+        }
         http::async_write(stream_, response_, [self = shared_from_this(), this](beast::error_code wec, std::size_t) {
             if (wec) {
                 return;
@@ -152,6 +240,7 @@ private:
                 end();
                 return;
             }
+            versioned_ = false;
             do_read();
         });
     }
@@ -188,6 +277,8 @@ private:
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::string target_;  // of the request being answered, for the log
+    std::string method_;
+    bool versioned_ = false;  // the head being read was given a version already
     response response_;
     bool busy_ = false;
     bool stopping_ = false;

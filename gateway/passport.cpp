@@ -341,9 +341,11 @@ http_response nexus(runtime& rt, const http_request& req) {
         // still be a plain host to sit inside the comma-separated value.
         host = std::string_view(req[http::field::host]);
         if (!config::is_login_host(host)) {
+            // msn-pecan 0.1.1 and Pidgin 2.0-2.2 send no Host at all
+            // (msnp-reference 3.10): only the setting can name the server.
             return make_response(req, http::status::bad_request,
-                                 "expected a Host header naming this server (or set public_endpoint in "
-                                 "[listeners.https])\n");
+                                 "no Host header names this server: set public_endpoint in [listeners.https] to "
+                                 "the host[:port] clients reach the login service at\n");
         }
     }
     auto res = make_response(req, http::status::ok, "", "text/html");
@@ -502,6 +504,35 @@ void rst(runtime& rt, http_request&& req, http_reply reply) {
                     });
 }
 
+// ---- POST /OimWS/oim.asmx (offline messages)
+
+constexpr std::string_view oim_store_path = "/OimWS/oim.asmx";
+
+// Offline messages are not stored yet, so every Store/Store2 is refused
+// with the fault that makes clients tell their user the message was not
+// delivered. msn-pecan (pn_oim.c process_body_send) looks for
+// "q0:SystemUnavailable" in the body and shows "the message wasn't sent";
+// libpurple's msn (oim.c msn_oim_send_read_cb) compares the faultcode with
+// it and reports the same. The other faults are worse: a LockKeyChallenge
+// (with q0:AuthenticationFailed) makes both resend with a computed lock
+// key, again and again; msn-pecan treats a reply without a fault it knows,
+// a 404 included, as delivered. The "q0:" prefix is matched as text, so it
+// is spelled exactly so. SOAP 1.1 sends faults with status 500.
+http_response oim_unavailable(const http_request& req) {
+    auto res = make_response(
+        req, http::status::internal_server_error,
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+        "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\">"
+        "<soap:Body><soap:Fault>"
+        "<faultcode xmlns:q0=\"http://messenger.msn.com/ws/2004/09/oim/\">q0:SystemUnavailable</faultcode>"
+        "<faultstring>offline messages are not stored by this server</faultstring>"
+        "<faultactor>https://ows.messenger.msn.com/OimWS/oim.asmx</faultactor>"
+        "<detail/></soap:Fault></soap:Body></soap:Envelope>",
+        "text/xml; charset=utf-8");
+    return res;
+}
+
 }  // namespace
 
 void handle_passport(runtime& rt, http_request&& req, http_reply reply) {
@@ -520,6 +551,12 @@ void handle_passport(runtime& rt, http_request&& req, http_reply reply) {
             return reply(make_response(req, http::status::method_not_allowed, "use POST\n"));
         }
         return rst(rt, std::move(req), std::move(reply));
+    }
+    if (iequals(path, oim_store_path)) {
+        if (method != http::verb::post) {
+            return reply(make_response(req, http::status::method_not_allowed, "use POST\n"));
+        }
+        return reply(oim_unavailable(req));
     }
     reply(make_response(req, http::status::not_found, "not found\n"));
 }

@@ -475,12 +475,19 @@ struct room_message {
     std::string text;
     text_format format;
     bool ack_requested = true;  // MSNP U/N mode messages need no ACK
+    // From the room: joined users who block the sender, whose endpoints
+    // must not be given it (a block silences the blocked user in
+    // conversations already open).
+    std::vector<std::string> withheld_from;
     template <class V> void visit(V& v) {
         v(1, "seq", seq);
         v(2, "message_id", message_id, limits::token);
         v(3, "timestamp_ms", timestamp_ms);
         v(4, "text", text, limits::text);
         v(5, "format", format);
+        // Before the last required field, so a frame cut after any of its
+        // entries is still refused as truncated.
+        v(7, "withheld_from", withheld_from, limits::members, limits::handle);
         v(6, "ack_requested", ack_requested);
     }
     SWITCHYARD_FRAME_BODY(room_message, 16);
@@ -488,12 +495,17 @@ struct room_message {
 
 struct room_typing {
     bool active = true;
-    template <class V> void visit(V& v) { v(1, "active", active); }
+    std::vector<std::string> withheld_from;  // as in room_message
+    template <class V> void visit(V& v) {
+        v(2, "withheld_from", withheld_from, limits::members, limits::handle);  // first: see room_message
+        v(1, "active", active);
+    }
     SWITCHYARD_FRAME_BODY(room_typing, 17);
 };
 
 struct room_nudge {
-    template <class V> void visit(V&) {}
+    std::vector<std::string> withheld_from;  // as in room_message
+    template <class V> void visit(V& v) { v(1, "withheld_from", withheld_from, limits::members, limits::handle); }
     SWITCHYARD_FRAME_BODY(room_nudge, 18);
 };
 
@@ -503,9 +515,11 @@ struct room_opaque {
     client_protocol origin = client_protocol::msnp;
     std::string content_type;
     bytes payload;
+    std::vector<std::string> withheld_from;  // as in room_message
     template <class V> void visit(V& v) {
         v(1, "origin", origin);
         v(2, "content_type", content_type, limits::token);
+        v(4, "withheld_from", withheld_from, limits::members, limits::handle);  // see room_message
         v(3, "payload", payload, limits::opaque);
     }
     SWITCHYARD_FRAME_BODY(room_opaque, 19);

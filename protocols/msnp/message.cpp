@@ -149,12 +149,12 @@ frame::body read_payload(std::string_view payload) {
             return msg;
         }
     } else if (media == "text/x-msmsgscontrol") {
-        return frame::room_typing{true};
+        return frame::room_typing{true, {}};
     } else if (media == "text/x-msnmsgr-datacast") {
         // ID: 1 is a nudge; winks (2), voice clips (3) and actions (4) stay MSNP's.
         if (split(m.body).header("ID") == "1") return frame::room_nudge{};
     }
-    return frame::room_opaque{frame::client_protocol::msnp, media, frame::bytes{std::string(payload)}};
+    return frame::room_opaque{frame::client_protocol::msnp, media, frame::bytes{std::string(payload)}, {}};
 }
 
 frame::text_format read_format(std::string_view value) {

@@ -52,7 +52,6 @@ constexpr error_row error_table[] = {
     {error_code::not_on_list, group_commands, 224},
     {error_code::list_full, group_commands, 223},
     {error_code::oversize, group_commands, 229},
-    {error_code::already_on_list, "BLP GTC", 218},
     {error_code::malformed, "", 201},
     {error_code::invalid_text, "", 201},
     {error_code::oversize, "", 201},
@@ -786,6 +785,9 @@ struct ns_session::impl {
         if (c.params.size() < 3 || c.params.size() > 5) {
             return close("ADC with " + std::to_string(c.params.size()) + " parameters");
         }
+        if (c.params[1] == "RL" && dialect >= 11) {
+            return acknowledge_pending(c);
+        }
         const auto which = editable_list(c.params[1]);
         if (!which) {
             return error(c, 201);
@@ -878,10 +880,30 @@ struct ns_session::impl {
         return write(reply.end() + p.held);
     }
 
+    // ADC t RL N=handle and REM t PL handle (MSNP11-12): a client accepting
+    // someone who added it while it was away, after its ADC t AL. Escargot
+    // accepts both from MSNP11 for a pending contact, and msn-pecan signs
+    // out on any other answer (msnp-reference 3.10). The reverse and
+    // pending lists follow the other user's forward list and the owner's
+    // allow and block lists, so there is nothing to store: the echo is the
+    // whole answer, whatever the lists hold by now.
+    output acknowledge_pending(const command& c) {
+        const bool add = c.name == "ADC";
+        const auto h = add ? tagged(c.params[2], "N=") : std::optional<std::string_view>(c.params[2]);
+        const auto who = h ? handle_param(*h) : std::nullopt;
+        if (c.params.size() != 3 || !who || *who == handle) {
+            return error(c, 201);
+        }
+        return write((wire_line(c.name) << c.params[0] << c.params[1] << c.params[2]).end());
+    }
+
     // REM t FL guid {group} / REM t AL|BL handle (MSNP10-12).
     output rem_guid(const command& c) {
         if (c.params.size() < 3 || c.params.size() > 4) {
             return close("REM with " + std::to_string(c.params.size()) + " parameters");
+        }
+        if (c.params[1] == "PL" && dialect >= 11) {
+            return acknowledge_pending(c);
         }
         const auto which = editable_list(c.params[1]);
         if (!which) {

@@ -365,23 +365,26 @@ struct sb_session::impl {
         return out;
     }
 
+    // The room withholds what a user this one blocks sends (gateway/backends/README.md).
+    bool withheld(const std::vector<std::string>& from) const { return std::ranges::find(from, handle) != from.end(); }
+
     output on_published(const frame::frame& f, const frame::room_message& m) {
-        if (f.sender == handle) return {};
+        if (f.sender == handle || withheld(m.withheld_from)) return {};
         return relay(f.sender, text_payload(m));
     }
 
     output on_published(const frame::frame& f, const frame::room_typing& t) {
-        if (f.sender == handle || !t.active) return {};  // MSNP has no "stopped typing"
+        if (f.sender == handle || !t.active || withheld(t.withheld_from)) return {};  // MSNP has no "stopped typing"
         return relay(f.sender, typing_payload(f.sender));
     }
 
-    output on_published(const frame::frame& f, const frame::room_nudge&) {
-        if (f.sender == handle) return {};
+    output on_published(const frame::frame& f, const frame::room_nudge& n) {
+        if (f.sender == handle || withheld(n.withheld_from)) return {};
         return relay(f.sender, nudge_payload());
     }
 
     output on_published(const frame::frame& f, const frame::room_opaque& o) {
-        if (f.sender == handle || o.origin != frame::client_protocol::msnp) return {};
+        if (f.sender == handle || o.origin != frame::client_protocol::msnp || withheld(o.withheld_from)) return {};
         return relay(f.sender, o.payload.data);
     }
 

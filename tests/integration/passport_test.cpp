@@ -557,3 +557,145 @@ TEST_CASE("password checks run off the I/O thread", "[passport]") {
         CHECK(ticket_subject(between(header(r, "Authentication-Info"), "from-PP='", "'")) == "alice@example.com");
     }
 }
+
+namespace {
+
+// A blocking plain-TCP client for the admin listener.
+std::string tcp_exchange(unsigned short port, std::string_view request) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    const timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    std::string out;
+    char chunk[4096];
+    // Every request here ends the connection after its answer.
+    for (ssize_t n; (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;) out.append(chunk, static_cast<std::size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+void set_public_endpoint(const passport_gateway& gw, std::string_view endpoint) {
+    std::ifstream in(gw.settings);
+    std::string text{std::istreambuf_iterator<char>(in), {}};
+    const std::string marker = "tls = \"legacy\"\n";
+    text.insert(text.find(marker) + marker.size(), "public_endpoint = \"" + std::string(endpoint) + "\"\n");
+    write_file(gw.settings, text);
+}
+
+// msn-pecan 0.1.1's and Pidgin 2.0-2.2's nexus request: no version, no Host
+// (msnp-reference section 3.10).
+const std::string versionless_nexus = "GET /rdr/pprdr.asp\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("a nexus request without an HTTP version is answered as HTTP/1.0", "[passport]") {
+    passport_gateway gw("legacy");
+    set_public_endpoint(gw, "login.example.com");
+    gw.start();
+
+    tls_client client(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(client.handshake());
+    const auto nexus = client.request(versionless_nexus);
+    INFO(nexus.head);
+    CHECK(nexus.head.starts_with("HTTP/1.0 200 "));
+    CHECK(header(nexus, "PassportURLs") ==
+          "DARealm=Passport.Net,DALogin=login.example.com/login2.srf,ConfigVersion=15");
+    CHECK(client.ends_cleanly());  // HTTP/1.0 without keep-alive: closed after the answer
+}
+
+TEST_CASE("without Host or public_endpoint the nexus says which setting to fill, and logs it", "[passport]") {
+    passport_gateway gw("legacy");
+    gw.start();
+
+    tls_client client(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(client.handshake());
+    const auto refused = client.request(versionless_nexus);
+    CHECK(refused.status == 400);
+    CHECK(contains(refused.body, "public_endpoint in [listeners.https]"));
+    const auto line = gw.proc->wait_for_line("event=http_request_refused");
+    INFO(gw.proc->output());
+    REQUIRE(line);
+    CHECK(log_field(*line, "listener") == "https");
+    CHECK(log_field(*line, "target") == "/rdr/pprdr.asp");
+    CHECK(log_field(*line, "status") == "400");
+    CHECK(contains(*line, "public_endpoint"));
+}
+
+TEST_CASE("an offline message is refused with the fault clients report as not delivered", "[passport]") {
+    passport_gateway gw("legacy");
+    gw.start();
+
+    tls_client client(gw.https(), gw.certificate("legacy"), client_kind::current);
+    REQUIRE(client.handshake());
+    // msn-pecan's Store2 (pn_oim.c send_send_request), shortened body.
+    const std::string body =
+        R"(<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">)"
+        R"(<soap:Header><From memberName="bob@example.com" friendlyName="=?utf-8?B?Ym9i?=" xml:lang="en-US" )"
+        R"(proxy="MSNMSGR" xmlns="http://messenger.msn.com/ws/2004/09/oim/" msnpVer="MSNP15" buildVer="8.5.1288.816"/>)"
+        R"(<To memberName="alice@example.com" xmlns="http://messenger.msn.com/ws/2004/09/oim/"/>)"
+        R"(<Ticket passport="t=x&amp;p=" appid="PROD0119GSJUC$18" lockkey="" xmlns="http://messenger.msn.com/ws/2004/09/oim/"/>)"
+        R"(</soap:Header><soap:Body><MessageType xmlns="http://messenger.msn.com/ws/2004/09/oim/">text</MessageType>)"
+        R"(<Content xmlns="http://messenger.msn.com/ws/2004/09/oim/">aGk=</Content></soap:Body></soap:Envelope>)";
+    const auto fault = client.request(
+        "POST /OimWS/oim.asmx HTTP/1.1\r\nAccept: */*\r\n"
+        "SOAPAction: \"http://messenger.live.com/ws/2006/09/oim/Store2\"\r\n"
+        "Content-Type: text/xml; charset=utf-8\r\nContent-Length: " +
+        std::to_string(body.size()) +
+        "\r\nHost: ows.messenger.msn.com\r\nConnection: Keep-Alive\r\nCache-Control: no-cache\r\n\r\n" + body);
+    INFO(fault.body);
+    CHECK(fault.status == 500);
+    // msn-pecan reads the body by this exact header spelling.
+    CHECK_FALSE(header(fault, "Content-Length").empty());
+    CHECK(contains(fault.body, ">q0:SystemUnavailable</faultcode>"));
+    CHECK_FALSE(contains(fault.body, "LockKeyChallenge"));
+    CHECK_FALSE(contains(fault.body, "AuthenticationFailed"));
+    const auto line = gw.proc->wait_for_line("event=http_request_refused");
+    INFO(gw.proc->output());
+    REQUIRE(line);
+    CHECK(log_field(*line, "target") == "/OimWS/oim.asmx");
+    CHECK(log_field(*line, "status") == "500");
+}
+
+TEST_CASE("every refused HTTP request is answered where possible and logged with a reason", "[passport]") {
+    passport_gateway gw("legacy");
+    gw.start();
+
+    tls_client client(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(client.handshake());
+    CHECK(client.request("GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").status == 404);
+    auto line = gw.proc->wait_for_line("event=http_request_refused");
+    REQUIRE(line);
+    CHECK(log_field(*line, "status") == "404");
+    CHECK(log_field(*line, "target") == "/nope");
+
+    // Not HTTP at all: a 400 saying so, then the connection ends.
+    tls_client broken(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(broken.handshake());
+    const auto bad = broken.request("NOT HTTP\r\n\r\n");
+    CHECK(bad.status == 400);
+    CHECK(contains(bad.body, "not an HTTP request"));
+    line = gw.proc->wait_for_line("event=http_request_refused");
+    REQUIRE(line);
+    CHECK(log_field(*line, "listener") == "https");
+    CHECK(log_field(*line, "status") == "400");
+
+    // The admin listener answers and logs the same way.
+    const std::string unknown = tcp_exchange(gw.ports.at("admin"), "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CHECK(unknown.starts_with("HTTP/1.1 404 "));
+    line = gw.proc->wait_for_line("event=http_request_refused");
+    REQUIRE(line);
+    CHECK(log_field(*line, "listener") == "admin");
+    const std::string garbage = tcp_exchange(gw.ports.at("admin"), "\x01\x02 nonsense\r\n\r\n");
+    CHECK(garbage.starts_with("HTTP/1.1 400 "));
+    line = gw.proc->wait_for_line("event=http_request_refused");
+    INFO(gw.proc->output());
+    REQUIRE(line);
+    CHECK(log_field(*line, "listener") == "admin");
+    CHECK(log_field(*line, "status") == "400");
+}

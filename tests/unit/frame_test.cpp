@@ -364,7 +364,7 @@ TEST_CASE("to_text escapes strings and prints bytes as hex", "[frame]") {
     frame f = with_header(o);
     f.sender = "";
     CHECK(to_text(f) == R"(room_opaque corr=7 object="room:lobby" sender="" origin=wsjson )"
-                        R"(content_type="say \"hi\"\n\t\\ \x01 ü" payload=0x00ff7f)");
+                        R"(content_type="say \"hi\"\n\t\\ \x01 ü" withheld_from=[] payload=0x00ff7f)");
 }
 
 // The worked example in protocols/frame/README.md.
@@ -393,7 +393,7 @@ TEST_CASE("the README example encodes to the documented bytes", "[frame]") {
     CHECK(to_text(f) == R"(room_message corr=300 object="room:lobby" sender="bob@example.com" seq=42 )"
                         R"(message_id="m1" timestamp_ms=1700000000000 text="Grüße" format={font="Arial" )"
                         R"(effects="B" color=16711680 charset=0 pitch_family=0 right_to_left=false} )"
-                        R"(ack_requested=true)");
+                        R"(withheld_from=[] ack_requested=true)");
 }
 
 TEST_CASE("decode errors describe themselves", "[frame]") {
@@ -750,7 +750,7 @@ TEST_CASE("unknown and undeclared fields are skipped", "[frame][strict]") {
     // Tag 0, tags past the 63 a reader tracks, and tags a struct does not declare.
     const std::string unknown = vfield(40, 123456789) + lfield(40, "\xff\xfe not text") + vfield(1000, 1) +
                                 lfield(1000, std::string(300, '\0')) + vfield(0, 5) + lfield(63, "x") +
-                                vfield(7, std::numeric_limits<std::uint64_t>::max()) +
+                                vfield(12, std::numeric_limits<std::uint64_t>::max()) +
                                 lfield(std::uint64_t{1} << 60, "y");
     const frame expected = message_frame();
 

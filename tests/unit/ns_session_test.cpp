@@ -513,7 +513,8 @@ TEST_CASE("MSNP7 ADD and REM, with ADD 0 RL and REM 0 RL on the other side", "[n
     CHECK(a.send("ADD 11 FL nobody@example.com nobody 0") == "205 11\r\n");
     CHECK(a.send("ADD 12 FL not-a-handle x 0") == "201 12\r\n");
     CHECK(a.send("ADD 13 RL carol@example.com Carol") == "201 13\r\n");
-    CHECK(a.send("REM 14 BL carol@example.com") == "216 14\r\n");
+    // Lifting a block that is not there: done already, same version (§3.10).
+    CHECK(a.send("REM 14 BL carol@example.com") == "REM 14 BL 2 carol@example.com\r\n");
 
     CHECK(a.send("REM 15 FL carol@example.com") == "REM 15 FL 3 carol@example.com\r\n");
     CHECK(c.wait_for("REM 0 RL 2 alice@example.com\r\n") == "REM 0 RL 2 alice@example.com\r\n");
@@ -713,17 +714,18 @@ TEST_CASE("Blocking a contact shows it FLN at once", "[ns]") {
     CHECK(c.wait_for("FLN alice@example.com\r\n").ends_with("FLN alice@example.com\r\n"));
 }
 
-TEST_CASE("BLP and GTC: stored values, 218 for a re-set, 201 for a bad value", "[ns]") {
+TEST_CASE("BLP and GTC: stored values, a re-set succeeds unchanged, 201 for a bad value", "[ns]") {
     world w;
     w.add("alice@example.com");
 
     ns_client a(w.f, w.svc);
     sign_in(w, a, 7, "alice@example.com");
-    CHECK(a.send("BLP 7 AL") == "BLP 7 1 AL\r\n");  // the never-stored default is not 218 (§4.3)
-    CHECK(a.send("BLP 8 AL") == "218 8\r\n");
+    CHECK(a.send("BLP 7 AL") == "BLP 7 1 AL\r\n");
+    // Never 218: msn-pecan re-sends BLP on every sign-on (§3.10, §4.3).
+    CHECK(a.send("BLP 8 AL") == "BLP 8 1 AL\r\n");
     CHECK(a.send("BLP 9 BL") == "BLP 9 2 BL\r\n");
     CHECK(a.send("GTC 10 N") == "GTC 10 3 N\r\n");
-    CHECK(a.send("GTC 11 N") == "218 11\r\n");
+    CHECK(a.send("GTC 11 N") == "GTC 11 3 N\r\n");
     CHECK(a.send("BLP 12 XX") == "201 12\r\n");
     CHECK(a.send("SYN 13 0").starts_with("SYN 13 3\r\nGTC 13 3 N\r\nBLP 13 3 BL\r\n"));
 
@@ -731,7 +733,30 @@ TEST_CASE("BLP and GTC: stored values, 218 for a re-set, 201 for a bad value", "
     a.closed();
     sign_in(w, b, 12, "alice@example.com", "NLN 0");
     CHECK(b.send("BLP 7 AL") == "BLP 7 AL\r\n");  // no list version from MSNP10
-    CHECK(b.send("BLP 8 AL") == "218 8\r\n");
+    CHECK(b.send("BLP 8 AL") == "BLP 8 AL\r\n");
+}
+
+TEST_CASE("harmless list requests succeed: AL/BL re-adds and removals, ADC RL and REM PL from MSNP11", "[ns]") {
+    world w;
+    w.add("alice@example.com");
+    w.add("bob@example.com");
+
+    ns_client a(w.f, w.svc);
+    sign_in(w, a, 12, "alice@example.com", "NLN 0");
+    CHECK(a.send("ADC 7 AL N=bob@example.com") == "ADC 7 AL N=bob@example.com\r\n");
+    CHECK(a.send("ADC 8 AL N=bob@example.com") == "ADC 8 AL N=bob@example.com\r\n");
+    CHECK(a.send("REM 9 BL bob@example.com") == "REM 9 BL bob@example.com\r\n");
+    CHECK(a.send("ADC 10 BL N=bob@example.com") == "219 10\r\n");  // still exclusive
+    CHECK(a.send("ADC 11 RL N=bob@example.com") == "ADC 11 RL N=bob@example.com\r\n");
+    CHECK(a.send("REM 12 PL bob@example.com") == "REM 12 PL bob@example.com\r\n");
+    CHECK(a.send("ADC 13 RL N=@@a") == "201 13\r\n");
+    CHECK(a.send("REM 14 PL alice@example.com") == "201 14\r\n");
+    CHECK(a.send("ADC 15 FL N=bob@example.com F=Bob").starts_with("ADC 15 FL N=bob@example.com F=Bob C="));
+    CHECK(a.send("ADC 16 FL N=bob@example.com F=Bob") == "215 16\r\n");  // the FL keeps its errors
+
+    ns_client b(w.f, w.svc);
+    sign_in(w, b, 10, "bob@example.com", "NLN 0");
+    CHECK(b.send("ADC 7 RL N=alice@example.com") == "201 7\r\n");  // MSNP10: not yet (§3.10)
 }
 
 // ------------------------------------------------------------ switchboards

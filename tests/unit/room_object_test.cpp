@@ -198,14 +198,14 @@ TEST_CASE("messages get increasing seq, are published after commit and retries a
           error_code::oversize);
     CHECK(error_of(f.ask(alice, "room:sb", text("bad \xC0\x80"))) == error_code::invalid_text);
 
-    as<frame::ack>(f.ask(bob, "room:sb", frame::room_typing{true}));
+    as<frame::ack>(f.ask(bob, "room:sb", frame::room_typing{true, {}}));
     auto typing = events.pop();
     REQUIRE(typing);
     CHECK(typing->sender == bob);
     as<frame::room_typing>(*typing);
     as<frame::ack>(f.ask(bob, "room:sb", frame::room_nudge{}));
     as<frame::room_nudge>(*events.pop());
-    frame::room_opaque p2p{frame::client_protocol::msnp, "application/x-msnmsgrp2p", {std::string("\0\1\2", 3)}};
+    frame::room_opaque p2p{frame::client_protocol::msnp, "application/x-msnmsgrp2p", {std::string("\0\1\2", 3)}, {}};
     as<frame::ack>(f.ask(bob, "room:sb", p2p));
     CHECK(as<frame::room_opaque>(*events.pop()) == p2p);
 }
@@ -303,4 +303,44 @@ TEST_CASE("hibernated rooms wake with their state under concurrent traffic", "[r
     CHECK(as<frame::ack>(f.ask(alice, "room:h0", text("dup", "x299"))).seq == per_room);
     CHECK(as<frame::ack>(f.ask(alice, "room:h1", text("new", "y0"))).seq == per_room + 1);
     CHECK(f.be->stats().wakes == wakes + 2);
+}
+
+TEST_CASE("a block silences the blocked user in rooms already open", "[room]") {
+    room_fixture f;
+    auto& events = f.subscribe("room:sb");
+    f.open_switchboard("room:sb");
+    f.invite_and_join("room:sb", bob);
+    as<frame::room_join>(*events.pop());
+    as<frame::room_join>(*events.pop());
+    // Alice blocks Bob after the conversation opened (her committed row, as
+    // her user object writes it).
+    {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        db.prepare("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, 4, ?2, 'c1')")
+            .bind(alice, bob)
+            .run();
+        REQUIRE_FALSE(db.failed());
+    }
+
+    // Nobody else could hear Bob: refused, nothing published.
+    CHECK(error_of(f.ask(bob, "room:sb", text("still there?"))) == error_code::not_allowed);
+    CHECK(error_of(f.ask(bob, "room:sb", frame::room_nudge{})) == error_code::not_allowed);
+    // Alice still speaks to him.
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("bye"))).seq == 1);
+    CHECK(as<frame::room_message>(*events.pop()).withheld_from.empty());
+
+    // With Carol in the room, Bob reaches her; the frames name Alice as the
+    // one they are withheld from.
+    f.invite_and_join("room:sb", carol);
+    as<frame::room_join>(*events.pop());
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("carol?"))).seq == 2);
+    const auto published = events.pop();
+    REQUIRE(published);
+    const auto& m = as<frame::room_message>(*published);
+    CHECK(m.text == "carol?");
+    CHECK(m.withheld_from == std::vector<std::string>{alice});
+    as<frame::ack>(f.ask(bob, "room:sb", frame::room_typing{true, {}}));
+    CHECK(as<frame::room_typing>(*events.pop()).withheld_from == std::vector<std::string>{alice});
+    as<frame::ack>(f.ask(carol, "room:sb", text("hi both")));
+    CHECK(as<frame::room_message>(*events.pop()).withheld_from.empty());
 }

@@ -213,7 +213,7 @@ TEST_CASE("text and its X-MMS-IM-Format survive the trip through the room", "[sb
         bare.message_id = "w2";
         bare.text = "bare";
         as<frame::ack>(f.ask(carol, sb, bare));
-        as<frame::ack>(f.ask(carol, sb, frame::room_typing{false}));
+        as<frame::ack>(f.ask(carol, sb, frame::room_typing{false, {}}));
         CHECK(f.b.wait_for("bare") ==
               relayed(carol, "Carol%20C", "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nbare"));
         f.settle();
@@ -338,7 +338,7 @@ TEST_CASE("P2P and other MSNP-only content is relayed byte for byte", "[sb]") {
     auto opaque = room.pop();
     REQUIRE(opaque);
     CHECK(as<frame::room_opaque>(*opaque) ==
-          frame::room_opaque{frame::client_protocol::msnp, "application/x-msnmsgrp2p", frame::bytes{p2p}});
+          frame::room_opaque{frame::client_protocol::msnp, "application/x-msnmsgrp2p", frame::bytes{p2p}, {}});
 
     // A wink, a custom emoticon, chunked text: all opaque, all unchanged.
     const std::string head = "MIME-Version: 1.0\r\nContent-Type: ";

@@ -300,9 +300,19 @@ TEST_CASE("list edits are checked") {
     SECTION("already on the list, not on the list") {
         change(f, alice, adding(list::forward, bob));
         CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, bob))) == error_code::already_on_list);
-        CHECK(error_of(f.ask(alice, user(alice), removing(list::allow, bob))) == error_code::not_on_list);
         CHECK(error_of(f.ask(alice, user(alice), removing(list::forward, carol))) == error_code::not_on_list);
         CHECK(roster_of(f, alice).version == 1);
+        // Allow and block are settings: restating one succeeds and changes
+        // nothing (msnp-reference 3.10).
+        const auto unallowed = change(f, alice, removing(list::allow, bob));
+        CHECK(unallowed.version == 1);
+        CHECK(change(f, alice, removing(list::block, carol)).version == 1);
+        change(f, alice, adding(list::block, carol));
+        const auto reblocked = change(f, alice, adding(list::block, carol));
+        CHECK(reblocked.version == 2);
+        CHECK(reblocked.handle == carol);
+        CHECK(entry(roster_of(f, alice), carol)->lists == 4);
+        CHECK(roster_of(f, alice).version == 2);
     }
     SECTION("the owner, and the derived lists, cannot be edited") {
         CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, alice))) == error_code::not_allowed);
@@ -410,14 +420,17 @@ TEST_CASE("groups are added, renamed and removed, and hold forward-list contacts
     CHECK(r.version == 7);
 }
 
-TEST_CASE("privacy_set stores both settings; restating an explicitly stored value is already_on_list") {
+TEST_CASE("privacy_set stores both settings; restating the stored value succeeds without a change") {
     users_fixture f;
     using frame::add_prompt;
     using frame::privacy_default;
-    // Setting the never-stored default succeeds (msnp-reference 4.3), once.
+    // Setting the never-stored default stores it; restating it changes
+    // nothing (msnp-reference 3.10, 4.3: never MSNP 218).
     const auto first = as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::allow)));
     CHECK(first.version == 1);
-    CHECK(error_of(f.ask(alice, user(alice), privacy(privacy_default::allow))) == error_code::already_on_list);
+    const auto again = as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::allow)));
+    CHECK(again.version == 1);
+    CHECK(again.privacy == privacy_default::allow);
     const auto blp = as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block)));
     CHECK(blp.privacy == privacy_default::block);
     CHECK(blp.version == 2);
@@ -425,8 +438,8 @@ TEST_CASE("privacy_set stores both settings; restating an explicitly stored valu
         as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block, add_prompt::none)));
     CHECK(gtc.prompt == add_prompt::none);
     CHECK(gtc.version == 3);
-    CHECK(error_of(f.ask(alice, user(alice), privacy(privacy_default::block, add_prompt::none))) ==
-          error_code::already_on_list);
+    CHECK(as<frame::privacy_set>(f.ask(alice, user(alice), privacy(privacy_default::block, add_prompt::none)))
+              .version == 3);
 
     const frame::roster r = roster_of(f, alice);
     CHECK(r.privacy == privacy_default::block);
@@ -815,8 +828,8 @@ TEST_CASE("lists, versions and privacy survive a restart; presence does not") {
     f.restart();
     const frame::roster after = roster_of(f, alice);
     CHECK(after == before);
-    CHECK(error_of(f.ask(alice, user(alice), privacy(frame::privacy_default::block, frame::add_prompt::none))) ==
-          error_code::already_on_list);
+    CHECK(as<frame::privacy_set>(f.ask(alice, user(alice), privacy(frame::privacy_default::block, frame::add_prompt::none)))
+              .version == 5);  // restated after the restart: still stored, so no change
     CHECK(error_of(f.ask(alice, user(alice), group_op(frame::change_op::add, {}, "Friends"))) ==
           error_code::already_on_list);
 

@@ -44,7 +44,7 @@ public:
                 else if constexpr (std::is_same_v<T, frame::room_message>) on_message(f, body, ctx);
                 else if constexpr (std::is_same_v<T, frame::room_typing> || std::is_same_v<T, frame::room_nudge> ||
                                    std::is_same_v<T, frame::room_opaque>) {
-                    relay(f, ctx);
+                    relay(f, body, ctx);
                 } else if constexpr (std::is_same_v<T, frame::room_history_get>) on_history(f, body, ctx);
                 else ctx.fail(error_code::unsupported, std::string(T::name) + " is not a room request");
             },
@@ -256,7 +256,12 @@ private:
                 return;
             }
         }
+        std::vector<std::string> withheld;
+        if (!may_reach_anyone(f.sender, withheld, ctx)) {
+            return;
+        }
         frame::room_message stored = m;
+        stored.withheld_from = std::move(withheld);
         stored.seq = ++last_seq_;
         stored.timestamp_ms = ctx.now_ms;
         ctx.db
@@ -272,13 +277,46 @@ private:
         ctx.publish(frame::frame{0, {}, f.sender, std::move(stored)});
     }
 
-    void relay(const frame::frame& f, context& ctx) {
+    template <class Body> void relay(const frame::frame& f, const Body& body, context& ctx) {
         if (!joined(f.sender)) {
             ctx.fail(error_code::not_member, "join the room before sending to it");
             return;
         }
-        ctx.publish(frame::frame{0, {}, f.sender, f.content});
+        Body out = body;
+        out.withheld_from.clear();
+        if (!may_reach_anyone(f.sender, out.withheld_from, ctx)) {
+            return;
+        }
+        ctx.publish(frame::frame{0, {}, f.sender, std::move(out)});
         ctx.reply(frame::ack{});
+    }
+
+    // A block takes effect in conversations already open: what the blocked
+    // user sends is withheld from the endpoints of every joined user who
+    // blocks them, as it would be refused to a new one (MSNP CAL to someone
+    // blocking you is 216, msnp-reference 4.5, 4.8), and the room says so
+    // in the frame so every codec withholds it the same way. When no other
+    // joined user would receive it, it is refused (not_allowed, MSNP NAK;
+    // §4.5 recommendation: NAK when nobody could receive a message), as if
+    // the blocker had left. A block is the blocker's committed row, read
+    // like an invitation's (allows).
+    bool may_reach_anyone(const std::string& sender, std::vector<std::string>& withheld, context& ctx) {
+        bool reachable = false;
+        for (const frame::member& e : endpoints_) {
+            if (e.user == sender || std::ranges::find(withheld, e.user) != withheld.end()) {
+                continue;
+            }
+            if (stored_lists(ctx.db, e.user, sender) & block_bit) {
+                withheld.push_back(e.user);
+            } else {
+                reachable = true;
+            }
+        }
+        if (!reachable && !withheld.empty()) {
+            ctx.fail(error_code::not_allowed, "nobody in the room accepts messages from " + sender);
+            return false;
+        }
+        return true;
     }
 
     void on_history(const frame::frame& f, const frame::room_history_get& h, context& ctx) {

@@ -500,9 +500,16 @@ private:
         if (old_lists & which) {
             if (r.which == frame::list::forward && !r.group_id.empty()) {
                 add_to_group(handle, found->second, r.group_id, ctx);
+            } else if (r.which == frame::list::forward) {
+                ctx.fail(error_code::already_on_list, handle + " is already on the forward list");
             } else {
-                ctx.fail(error_code::already_on_list,
-                         handle + " is already on the " + std::string(to_string(r.which)) + " list");
+                // Allow and block are privacy settings: restating one changes
+                // nothing and succeeds. msn-pecan treats every MSNP error but
+                // 208/913 as fatal and re-sends list edits its own cache
+                // believes are needed (msnp-reference 3.10).
+                const contact& c = found->second;
+                ctx.reply(frame::roster_change{frame::change_op::add, r.which, handle, c.display_name, {},
+                                               me_.list_version, c.contact_id, {}});
             }
             return;
         }
@@ -587,6 +594,13 @@ private:
         const std::uint32_t which = bit(r.which);
         const auto found = contacts_.find(handle);
         if (found == contacts_.end() || !(found->second.lists & which)) {
+            if (r.which != frame::list::forward && r.group_id.empty()) {
+                // Lifting a block or an allowance that is not there: already
+                // done, so it succeeds without a change (see add_contact).
+                ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version,
+                                               {}, {}});
+                return;
+            }
             ctx.fail(error_code::not_on_list, handle + " is not on the " + std::string(to_string(r.which)) + " list");
             return;
         }
@@ -699,15 +713,17 @@ private:
     }
 
     // The frame carries both settings, so a successful privacy_set stores
-    // both explicitly; restating what is stored explicitly is MSNP 218,
-    // restating a default that was never stored is not (msnp-reference 4.3).
+    // both explicitly. Restating what is stored succeeds and changes
+    // nothing, not even the version: Escargot's 218 "already in that mode"
+    // signs msn-pecan out, which sends BLP after every sign-on
+    // (msnp-reference 3.10, 4.3 recommendation).
     void on(const frame::privacy_set& p, context& ctx) {
         if (!in_range(p.privacy) || !in_range(p.prompt)) {
             ctx.fail(error_code::malformed, "unknown privacy setting");
             return;
         }
         if (me_.privacy_set && me_.prompt_set && p.privacy == me_.privacy && p.prompt == me_.prompt) {
-            ctx.fail(error_code::already_on_list, "privacy is already set to that");
+            ctx.reply(frame::privacy_set{p.privacy, p.prompt, me_.list_version});
             return;
         }
         const snapshot before = snap();
