@@ -288,11 +288,11 @@ TEST_CASE("the contact's object has the notice before the adder sees its reply")
 // One object's frames reach a gateway in the order the object made them:
 // the notice it published while applying Alice's add comes before its reply
 // to the roster_get that followed. With one shard the roster_get, sent from
-// the reply's sink, is applied in the same batch as the notice; the batch
-// releases every reply before any publication, so the reply overtakes the
-// notice. An MSNP session then shows the notice twice: in its SYN reply and
-// as a live ADD 0 RL after it. Tagged to pass while the backend does so.
-TEST_CASE("a notice the object published before a reply reaches its subscriber first", "[!shouldfail]") {
+// the reply's sink, is applied in the same batch as the notice. Were a
+// batch's replies released before its publications, the reply would
+// overtake the notice, and an MSNP session would show the notice twice: in
+// its SYN reply and as a live ADD 0 RL after it.
+TEST_CASE("a notice the object published before a reply reaches its subscriber first") {
     embedded::options o;
     o.shards = 1;
     users_fixture f(o);

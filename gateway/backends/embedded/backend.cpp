@@ -196,19 +196,20 @@ private:
         for (frame::frame& s : ctx.sends) {
             owner_.deliver_internal(std::move(s));
         }
-        for (auto& [sink, reply] : ctx.replies) {
-            (*sink)(std::move(reply));
-        }
-        for (frame::frame& p : ctx.publishes) {
+        for (auto& [reply_sink, f] : ctx.released) {
+            if (reply_sink) {
+                (*reply_sink)(std::move(f));
+                continue;
+            }
             std::shared_ptr<const backends::frame_sink> sink;
             {
                 const std::lock_guard lock(sub_mutex_);
-                if (auto it = subscribers_.find(p.object); it != subscribers_.end()) {
+                if (auto it = subscribers_.find(f.object); it != subscribers_.end()) {
                     sink = it->second;
                 }
             }
             if (sink) {
-                (*sink)(std::move(p));
+                (*sink)(std::move(f));
             }
         }
     }

@@ -30,13 +30,13 @@ public:
         if (sink_ == nullptr || (corr_ == 0 && !std::holds_alternative<frame::error>(b))) {
             return;
         }
-        replies.emplace_back(sink_, frame::frame{corr_, *object_, {}, std::move(b)});
+        released.push_back({sink_, frame::frame{corr_, *object_, {}, std::move(b)}});
     }
     void fail(frame::error_code code, std::string reason) { reply(frame::error{code, std::move(reason)}); }
     // To the subscribers of the object being applied.
     void publish(frame::frame f) {
         f.object = *object_;
-        publishes.push_back(std::move(f));
+        released.push_back({nullptr, std::move(f)});
     }
     // To another object, after commit.
     void send(frame::frame f) { sends.push_back(std::move(f)); }
@@ -47,8 +47,14 @@ public:
         corr_ = f.corr;
         object_ = &f.object;
     }
-    std::vector<std::pair<const backends::frame_sink*, frame::frame>> replies;
-    std::vector<frame::frame> publishes;
+    // Replies (to `sink`) and publications (no sink: to the object's
+    // subscribers), in the order the objects made them: one object's frames
+    // reach a gateway in that order, whether replies or publications.
+    struct outgoing {
+        const backends::frame_sink* sink;
+        frame::frame f;
+    };
+    std::vector<outgoing> released;
     std::vector<frame::frame> sends;
 
 private:
