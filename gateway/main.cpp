@@ -4,8 +4,8 @@
 //   switchyard user ... [-c FILE] add, change, remove and list accounts
 //   switchyard room ... [-c FILE] list rooms and show their history
 #include "gateway/config/config.hpp"
-#include "gateway/operator_commands.hpp"
-#include "gateway/server.hpp"
+#include "gateway/ops/operator_commands.hpp"
+#include "gateway/net/server.hpp"
 
 #include "protocols/frame/frame.hpp"
 

@@ -9,7 +9,7 @@
 //    history, against the same request to a resident room.
 // 4. memory per hibernated object.
 #include "gateway/backends/embedded/backend.hpp"
-#include "gateway/hub.hpp"
+#include "gateway/router/hub.hpp"
 
 #include <malloc.h>
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-// The seam between the gateway and whatever holds durable objects (DESIGN.md
+// The seam between the gateway and whatever holds durable objects (gateway/README.md
 // section 2). The router picks an adapter per object id from the routes file;
 // adapters speak only frames.
 #pragma once

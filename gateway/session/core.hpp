@@ -1,4 +1,4 @@
-// The one session core (DESIGN.md section 1): whatever the transport (MSNP
+// The one session core (gateway/README.md section 1): whatever the transport (MSNP
 // over TCP, WebSocket, the tests' in-memory clients), a connection feeds its
 // codec and hands the codec's output here. The core writes through the
 // transport, routes frames through the hub with their correlation, keeps
@@ -7,7 +7,7 @@
 // how to write, close and get back onto its thread.
 #pragma once
 
-#include "gateway/hub.hpp"
+#include "gateway/router/hub.hpp"
 
 #include "protocols/frame/output.hpp"
 

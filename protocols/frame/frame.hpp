@@ -1,5 +1,5 @@
 // The unified frame protocol: the closed set of frames every part of the
-// gateway speaks (DESIGN.md section 3). Codecs turn client bytes into these
+// gateway speaks (gateway/README.md section 3). Codecs turn client bytes into these
 // frames and back; the router and backends never see MSNP or JSON.
 //
 // Each body type lists its fields once, in `visit`, with the field's wire

@@ -1,6 +1,6 @@
 // What a client codec returns after it was fed, for every transport: the
 // one protocol-neutral value the gateway's session core carries out
-// (DESIGN.md section 1). Codecs never touch a socket; they say what to write,
+// (gateway/README.md section 1). Codecs never touch a socket; they say what to write,
 // which frames to route, which objects to watch and whether to close.
 #pragma once
 

@@ -4,7 +4,7 @@
 // from fixtures/certs/make-certs.sh, made into the test's own directory.
 #include "child_process.hpp"
 
-#include "gateway/tokens.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include <catch2/catch.hpp>
 

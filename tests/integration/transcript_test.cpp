@@ -20,7 +20,7 @@
 // server payload command with no payload lines skips its payload unread.
 #include "child_process.hpp"
 
-#include "gateway/tokens.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -5,7 +5,7 @@
 
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/embedded/sqlite.hpp"
-#include "gateway/hub.hpp"
+#include "gateway/router/hub.hpp"
 
 #include "protocols/frame/wire.hpp"
 

@@ -2,7 +2,7 @@
 // local sessions watch an object, the backend sees one subscription.
 #include "embedded_fixture.hpp"
 
-#include "gateway/hub.hpp"
+#include "gateway/router/hub.hpp"
 
 #include <fstream>
 

@@ -1,5 +1,5 @@
 // Self-verifying tokens: Passport tickets and switchboard cookies.
-#include "gateway/tokens.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "gateway/router.hpp"
+#include "gateway/router/router.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,8 +1,8 @@
-#include "gateway/passport.hpp"
+#include "gateway/login/passport.hpp"
 
-#include "gateway/log.hpp"
-#include "gateway/runtime.hpp"
-#include "gateway/user_accounts.hpp"
+#include "gateway/ops/log.hpp"
+#include "gateway/net/runtime.hpp"
+#include "gateway/login/user_accounts.hpp"
 
 #include "protocols/text/text.hpp"
 

@@ -7,12 +7,12 @@
 //   POST /RST.srf        RequestSecurityToken (SOAP, MSN 7.5): credentials in
 //                        the envelope, compact tickets in the response
 //
-// The tickets are token_service tickets (gateway/tokens.hpp), sent back by
+// The tickets are token_service tickets (gateway/login/tokens.hpp), sent back by
 // the client in `USR t TWN S t=<ticket>&p=`. Internal to gateway/.
 #pragma once
 
 #include "gateway/config/config.hpp"
-#include "gateway/http.hpp"
+#include "gateway/net/http.hpp"
 
 #include <condition_variable>
 #include <deque>

@@ -1,4 +1,4 @@
-#include "gateway/user_accounts.hpp"
+#include "gateway/login/user_accounts.hpp"
 
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/embedded/object.hpp"

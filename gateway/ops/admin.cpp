@@ -7,11 +7,11 @@
 //   GET  /routes         the active routes table and its version (JSON)
 //   POST /routes/reload  validate the routes file and swap it in; 422 keeps the old table
 //
-// The HTTPS listener serves the Passport login services (gateway/passport.cpp).
-#include "gateway/http.hpp"
-#include "gateway/log.hpp"
-#include "gateway/passport.hpp"
-#include "gateway/runtime.hpp"
+// The HTTPS listener serves the Passport login services (gateway/login/passport.cpp).
+#include "gateway/net/http.hpp"
+#include "gateway/ops/log.hpp"
+#include "gateway/login/passport.hpp"
+#include "gateway/net/runtime.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>

@@ -3,13 +3,13 @@
 #pragma once
 
 #include "gateway/config/config.hpp"
-#include "gateway/hub.hpp"
-#include "gateway/keys.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/msnp_services.hpp"
-#include "gateway/passport.hpp"
-#include "gateway/router.hpp"
-#include "gateway/tokens.hpp"
+#include "gateway/router/hub.hpp"
+#include "gateway/login/keys.hpp"
+#include "gateway/ops/metrics.hpp"
+#include "gateway/login/msnp_services.hpp"
+#include "gateway/login/passport.hpp"
+#include "gateway/router/router.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>

@@ -1,4 +1,4 @@
-#include "gateway/keys.hpp"
+#include "gateway/login/keys.hpp"
 
 #include <openssl/rand.h>
 

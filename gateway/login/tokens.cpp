@@ -1,4 +1,4 @@
-#include "gateway/tokens.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-// Self-verifying tokens (DESIGN.md section 6): Passport tickets and
+// Self-verifying tokens (gateway/README.md section 6): Passport tickets and
 // switchboard cookies carry their own claims, expiry and an HMAC, so any
 // gateway holding the keys accepts them without a shared session store.
 //

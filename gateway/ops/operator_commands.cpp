@@ -1,7 +1,7 @@
-#include "gateway/operator_commands.hpp"
+#include "gateway/ops/operator_commands.hpp"
 
-#include "gateway/log.hpp"
-#include "gateway/user_accounts.hpp"
+#include "gateway/ops/log.hpp"
+#include "gateway/login/user_accounts.hpp"
 
 #include "gateway/backends/embedded/accounts.hpp"
 #include "gateway/backends/embedded/backend.hpp"

@@ -1,4 +1,4 @@
-#include "gateway/log.hpp"
+#include "gateway/ops/log.hpp"
 
 #include <atomic>
 #include <chrono>

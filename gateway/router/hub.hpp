@@ -1,11 +1,11 @@
 // Routes frames to backends and keeps one backend subscription per object
 // for this gateway, however many local sessions watch it: the backend fans
-// out once per gateway, the hub fans out to sessions (DESIGN.md section 1).
+// out once per gateway, the hub fans out to sessions (gateway/README.md section 1).
 #pragma once
 
 #include "gateway/backends/adapter.hpp"
-#include "gateway/metrics.hpp"
-#include "gateway/router.hpp"
+#include "gateway/ops/metrics.hpp"
+#include "gateway/router/router.hpp"
 
 #include <map>
 #include <memory>

@@ -1,8 +1,8 @@
-#include "gateway/server.hpp"
+#include "gateway/net/server.hpp"
 
 #include "gateway/backends/embedded/backend.hpp"
-#include "gateway/log.hpp"
-#include "gateway/runtime.hpp"
+#include "gateway/ops/log.hpp"
+#include "gateway/net/runtime.hpp"
 
 #include <boost/asio/signal_set.hpp>
 
@@ -135,7 +135,7 @@ tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(
     } else {
         // Old Messenger clients' login (MSNP8-12) speaks TLS 1.0 with RSA key
         // exchange; AES128-SHA is the one suite both they and OpenSSL 3 still
-        // share, and only at security level 0 (DESIGN.md section 6).
+        // share, and only at security level 0 (gateway/README.md section 6).
         SSL_CTX_set_security_level(native, 0);
         SSL_CTX_set_min_proto_version(native, TLS1_VERSION);
         SSL_CTX_set_cipher_list(native, "DEFAULT:AES128-SHA:@SECLEVEL=0");

@@ -3,8 +3,8 @@
 // Shared by every connection of the process; safe to call from any thread.
 #pragma once
 
-#include "gateway/router.hpp"
-#include "gateway/tokens.hpp"
+#include "gateway/router/router.hpp"
+#include "gateway/login/tokens.hpp"
 
 #include "protocols/msnp/session.hpp"
 

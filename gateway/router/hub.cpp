@@ -1,4 +1,4 @@
-#include "gateway/hub.hpp"
+#include "gateway/router/hub.hpp"
 
 #include <vector>
 

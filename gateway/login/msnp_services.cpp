@@ -1,6 +1,6 @@
-#include "gateway/msnp_services.hpp"
+#include "gateway/login/msnp_services.hpp"
 
-#include "gateway/user_accounts.hpp"
+#include "gateway/login/user_accounts.hpp"
 
 #include <openssl/rand.h>
 

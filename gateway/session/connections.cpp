@@ -1,10 +1,10 @@
 // Client sessions: MSNP over TCP and WebSocket. Each feeds bytes to its
 // sans-I/O codec from protocols/ and writes what the codec returns through a
 // bounded queue.
-#include "gateway/log.hpp"
-#include "gateway/runtime.hpp"
+#include "gateway/ops/log.hpp"
+#include "gateway/net/runtime.hpp"
 
-#include "gateway/msnp_services.hpp"
+#include "gateway/login/msnp_services.hpp"
 #include "gateway/session/core.hpp"
 
 #include "protocols/msnp/msnp.hpp"
