@@ -211,8 +211,10 @@ struct connection::impl {
         put(out, o);
     }
 
-    static void put_reply(frame::output& out, const json::value& id, json::object result) {
-        if (id.is_null()) return;
+    // `always`: results a client cannot do without (login, joins) are sent
+    // even for a request without an id, with "id": null.
+    static void put_reply(frame::output& out, const json::value& id, json::object result, bool always = false) {
+        if (id.is_null() && !always) return;
         json::object o = event("reply");
         o["id"] = id;
         o["result"] = std::move(result);
@@ -524,7 +526,7 @@ struct connection::impl {
         }
         roster["contacts"] = std::move(contacts);
         res["roster"] = std::move(roster);
-        put_reply(out, o.id.is_null() ? json::value(0) : o.id, std::move(res));
+        put_reply(out, o.id, std::move(res), true);
         // What the objects published during the login follows the reply.
         for (const frame::frame& f : std::exchange(held, {})) out.append(published(f));
     }
@@ -1115,7 +1117,7 @@ struct connection::impl {
         }
         res["last_seq"] = last;
         r.joined = true;
-        put_reply(out, o.id.is_null() ? json::value(0) : o.id, std::move(res));
+        put_reply(out, o.id, std::move(res), true);
         // What the room published while the join was in flight, minus what
         // the history already showed.
         for (const frame::frame& f : std::exchange(r.held, {})) out.append(published(f));
