@@ -10,8 +10,6 @@
 
 namespace switchyard::gateway {
 
-namespace {
-
 std::string random_hex(std::size_t bytes) {
     std::string raw(bytes, '\0');
     if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
@@ -26,8 +24,6 @@ std::string random_hex(std::size_t bytes) {
     }
     return out;
 }
-
-}  // namespace
 
 msnp_services::msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
                              std::string sb_endpoint, std::string dummy_salt_secret)

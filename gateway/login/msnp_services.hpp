@@ -10,6 +10,10 @@
 
 namespace switchyard::gateway {
 
+// `bytes` random bytes from the system's generator, as lowercase hex: room
+// and endpoint ids.
+std::string random_hex(std::size_t bytes);
+
 class msnp_services final : public msnp::services {
 public:
     // `dummy_salt_secret` keys the salts unknown users get (a signing key's secret).

@@ -11,12 +11,14 @@
 #include "protocols/wsjson/wsjson.hpp"
 
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <algorithm>
 #include <array>
 #include <deque>
 #include <map>
+#include <optional>
 
 namespace switchyard::gateway {
 
@@ -233,27 +235,32 @@ private:
 
 // ------------------------------------------------------------------ WebSocket
 
-// One WebSocket client. Writes go out one message at a time (Beast allows
-// one write in flight); a close decision drops what is queued behind the
-// message being written, then sends the close frame.
-class ws_connection final : public connection, session_core::transport {
+// One WebSocket client. The port also answers plain HTTP: the request is
+// read first, and only an upgrade on `ws_path` becomes a WebSocket. Writes
+// go out one message at a time (Beast allows one write in flight); a close
+// decision drops what is queued behind the message being written, then
+// sends the close frame. The connection is its codec's services: password
+// checks go to the login pool and come back to this thread.
+class ws_connection final : public connection, session_core::transport, wsjson::services {
 public:
+    static constexpr std::string_view ws_path = "/ws";
+
     ws_connection(runtime& rt, worker& w, tcp::socket s)
-        : connection(rt, w, listener_protocol::ws), peer_(peer_of(s)), ws_(std::move(s)), core_(rt.objects, *this, codec_) {}
+        : connection(rt, w, listener_protocol::ws),
+          peer_(peer_of(s)),
+          ws_(std::move(s)),
+          codec_(*this, codec_limits(rt.settings.lim)),
+          core_(rt.objects, *this, codec_) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}});
         core_.set_poster(poster_for(*this));
-        const auto& lim = rt_.settings.lim;
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = lim.handshake_timeout;
-        t.idle_timeout = lim.idle_timeout;
-        t.keep_alive_pings = true;
-        ws_.set_option(t);
-        ws_.read_message_max(lim.payload_bytes);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::response_type& res) { res.set(beast::http::field::server, "switchyard"); }));
-        ws_.async_accept([self = shared_from_this(), this](beast::error_code ec) { on_accept(ec); });
+        request_.emplace();
+        request_->header_limit(8192);
+        request_->body_limit(0);
+        ws_.next_layer().expires_after(rt_.settings.lim.handshake_timeout);
+        beast::http::async_read(ws_.next_layer(), buffer_, *request_,
+                                [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_request(ec); });
     }
 
     // Before the handshake completes there is no WebSocket to close yet:
@@ -268,6 +275,108 @@ public:
     auto executor() { return ws_.get_executor(); }
 
 private:
+    static wsjson::limits codec_limits(const config::limits& l) {
+        wsjson::limits out;
+        out.payload_bytes = l.payload_bytes;
+        out.message_bytes = l.message_bytes;
+        out.name_bytes = l.name_bytes;
+        out.rate_per_second = l.commands_per_second;
+        out.rate_burst = 2 * l.commands_per_second;
+        return out;
+    }
+
+    // ---- wsjson::services
+
+    void check_password(std::string_view handle, std::string_view password) override {
+        rt_.logins.check(std::string(handle), std::string(password),
+                         [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
+                             asio::post(executor, [weak, h, ok = r == login_result::ok] {
+                                 if (auto self = weak.lock()) {
+                                     auto& c = static_cast<ws_connection&>(*self);
+                                     c.core_.apply(c.codec_.on_password_checked(h, ok));
+                                 }
+                             });
+                         });
+    }
+    std::string issue_session_token(std::string_view handle) override {
+        return rt_.tokens->issue_ticket(handle, now_ms());
+    }
+    std::optional<std::string> verify_session_token(std::string_view token) override {
+        return rt_.tokens->verify_ticket(token, now_ms());
+    }
+    std::string new_room_id() override { return random_hex(16); }
+    std::string new_endpoint_id() override { return random_hex(16); }
+    std::uint64_t now_ms() override {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    }
+
+    // ---- the HTTP request, then the upgrade
+
+    void on_request(beast::error_code ec) {
+        if (ec) {
+            ended(ec == beast::http::error::end_of_stream ? "client closed" : ec.message());
+            return;
+        }
+        const auto& req = request_->get();
+        const std::string_view target = req.target();
+        const std::string_view path = target.substr(0, target.find('?'));
+        if (!websocket::is_upgrade(req)) {
+            return answer_http(path == "/" ? beast::http::status::ok : beast::http::status::not_found,
+                               path == "/" ? "Switchyard: WebSocket clients connect to " + std::string(ws_path) +
+                                                 " with the subprotocol " + std::string(wsjson::subprotocol) + "\n"
+                                           : "not found\n");
+        }
+        if (path != ws_path) {
+            return answer_http(beast::http::status::not_found,
+                               "WebSocket upgrades are served on " + std::string(ws_path) + "\n");
+        }
+        // Browsers fail a connection whose server names a subprotocol they
+        // did not offer, so it is named only when offered.
+        bool offered = false;
+        for (const auto& part : beast::http::token_list(req[beast::http::field::sec_websocket_protocol])) {
+            offered = offered || std::string_view(part) == wsjson::subprotocol;
+        }
+        ws_.next_layer().expires_never();
+        const auto& lim = rt_.settings.lim;
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = lim.handshake_timeout;
+        t.idle_timeout = lim.idle_timeout;
+        t.keep_alive_pings = true;
+        ws_.set_option(t);
+        // One byte over the codec's limit: the codec, not Beast, answers an
+        // oversize message (1009 with its reason).
+        ws_.read_message_max(lim.payload_bytes + 1);
+        ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
+            res.set(beast::http::field::server, "switchyard");
+            if (offered) res.set(beast::http::field::sec_websocket_protocol, wsjson::subprotocol);
+        }));
+        ws_.async_accept(request_->release(), [self = shared_from_this(), this](beast::error_code e) { on_accept(e); });
+    }
+
+    // A plain HTTP request on the WebSocket port: answered, then closed.
+    void answer_http(beast::http::status status, std::string body) {
+        auto res = std::make_shared<beast::http::response<beast::http::string_body>>(status, request_->get().version());
+        res->set(beast::http::field::server, "switchyard");
+        res->set(beast::http::field::content_type, "text/plain; charset=utf-8");
+        res->keep_alive(false);
+        res->body() = std::move(body);
+        res->prepare_payload();
+        if (status != beast::http::status::ok) {
+            log::info("http_request_refused", {{"listener", "ws"},
+                                               {"method", std::string(request_->get().method_string())},
+                                               {"target", std::string(request_->get().target())},
+                                               {"status", static_cast<unsigned>(status)},
+                                               {"reason", res->body().substr(0, res->body().find('\n'))}});
+        }
+        beast::http::async_write(ws_.next_layer(), *res, [self = shared_from_this(), this, res](beast::error_code ec, std::size_t) {
+            beast::error_code ignored;
+            ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+            ended(ec ? ec.message() : "plain HTTP request answered");
+        });
+    }
+
     void on_accept(beast::error_code ec) {
         if (ec) {
             ended(ec.message());
@@ -287,9 +396,9 @@ private:
 
     void on_read(beast::error_code ec) {
         if (ec) {
-            // Beast has already answered protocol errors, oversize messages
-            // (1009) and idle peers with a close frame where it could. Our
-            // own close is logged when its handshake ends.
+            // Beast has already answered protocol errors and idle peers with
+            // a close frame where it could. Our own close is logged when its
+            // handshake ends.
             if (!closing_) {
                 ended(ec.message());
             }
@@ -299,7 +408,8 @@ private:
             return;
         }
         const auto data = buffer_.cdata();
-        frame::output out = codec_.on_message({static_cast<const char*>(data.data()), data.size()});
+        const std::string_view message(static_cast<const char*>(data.data()), data.size());
+        frame::output out = ws_.got_text() ? codec_.on_message(message) : codec_.on_binary(message);
         buffer_.consume(buffer_.size());
         core_.apply(std::move(out));
         if (!closing_) {
@@ -395,6 +505,7 @@ private:
     std::string peer_;
     websocket::stream<beast::tcp_stream> ws_;
     beast::flat_buffer buffer_;
+    std::optional<beast::http::request_parser<beast::http::empty_body>> request_;
     wsjson::connection codec_;
     session_core core_;
     std::deque<std::string> queue_;

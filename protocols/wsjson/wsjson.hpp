@@ -56,7 +56,7 @@ public:
     // Starts a password check off the connection's thread; the gateway
     // answers later with connection::on_password_checked(handle, ok).
     virtual void check_password(std::string_view handle, std::string_view password) = 0;
-    // Self-verifying session tokens (DESIGN.md section 6): issued at every
+    // Self-verifying session tokens (gateway/README.md section 6): issued at every
     // login, verified on a token login; verify returns the handle.
     virtual std::string issue_session_token(std::string_view handle) = 0;
     virtual std::optional<std::string> verify_session_token(std::string_view token) = 0;

@@ -9,10 +9,9 @@
 // acknowledged change must be there: through MSNP's SYN and through the
 // operator commands.
 #include "child_process.hpp"
+#include "msnp_client.hpp"
 
 #include <catch2/catch.hpp>
-
-#include <openssl/evp.h>
 
 #include <csignal>
 #include <filesystem>
@@ -26,28 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string binary = SWITCHYARD_BINARY;
-
-bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
-
-std::string md5_hex(std::string_view text) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 15]);
-    }
-    return out;
-}
-
-std::vector<std::string> words(const std::string& line) {
-    std::istringstream in(line);
-    std::vector<std::string> out;
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
-}
 
 // A data directory with settings for `threads` I/O threads and `shards`
 // backend shards, and the gateway and operator commands run on it.
@@ -91,75 +68,6 @@ struct running_gateway {
     }
 };
 
-// An MSNP5 client: sends commands and reads the reply with its transaction
-// id, passing over asynchronous lines (and their payloads) on the way.
-class msnp_client {
-public:
-    explicit msnp_client(unsigned short port) : socket_(port) {}
-
-    void send(std::string_view bytes) { socket_.send(bytes); }
-
-    std::string line() {
-        for (;;) {
-            if (const auto nl = buffer_.find("\r\n"); nl != std::string::npos) {
-                std::string l = buffer_.substr(0, nl);
-                buffer_.erase(0, nl + 2);
-                const auto w = words(l);
-                if (!w.empty() && w[0] == "MSG") skip(std::stoul(w.back()));  // its payload
-                return l;
-            }
-            fill();
-        }
-    }
-
-    // The next line whose command and transaction id are `prefix` ("ADD 8").
-    std::string reply(const std::string& prefix) {
-        for (;;) {
-            std::string l = line();
-            if (l.starts_with(prefix + " ") || l == prefix) return l;
-            const auto w = words(l);
-            const bool error = w.size() >= 2 && std::isdigit(static_cast<unsigned char>(w[0][0]));
-            INFO("waiting for " << prefix << ", an error arrived: " << l);
-            REQUIRE_FALSE((error && w[1] == words(prefix).back()));
-        }
-    }
-
-    std::string command(const std::string& text) {
-        const auto w = words(text);
-        send(text + "\r\n");
-        return reply(w.at(0) + " " + w.at(1));
-    }
-
-    // VER, USR MD5 I/S, CHG NLN; returns the USR OK line.
-    std::string login(const std::string& handle, const std::string& password) {
-        command("VER 1 MSNP5 CVR0");
-        const auto salt = words(command("USR 2 MD5 I " + handle)).at(4);
-        const std::string ok = command("USR 3 MD5 S " + md5_hex(salt + password));
-        REQUIRE(words(ok).at(2) == "OK");
-        command("CHG 4 NLN");
-        return ok;
-    }
-
-private:
-    void fill() {
-        const auto more = socket_.read_some(10s);
-        REQUIRE(more);
-        REQUIRE_FALSE(more->empty());
-        buffer_ += *more;
-    }
-    void skip(std::size_t n) {
-        while (buffer_.size() < n) fill();
-        buffer_.erase(0, n);
-    }
-
-    tcp_client socket_;
-    std::string buffer_;
-};
-
-std::string chat_message(int tr, const std::string& text) {
-    const std::string payload = "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n" + text;
-    return "MSG " + std::to_string(tr) + " A " + std::to_string(payload.size()) + "\r\n" + payload;
-}
 
 // Runs operator commands at once and checks that each succeeds.
 void run_together(const installation& in, const std::vector<std::vector<std::string>>& commands) {
