@@ -206,7 +206,7 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
         REQUIRE(msnp.read_until("VER 1 MSNP8 CVR0\r\n"));
 
         tcp_client ws(gw.port("ws"));
-        ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        ws.send("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
         const auto handshake = ws.read_until("\r\n\r\n");
         REQUIRE(handshake);
@@ -243,7 +243,7 @@ TEST_CASE("gateway serves admin endpoints, reloads routes and stops on SIGTERM",
 TEST_CASE("SIGTERM during a WebSocket handshake still ends with a 1001 close", "[process]") {
     gateway gw("log_level = \"debug\"\n");
     tcp_client ws(gw.port("ws"));
-    ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
+    ws.send("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
     // Accepted, not just queued in the kernel: a connection still in the
     // listen backlog when the listener closes is refused, by design.
     REQUIRE(gw.proc->wait_for_line("event=connection_opened protocol=ws"));
@@ -268,7 +268,7 @@ TEST_CASE("SIGTERM during a WebSocket handshake still ends with a 1001 close", "
 TEST_CASE("SIGTERM exits 0 within the shutdown timeout even when a client never answers", "[process]") {
     gateway gw("shutdown_timeout = \"300ms\"\n");
     tcp_client ws(gw.port("ws"));
-    ws.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    ws.send("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
     REQUIRE(ws.read_until("\r\n\r\n"));
 
