@@ -41,12 +41,21 @@ connection::~connection() {
 
 namespace {
 
-// Brings a core's replies and watched frames onto the connection's thread,
-// if the connection still exists then.
-template <class Connection> session_poster poster_for(Connection& c) {
-    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](auto fn) {
-        asio::post(executor, [weak, fn = std::move(fn)] {
-            if (auto self = weak.lock()) fn(static_cast<Connection&>(*self).core());
+// Sinks that bring a core's watched frames and replies onto the
+// connection's thread, if the connection still exists then. They hold a
+// weak pointer and an executor: nothing the connection owns.
+template <class Connection> local_sink watch_sink_for(Connection& c) {
+    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](shared_frame f) {
+        asio::post(executor, [weak, f = std::move(f)] {
+            if (auto self = weak.lock()) static_cast<Connection&>(*self).core().deliver(*f);
+        });
+    };
+}
+
+template <class Connection> backends::frame_sink reply_sink_for(Connection& c) {
+    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](frame::frame r) {
+        asio::post(executor, [weak, r = std::move(r)] {
+            if (auto self = weak.lock()) static_cast<Connection&>(*self).core().deliver(r);
         });
     };
 }
@@ -76,7 +85,6 @@ public:
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
-        core_.set_poster(poster_for(*this));
         if (rt_.stopping) {
             shutdown();
             return;
@@ -152,6 +160,8 @@ private:
 
     void write(std::string bytes) override { enqueue(std::move(bytes)); }
     void finish(std::uint16_t, std::string reason) override { finish(std::move(reason)); }
+    local_sink watch_sink() override { return watch_sink_for(*this); }
+    backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
 
     void enqueue(std::string bytes) {
         if (bytes.empty() || closed_) {
@@ -254,7 +264,6 @@ public:
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}});
-        core_.set_poster(poster_for(*this));
         request_.emplace();
         request_->header_limit(8192);
         request_->body_limit(0);
@@ -416,6 +425,9 @@ private:
             do_read();
         }
     }
+
+    local_sink watch_sink() override { return watch_sink_for(*this); }
+    backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
 
     void write(std::string message) override {
         if (closing_) {

@@ -20,9 +20,7 @@ void session_core::apply(frame::output out) {
     }
     for (std::string& object : out.watch) {
         if (watches_.contains(object)) continue;
-        const auto id = objects_.watch(object, [post = post_](shared_frame f) {
-            post([f = std::move(f)](session_core& core) { core.deliver(*f); });
-        });
+        const auto id = objects_.watch(object, transport_.watch_sink());
         watches_.emplace(std::move(object), id);
     }
     for (const std::string& object : out.unwatch) {
@@ -45,9 +43,7 @@ void session_core::route(frame::frame f) {
     if (corr != 0 && !closed_) {
         ++outstanding_;
     }
-    const bool sent = objects_.send(std::move(f), [post = post_](frame::frame reply) {
-        post([reply = std::move(reply)](session_core& core) { core.deliver(reply); });
-    });
+    const bool sent = objects_.send(std::move(f), transport_.reply_sink());
     if (!sent && !closed_) {
         deliver(frame::frame{corr, std::move(object), {},
                              frame::error{frame::error_code::backend_unavailable, "no backend serves it"}});

@@ -5,6 +5,9 @@
 // the connection's watches, and brings every reply and watched frame back
 // to the codec on the connection's own thread. No Asio: the transport says
 // how to write, close and get back onto its thread.
+//
+// An idle session costs memory: the core holds references and a counter,
+// and each watch one sink the transport makes (one allocation).
 #pragma once
 
 #include "gateway/router/hub.hpp"
@@ -12,18 +15,10 @@
 #include "protocols/frame/output.hpp"
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <string>
 
 namespace switchyard::gateway {
-
-class session_core;
-
-// Runs `fn` on the session's thread later, if the session still exists
-// then. Called from backend threads, possibly after the session has gone,
-// so it must hold nothing the session owns (a weak pointer and an executor).
-using session_poster = std::function<void(std::function<void(session_core&)> fn)>;
 
 class session_core {
 public:
@@ -34,6 +29,12 @@ public:
         virtual void write(std::string data) = 0;
         // Sends what is queued, then closes; `code` as in frame::output.
         virtual void finish(std::uint16_t code, std::string reason) = 0;
+        // Sinks for a watched object's frames and for a request's replies.
+        // They are called on backend threads, possibly after the session
+        // has gone: each brings its frame to session_core::deliver on the
+        // session's thread, or drops it when the session no longer exists.
+        virtual local_sink watch_sink() = 0;
+        virtual backends::frame_sink reply_sink() = 0;
 
     protected:
         ~transport() = default;
@@ -44,9 +45,6 @@ public:
     session_core(const session_core&) = delete;
     session_core& operator=(const session_core&) = delete;
 
-    // How replies get back to the session's thread; set before the first
-    // apply (a connection knows its own weak pointer only once started).
-    void set_poster(session_poster post) { post_ = std::move(post); }
     // Carries out a codec's output, in order: writes, watches, frames, close.
     void apply(frame::output out);
     // A reply or a watched object's frame, back on the session's thread.
@@ -67,7 +65,6 @@ private:
     hub& objects_;
     transport& transport_;
     frame::codec& codec_;
-    session_poster post_;
     std::map<std::string, std::uint64_t> watches_;  // object id -> hub watch id
     std::size_t outstanding_ = 0;  // every request gets exactly one final reply (backends/README.md)
     bool closed_ = false;

@@ -2,7 +2,7 @@
 // them, and a client whose lines are written and read as text. No sockets,
 // but the gateway's own session core and hub: frames a machine emits are
 // routed by the core, and replies and published frames come back to it
-// through a queue the test thread runs within its waits.
+// through a queue the test thread empties within its waits.
 #pragma once
 
 #include "embedded_fixture.hpp"
@@ -65,9 +65,7 @@ private:
 template <class Machine> class client {
 public:
     client(embedded_fixture& f, msnp::services& svc, msnp::session_limits limits = {})
-        : machine_(svc, limits), core_(f.hub, out_, machine_) {
-        core_.set_poster([q = inbox_](std::function<void(gateway::session_core&)> fn) { q->push(std::move(fn)); });
-    }
+        : machine_(svc, limits), core_(f.hub, out_, machine_) {}
 
     // Sends one command (a line, optionally with its payload) and returns
     // what the server wrote in answer, after every frame it caused has been
@@ -138,18 +136,26 @@ public:
 
 private:
     // What the session writes, as text; a close decision is only noted.
+    // Replies and watched frames wait in the inbox for the test thread.
     struct written final : gateway::session_core::transport {
+        std::shared_ptr<blocking_queue<frame::frame>> inbox = std::make_shared<blocking_queue<frame::frame>>();
         std::string text;
         bool closed = false;
         void write(std::string data) override { text += data; }
         void finish(std::uint16_t, std::string) override { closed = true; }
+        gateway::local_sink watch_sink() override {
+            return [q = inbox](gateway::shared_frame f) { q->push(*f); };
+        }
+        gateway::backends::frame_sink reply_sink() override {
+            return [q = inbox](frame::frame r) { q->push(std::move(r)); };
+        }
     };
 
-    // Runs the next reply or published frame the core was handed.
+    // Hands the next reply or published frame to the core.
     void run_next() {
-        auto fn = inbox_->pop();
-        REQUIRE(fn);
-        (*fn)(core_);
+        auto f = out_.inbox->pop();
+        REQUIRE(f);
+        core_.deliver(*f);
     }
 
     // Runs replies until every request has its final reply; published
@@ -159,14 +165,12 @@ private:
             INFO("a request got no reply");
             run_next();
         }
-        while (inbox_->size() > 0) {
+        while (out_.inbox->size() > 0) {
             run_next();
         }
         return std::exchange(out_.text, {});
     }
 
-    std::shared_ptr<blocking_queue<std::function<void(gateway::session_core&)>>> inbox_ =
-        std::make_shared<blocking_queue<std::function<void(gateway::session_core&)>>>();
     written out_;
     Machine machine_;
     gateway::session_core core_;
