@@ -19,14 +19,13 @@
 // Server payload lines match the same way, with '*' for any one line; a
 // server payload command with no payload lines skips its payload unread.
 #include "child_process.hpp"
+#include "msnp_client.hpp"
 
 #include "gateway/login/tokens.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <csignal>
-
-#include <openssl/evp.h>
 
 #include <filesystem>
 #include <fstream>
@@ -109,18 +108,6 @@ std::vector<std::string> split(std::string_view s) {
     return out;
 }
 
-std::string md5_hex(std::string_view text) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 15]);
-    }
-    return out;
-}
 
 class runner {
 public:
