@@ -299,10 +299,13 @@ private:
     void check_password(std::string_view handle, std::string_view password) override {
         rt_.logins.check(std::string(handle), std::string(password),
                          [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
-                             asio::post(executor, [weak, h, ok = r == login_result::ok] {
+                             const auto result = r == login_result::ok         ? wsjson::password_check::ok
+                                                 : r == login_result::rejected ? wsjson::password_check::rejected
+                                                                               : wsjson::password_check::unavailable;
+                             asio::post(executor, [weak, h, result] {
                                  if (auto self = weak.lock()) {
                                      auto& c = static_cast<ws_connection&>(*self);
-                                     c.core_.apply(c.codec_.on_password_checked(h, ok));
+                                     c.core_.apply(c.codec_.on_password_checked(h, result));
                                  }
                              });
                          });

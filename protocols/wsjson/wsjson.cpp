@@ -446,9 +446,18 @@ struct connection::impl {
         return {};
     }
 
-    frame::output on_password_checked(std::string_view who, bool ok) {
+    frame::output on_password_checked(std::string_view who, password_check result) {
         if (at != stage::checking || !login_op || login_op->handle != who) return {};
-        if (!ok) {
+        if (result == password_check::unavailable) {
+            // Not the client's fault: it may log in again on this connection.
+            frame::output out;
+            put_error(out, login_op->id, "login",
+                      frame_refusal(error_code::backend_unavailable, "the login service is busy; try again"));
+            login_op.reset();
+            at = stage::start;
+            return out;
+        }
+        if (result == password_check::rejected) {
             frame::output out;
             put_error(out, login_op->id, "login", frame_refusal(error_code::unauthenticated, "wrong handle or password"));
             out.append(close(close_code::policy_violation, "authentication failed"));
@@ -1304,8 +1313,8 @@ connection& connection::operator=(connection&&) noexcept = default;
 
 frame::output connection::on_message(std::string_view text) { return impl_->on_message(text); }
 frame::output connection::on_binary(std::string_view) { return impl_->on_binary(); }
-frame::output connection::on_password_checked(std::string_view handle, bool ok) {
-    return impl_->on_password_checked(handle, ok);
+frame::output connection::on_password_checked(std::string_view handle, password_check result) {
+    return impl_->on_password_checked(handle, result);
 }
 frame::output connection::on_frame(const frame::frame& f) { return impl_->on_frame(f); }
 frame::output connection::on_shutdown() { return impl_->on_shutdown(); }

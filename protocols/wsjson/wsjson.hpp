@@ -49,12 +49,19 @@ struct limits {
     std::size_t max_invitees = 20;       // handles in one `chat_open`
 };
 
+// The outcome of services::check_password.
+enum class password_check : std::uint8_t {
+    ok,
+    rejected,     // wrong handle or password
+    unavailable,  // the check could not run (login pool full, storage down): try again
+};
+
 class services {
 public:
     virtual ~services() = default;
 
     // Starts a password check off the connection's thread; the gateway
-    // answers later with connection::on_password_checked(handle, ok).
+    // answers later with connection::on_password_checked(handle, result).
     virtual void check_password(std::string_view handle, std::string_view password) = 0;
     // Self-verifying session tokens (gateway/README.md section 6): issued at every
     // login, verified on a token login; verify returns the handle.
@@ -81,7 +88,7 @@ public:
     // One whole binary message: the protocol has none (close 1003).
     frame::output on_binary(std::string_view data);
     // The answer to services::check_password; a stale answer is ignored.
-    frame::output on_password_checked(std::string_view handle, bool ok);
+    frame::output on_password_checked(std::string_view handle, password_check result);
 
     frame::output on_frame(const frame::frame& f) override;
     frame::output on_shutdown() override;  // close 1001 with shutdown_reason

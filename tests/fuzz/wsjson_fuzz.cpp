@@ -119,7 +119,7 @@ void drive(std::string_view input, const ws::limits& lim) {
         const std::string_view line = input.substr(0, nl);
         input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
         apply(line.starts_with('\x01') ? c.on_binary(line.substr(1)) : c.on_message(line));
-        for (const auto& h : std::exchange(svc.checked, {})) apply(c.on_password_checked(h, h.size() % 2 == 0));
+        for (const auto& h : std::exchange(svc.checked, {})) apply(c.on_password_checked(h, static_cast<ws::password_check>(h.size() % 3)));
         // Answer what was asked, and what the answers cause, a bounded number of rounds.
         for (int round = 0; round < 6 && !pending.empty(); ++round) {
             for (const auto& request : std::exchange(pending, {})) {

@@ -87,7 +87,7 @@ struct tester {
         REQUIRE(out.frames.empty());
         REQUIRE(svc.checks.size() == 1);
         CHECK(svc.checks[0].first == alice);
-        out = c.on_password_checked(alice, true);
+        out = c.on_password_checked(alice, wsjson::password_check::ok);
         REQUIRE(out.frames.size() == 3);
         CHECK(out.watch == std::vector<std::string>{"user:" + alice});
         const auto& h = body<frame::hello>(out.frames[0]);
@@ -163,12 +163,23 @@ TEST_CASE("login by password: hello, roster and presence, then one reply with th
 TEST_CASE("a wrong password is an error and a 1008 close; a stale answer is ignored") {
     tester t;
     t.in(R"({"type":"login","id":1,"version":1,"handle":"alice@example.com","password":"x"})");
-    CHECK(t.c.on_password_checked(bob, true).frames.empty());
-    const auto out = t.c.on_password_checked(alice, false);
+    CHECK(t.c.on_password_checked(bob, wsjson::password_check::ok).frames.empty());
+    const auto out = t.c.on_password_checked(alice, wsjson::password_check::rejected);
     CHECK(code_of(out) == "unauthenticated");
     CHECK(out.close);
     CHECK(out.close_code == 1008);
     CHECK(t.c.on_closed().frames.empty());  // no endpoint to say goodbye for
+}
+
+TEST_CASE("a login the gateway could not check is an error, not a close; the client may log in again") {
+    tester t;
+    t.in(R"({"type":"login","id":1,"version":1,"handle":"alice@example.com","password":"x"})");
+    const auto busy = t.c.on_password_checked(alice, wsjson::password_check::unavailable);
+    CHECK(code_of(busy) == "backend_unavailable");
+    CHECK_FALSE(busy.close);
+    t.in(R"({"type":"login","id":2,"version":1,"handle":"alice@example.com","password":"x"})");
+    REQUIRE(t.svc.checks.size() == 2);
+    CHECK(t.c.on_password_checked(alice, wsjson::password_check::ok).frames.size() == 3);
 }
 
 TEST_CASE("login by token, good and bad") {
