@@ -27,6 +27,7 @@ constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits
 constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
 constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
 constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
+constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv};
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
@@ -149,12 +150,37 @@ void read_gateway(detail::reader& r, const toml::table& root, const std::filesys
     s.routes_file = resolve(base, routes_file);
 }
 
+// A room name as WebSocket clients give it: 1 to 64 of a-z 0-9 - _ .
+bool is_room_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    });
+}
+
+void read_room_names(detail::reader& r, const toml::node& value, std::vector<std::string>& out) {
+    const auto* list = value.as_array();
+    if (!list) {
+        r.fail(value.source(), "expected an array of room names for rooms");
+        return;
+    }
+    for (const toml::node& item : *list) {
+        const auto* name = item.as_string();
+        if (!name || !is_room_name(name->get())) {
+            r.fail(item.source(), "expected a room name (1 to 64 of a-z 0-9 - _ .) in rooms");
+            return;
+        }
+        if (std::ranges::find(out, name->get()) == out.end()) out.push_back(name->get());
+    }
+}
+
 void read_listener(detail::reader& r, const toml::table& t, listener& l) {
     const std::string where = "in [listeners." + l.kind + "]";
     const bool msnp = l.kind == "msnp";
     const bool https = l.kind == "https";
     r.check_keys(t, where,
-                 msnp || https ? std::span<const std::string_view>(public_listener_keys) : listener_keys);
+                 msnp || https        ? std::span<const std::string_view>(public_listener_keys)
+                 : l.kind == "ws" ? std::span<const std::string_view>(ws_listener_keys)
+                                      : std::span<const std::string_view>(listener_keys));
     r.get(t, "enabled", l.enabled);
     if (r.get_nonempty(t, "address", l.address) && !parse_ip(l.address)) {
         r.fail(t.get("address")->source(), "expected an IP address for address, found \"" + l.address + "\"");
@@ -165,6 +191,9 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
         !is_host_port(l.public_endpoint)) {
         r.fail(t.get("public_endpoint")->source(),
                "expected host:port for public_endpoint, found \"" + l.public_endpoint + "\"");
+    }
+    if (const toml::node* rooms = l.kind == "ws" ? t.get("rooms") : nullptr) {
+        read_room_names(r, *rooms, l.rooms);
     }
     if (https && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
         !is_login_host(l.public_endpoint)) {

@@ -259,7 +259,7 @@ public:
         : connection(rt, w, listener_protocol::ws),
           peer_(peer_of(s)),
           ws_(std::move(s)),
-          codec_(*this, codec_limits(rt.settings.lim)),
+          codec_(*this, codec_limits(rt.settings)),
           core_(rt.objects, *this, codec_) {}
 
     void start() override {
@@ -284,8 +284,10 @@ public:
     auto executor() { return ws_.get_executor(); }
 
 private:
-    static wsjson::limits codec_limits(const config::limits& l) {
+    static wsjson::limits codec_limits(const config::settings& s) {
+        const config::limits& l = s.lim;
         wsjson::limits out;
+        if (const config::listener* ws = s.find_listener("ws")) out.named_rooms = ws->rooms;
         out.payload_bytes = l.payload_bytes;
         out.message_bytes = l.message_bytes;
         out.name_bytes = l.name_bytes;

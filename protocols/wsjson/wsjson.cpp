@@ -754,12 +754,16 @@ struct connection::impl {
     }
 
     // Joining by id (an invitation, or a resume with since_seq) or by name
-    // (a named room, created on first use).
+    // (a named room the settings list, created on first use).
     checked<void> do_join(const json::object& o, const json::value& id, const std::string& type, frame::output& out) {
         auto op_ = new_op(op::kind::join, id, type);
         if (o.contains("name")) {
             const auto name = room_name_field(o);
             if (!name) return tl::unexpected(name.error());
+            // Only the rooms the settings list: a client may not create rooms.
+            if (std::ranges::find(lim.named_rooms, *name) == lim.named_rooms.end()) {
+                return tl::unexpected(frame_refusal(error_code::unknown_object, "no room is named " + *name));
+            }
             op_->room = "room:name:" + *name;
             op_->named = true;
             op_->title = *name;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchyard::wsjson {
 
@@ -47,6 +48,9 @@ struct limits {
     std::size_t max_pending = 64;        // requests in flight
     std::size_t max_rooms = 100;         // rooms joined at once
     std::size_t max_invitees = 20;       // handles in one `chat_open`
+    // The named rooms clients may join by name (lowercase); none: no
+    // named rooms. Clients cannot create rooms of other names.
+    std::vector<std::string> named_rooms;
 };
 
 // The outcome of services::check_password.

@@ -89,6 +89,7 @@ TEST_CASE("the shipped settings file spells out the defaults", "[config]") {
         CHECK(a.port == b.port);
         CHECK(a.tls == b.tls);
         CHECK(a.public_endpoint == b.public_endpoint);
+        CHECK(a.rooms == b.rooms);
     }
     CHECK(shipped.tls.empty());
     CHECK(shipped.lim.line_bytes == defaults.lim.line_bytes);
@@ -160,6 +161,7 @@ public_endpoint = "chat.example.com:1863"
 address = "0.0.0.0"
 port = 0
 tls = "modern"
+rooms = ["lobby", "help", "lobby"]
 
 [tls.modern]
 certificate = "certs/modern.pem"
@@ -188,6 +190,7 @@ hibernate_after = "1m"
     CHECK(s.listeners[0].address == "::");
     CHECK(s.listeners[0].public_endpoint == "chat.example.com:1863");
     CHECK(s.listeners[1].tls == config::tls_profile::modern);
+    CHECK(s.listeners[1].rooms == std::vector<std::string>{"lobby", "help"});
     CHECK(s.tls.at("modern").certificate == "/etc/switchyard/certs/modern.pem");
     CHECK(s.tls.at("modern").private_key == "/secrets/modern.key");
     CHECK(s.lim.idle_timeout == 300s);
@@ -244,7 +247,13 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
               "test.toml:1:12: unknown key \"irc\" in [listeners]; expected one of: msnp, ws, https, admin");
         CHECK(settings_error("[listeners.ws]\npublic_endpoint = \"x:1\"\n") ==
               "test.toml:2:1: unknown key \"public_endpoint\" in [listeners.ws]; expected one of: enabled, "
-              "address, port, tls");
+              "address, port, tls, rooms");
+        CHECK(settings_error("[listeners.msnp]\nrooms = []\n").starts_with(
+            "test.toml:2:1: unknown key \"rooms\" in [listeners.msnp]"));
+        CHECK(settings_error("[listeners.ws]\nrooms = [\"lobby\", \"Bad Name\"]\n") ==
+              "test.toml:2:19: expected a room name (1 to 64 of a-z 0-9 - _ .) in rooms");
+        CHECK(settings_error("[listeners.ws]\nrooms = \"lobby\"\n") ==
+              "test.toml:2:9: expected an array of room names for rooms");
         // The first unknown key in the file, not in the table's (alphabetical) order.
         CHECK(settings_error("[limits]\nzeta = 1\nalpha = 2\n").starts_with("test.toml:2:1: unknown key \"zeta\""));
     }

@@ -523,9 +523,12 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
     CHECK(code_of(t.answer(out.frames[0], frame::error{error_code::unknown_object, "no room"})) == "unknown_object");
 }
 
-TEST_CASE("named rooms are created on first use and joined by name") {
-    tester t;
+TEST_CASE("named rooms the settings list are created on first use and joined by name; no others") {
+    wsjson::limits lim;
+    lim.named_rooms = {"lobby"};
+    tester t(lim);
     t.login();
+    CHECK(code_of(t.in(R"({"type":"join","id":9,"name":"made-up"})")) == "unknown_object");
     auto out = t.in(R"({"type":"join","id":2,"name":"Lobby"})");
     const auto& c = body<frame::room_create>(out.frames[0]);
     CHECK(c.policy == frame::room_policy::named);
