@@ -376,6 +376,19 @@ struct roster_change {
     SWITCHYARD_FRAME_BODY(roster_change, 7);
 };
 
+// A list edit as a client codec asks for it; the user object's reply adds
+// the version, the contact id and the contact's phones.
+inline roster_change list_edit(change_op op, list which, std::string handle, std::string name = {},
+                               std::string group = {}) {
+    roster_change r;
+    r.op = op;
+    r.which = which;
+    r.handle = std::move(handle);
+    r.display_name = std::move(name);
+    r.group_id = std::move(group);
+    return r;
+}
+
 struct group_change {
     change_op op = change_op::add;
     group target;

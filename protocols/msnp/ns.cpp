@@ -138,18 +138,6 @@ std::optional<std::string_view> tagged(std::string_view token, std::string_view 
     return token.substr(2);
 }
 
-// A list edit as the NS asks for it; the user object's reply adds the
-// version, the contact id and the contact's phones.
-frame::roster_change list_edit(frame::change_op op, frame::list which, std::string handle, std::string name = {},
-                               std::string group = {}) {
-    frame::roster_change r;
-    r.op = op;
-    r.which = which;
-    r.handle = std::move(handle);
-    r.display_name = std::move(name);
-    r.group_id = std::move(group);
-    return r;
-}
 
 const frame::roster_entry* find_entry(const frame::roster& r, std::string_view handle) {
     const auto it = std::find_if(r.entries.begin(), r.entries.end(), [&](const auto& e) { return e.handle == handle; });
@@ -677,7 +665,7 @@ struct ns_session::impl {
         if (*who == handle) {
             return set_own_name(c, std::move(*name));
         }
-        return to_user(list_edit(frame::change_op::rename, frame::list::forward, *who, *name), c);
+        return to_user(frame::list_edit(frame::change_op::rename, frame::list::forward, *who, *name), c);
     }
 
     output renamed(const command& c, std::uint64_t version, std::string_view who) {
@@ -705,7 +693,7 @@ struct ns_session::impl {
             // Group numbers and "already on the FL" need the current list.
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(list_edit(frame::change_op::add, *which, *who, *name), c);
+        return to_user(frame::list_edit(frame::change_op::add, *which, *who, *name), c);
     }
 
     // ADD t FL handle name gid, with the list at hand.
@@ -723,7 +711,7 @@ struct ns_session::impl {
             if (listed && !e->groups.empty()) {
                 return write(add_reply(c, list_version, e->display_name));
             }
-            return to_user(list_edit(frame::change_op::add, frame::list::forward, who,
+            return to_user(frame::list_edit(frame::change_op::add, frame::list::forward, who,
                                      *name_param(c.params[3], limits.name_bytes)),
                            c);
         }
@@ -731,7 +719,7 @@ struct ns_session::impl {
         if (!index) {
             return error(c, 224);
         }
-        return to_user(list_edit(frame::change_op::add, frame::list::forward, who,
+        return to_user(frame::list_edit(frame::change_op::add, frame::list::forward, who,
                                  *name_param(c.params[3], limits.name_bytes), r.groups[*index].id),
                        c);
     }
@@ -767,7 +755,7 @@ struct ns_session::impl {
             }
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(list_edit(frame::change_op::remove, *which, *who), c);
+        return to_user(frame::list_edit(frame::change_op::remove, *which, *who), c);
     }
 
     output rem_from_group(const command& c, const frame::roster& r) {
@@ -775,7 +763,7 @@ struct ns_session::impl {
         if (!index) {
             return error(c, 224);
         }
-        return to_user(list_edit(frame::change_op::remove, frame::list::forward, *handle_param(c.params[2]), {},
+        return to_user(frame::list_edit(frame::change_op::remove, frame::list::forward, *handle_param(c.params[2]), {},
                                  r.groups[*index].id),
                        c);
     }
@@ -805,7 +793,7 @@ struct ns_session::impl {
         if (!target->group.empty()) {
             return to_user(frame::roster_get{}, c, pending::step::resolve);
         }
-        return to_user(list_edit(frame::change_op::add, *which, target->handle, target->name), c);
+        return to_user(frame::list_edit(frame::change_op::add, *which, target->handle, target->name), c);
     }
 
     struct adc_fields {
@@ -850,13 +838,13 @@ struct ns_session::impl {
                 return error(c, 224);
             }
             return to_user(
-                list_edit(frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3]), c);
+                frame::list_edit(frame::change_op::add, frame::list::forward, e->handle, {}, c.params[3]), c);
         }
         auto target = *adc_target(c);
         if (!has_group(r, target.group)) {
             return error(c, 224);
         }
-        return to_user(list_edit(frame::change_op::add, frame::list::forward, std::move(target.handle),
+        return to_user(frame::list_edit(frame::change_op::add, frame::list::forward, std::move(target.handle),
                                  std::move(target.name), std::move(target.group)),
                        c);
     }
@@ -916,7 +904,7 @@ struct ns_session::impl {
         if (!who || c.params.size() != 3) {
             return error(c, 201);
         }
-        return to_user(list_edit(frame::change_op::remove, *which, *who), c);
+        return to_user(frame::list_edit(frame::change_op::remove, *which, *who), c);
     }
 
     // FL removals name the contact by its GUID; a handle is accepted too.
@@ -934,7 +922,7 @@ struct ns_session::impl {
             }
         }
         return to_user(
-            list_edit(frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group)),
+            frame::list_edit(frame::change_op::remove, frame::list::forward, e->handle, {}, std::move(group)),
             c);
     }
 
@@ -954,7 +942,7 @@ struct ns_session::impl {
         if (!e) {
             return error(c, 216);
         }
-        return to_user(list_edit(frame::change_op::rename, frame::list::forward, e->handle,
+        return to_user(frame::list_edit(frame::change_op::rename, frame::list::forward, e->handle,
                                  *name_param(c.params[3], limits.name_bytes)),
                        c);
     }

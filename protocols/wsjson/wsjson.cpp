@@ -595,16 +595,6 @@ struct connection::impl {
         return {};
     }
 
-    frame::roster_change edit(frame::change_op op_, frame::list which, std::string who, std::string name = {},
-                              std::string group = {}) {
-        frame::roster_change r;
-        r.op = op_;
-        r.which = which;
-        r.handle = std::move(who);
-        r.display_name = std::move(name);
-        r.group_id = std::move(group);
-        return r;
-    }
 
     // Adding a contact, as MSN Messenger does it: onto the forward list, and
     // onto the allow list so the contact sees the user under a block-by-default
@@ -620,8 +610,11 @@ struct connection::impl {
         if (!group) return tl::unexpected(group.error());
         auto op_ = new_op(op::kind::generic, id, type);
         send(out, op_, part::primary, user_object(handle),
-             edit(frame::change_op::add, frame::list::forward, *who, name->value_or(""), group->value_or("")));
-        if (!*group) send(out, op_, part::secondary, user_object(handle), edit(frame::change_op::add, frame::list::allow, *who));
+             frame::list_edit(frame::change_op::add, frame::list::forward, *who, name->value_or(""), group->value_or("")));
+        if (!*group) {
+            send(out, op_, part::secondary, user_object(handle),
+                 frame::list_edit(frame::change_op::add, frame::list::allow, *who));
+        }
         return {};
     }
 
@@ -632,7 +625,7 @@ struct connection::impl {
         const auto group = string_field(o, "group", frame::limits::token, false);
         if (!group) return tl::unexpected(group.error());
         send(out, new_op(op::kind::generic, id, type), part::primary, user_object(handle),
-             edit(frame::change_op::remove, frame::list::forward, *who, {}, group->value_or("")));
+             frame::list_edit(frame::change_op::remove, frame::list::forward, *who, {}, group->value_or("")));
         return {};
     }
 
@@ -643,7 +636,7 @@ struct connection::impl {
         const auto name = string_field(o, "display_name", lim.name_bytes, true);
         if (!name) return tl::unexpected(name.error());
         send(out, new_op(op::kind::generic, id, type), part::primary, user_object(handle),
-             edit(frame::change_op::rename, frame::list::forward, *who, **name));
+             frame::list_edit(frame::change_op::rename, frame::list::forward, *who, **name));
         return {};
     }
 
@@ -655,8 +648,8 @@ struct connection::impl {
         const auto who = handle_field(o, "handle");
         if (!who) return tl::unexpected(who.error());
         auto op_ = new_op(op::kind::generic, id, type);
-        send(out, op_, part::secondary, user_object(handle), edit(frame::change_op::remove, from, *who));
-        send(out, op_, part::primary, user_object(handle), edit(frame::change_op::add, to, *who));
+        send(out, op_, part::secondary, user_object(handle), frame::list_edit(frame::change_op::remove, from, *who));
+        send(out, op_, part::primary, user_object(handle), frame::list_edit(frame::change_op::add, to, *who));
         return {};
     }
     checked<void> do_block(const json::object& o, const json::value& id, const std::string& t, frame::output& out) {
