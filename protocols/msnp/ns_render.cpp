@@ -1,5 +1,7 @@
 #include "protocols/msnp/ns_render.hpp"
 
+#include "protocols/frame/mapping.hpp"
+
 #include "protocols/text/text.hpp"
 
 #include "protocols/msnp/command.hpp"
@@ -195,27 +197,12 @@ std::uint64_t member_id(std::string_view handle) {
 
 }  // namespace
 
-std::string_view status_code(frame::status s) {
-    switch (s) {
-    case frame::status::online: return "NLN";
-    case frame::status::busy: return "BSY";
-    case frame::status::idle: return "IDL";
-    case frame::status::be_right_back: return "BRB";
-    case frame::status::away: return "AWY";
-    case frame::status::on_the_phone: return "PHN";
-    case frame::status::out_to_lunch: return "LUN";
-    case frame::status::invisible: return "HDN";
-    case frame::status::offline: break;
-    }
-    return "FLN";
-}
+std::string_view status_code(frame::status s) { return frame::status_row_of(s).msnp; }
 
 std::optional<frame::status> settable_status(std::string_view code) {
-    for (const auto s : {frame::status::online, frame::status::busy, frame::status::idle,
-                         frame::status::be_right_back, frame::status::away, frame::status::on_the_phone,
-                         frame::status::out_to_lunch, frame::status::invisible}) {
-        if (status_code(s) == code) {
-            return s;
+    for (const auto& row : frame::status_table) {
+        if (row.msnp == code && row.state != frame::status::offline) {
+            return row.state;
         }
     }
     return std::nullopt;

@@ -10,16 +10,11 @@ namespace switchyard::wsjson {
 
 namespace json = boost::json;
 
-std::string_view status_name(frame::status s) {
-    for (const auto& row : status_table) {
-        if (row.state == s) return row.name;
-    }
-    return "offline";
-}
+std::string_view status_name(frame::status s) { return frame::status_row_of(s).wsjson; }
 
 std::optional<frame::status> settable_status(std::string_view name) {
-    for (const auto& row : status_table) {
-        if (row.name == name && row.state != frame::status::offline) return row.state;
+    for (const auto& row : frame::status_table) {
+        if (row.wsjson == name && row.state != frame::status::offline) return row.state;
     }
     return std::nullopt;
 }

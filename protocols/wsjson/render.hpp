@@ -5,6 +5,7 @@
 #pragma once
 
 #include "protocols/frame/frame.hpp"
+#include "protocols/frame/mapping.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -15,23 +16,7 @@
 
 namespace switchyard::wsjson {
 
-// Status names, both ways, with the MSNP code each one is on the MSNP side.
-struct status_row {
-    frame::status state;
-    std::string_view name;  // the WebSocket name
-    std::string_view msnp;  // the MSNP code (msnp-reference §4.2)
-};
-inline constexpr status_row status_table[] = {
-    {frame::status::online, "online", "NLN"},
-    {frame::status::busy, "busy", "BSY"},
-    {frame::status::idle, "idle", "IDL"},
-    {frame::status::be_right_back, "be_right_back", "BRB"},
-    {frame::status::away, "away", "AWY"},
-    {frame::status::on_the_phone, "on_the_phone", "PHN"},
-    {frame::status::out_to_lunch, "out_to_lunch", "LUN"},
-    {frame::status::invisible, "invisible", "HDN"},
-    {frame::status::offline, "offline", "FLN"},
-};
+// Status names, both ways: frame::status_table (protocols/frame/mapping.hpp).
 std::string_view status_name(frame::status s);
 // A status a client may set: every name but "offline".
 std::optional<frame::status> settable_status(std::string_view name);

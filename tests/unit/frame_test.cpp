@@ -1,4 +1,5 @@
 #include "protocols/frame/wire.hpp"
+#include "protocols/frame/mapping.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -811,4 +812,27 @@ TEST_CASE("write the frame fuzz seed corpus", "[.seeds]") {
         write(s.name, s.bytes);
     }
     write("records", records_of({message_frame("one"), with_header(ack{1}), sample(index_of<presence_update>)}));
+}
+
+TEST_CASE("the README's mapping tables are the code's tables") {
+    std::ifstream in(std::string(SWITCHYARD_SOURCE_DIR) + "/README.md");
+    REQUIRE(in);
+    std::vector<std::string> rows;  // table rows of the mapping section, in order
+    bool inside = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with("## ")) inside = line == "## Mapping between MSN Messenger and WebSocket clients";
+        if (inside && line.starts_with("| ") && !line.starts_with("|---")) rows.push_back(line);
+    }
+    std::vector<std::string> expected{"| frame `status` | MSNP | WebSocket `status` |"};
+    for (const auto& row : status_table) {
+        expected.push_back("| " + std::string(to_string(row.state)) + " | `" + std::string(row.msnp) + "` | `" +
+                           std::string(row.wsjson) + "` |");
+    }
+    expected.push_back("| what | frame | MSN Messenger (MSNP) | WebSocket |");
+    for (const auto& row : content_table) {
+        expected.push_back("| " + std::string(row.what) + " | " + std::string(row.frame) + " | " + std::string(row.msnp) +
+                           " | " + std::string(row.wsjson) + " |");
+    }
+    CHECK(rows == expected);
+    CHECK(std::size(status_table) == enum_traits<status>::max_value + 1);
 }

@@ -612,13 +612,13 @@ TEST_CASE("the presence table maps every status both ways") {
         {"be_right_back", "BRB"}, {"away", "AWY"},        {"on_the_phone", "PHN"},
         {"out_to_lunch", "LUN"}, {"invisible", "HDN"},    {"offline", "FLN"},
     };
-    for (const auto& row : wsjson::status_table) {
-        CHECK(spec.at(std::string(row.name)) == row.msnp);
-        CHECK(wsjson::status_name(row.state) == row.name);
-        if (row.state != frame::status::offline) CHECK(wsjson::settable_status(row.name) == row.state);
+    for (const auto& row : frame::status_table) {
+        CHECK(spec.at(std::string(row.wsjson)) == row.msnp);
+        CHECK(wsjson::status_name(row.state) == row.wsjson);
+        if (row.state != frame::status::offline) CHECK(wsjson::settable_status(row.wsjson) == row.state);
     }
     CHECK(!wsjson::settable_status("offline"));
-    CHECK(std::size(wsjson::status_table) == frame::enum_traits<frame::status>::max_value + 1);
+    CHECK(std::size(frame::status_table) == frame::enum_traits<frame::status>::max_value + 1);
 }
 
 TEST_CASE("format objects map onto text_format and back") {
