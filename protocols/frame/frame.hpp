@@ -55,6 +55,16 @@ inline constexpr std::uint32_t phones = phone_home | phone_work | phone_mobile |
 inline constexpr std::uint32_t status = 1u << 8;
 }  // namespace profile_bits
 
+// Capability tokens a hello may carry (its `capabilities`), besides the
+// features the endpoint can render.
+namespace capability {
+// The client allows one session per account (MSNP before MSNP16): a new
+// single-session login signs out the account's other single-session
+// endpoints; endpoints without it (a browser, MSNP16+) are never signed out
+// by another login.
+inline constexpr std::string_view single_session = "single_session";
+}  // namespace capability
+
 // Marks a field as binary: no UTF-8 check (strings are always checked).
 struct bytes {
     std::string data;

@@ -156,6 +156,19 @@ struct users_fixture : embedded_fixture {
     }
 };
 
+// Whether every object was evicted after `before` was read: read it before
+// the request that wakes the object. The shard sweeps every
+// hibernate_after/2 while idle; poll, bounded.
+bool all_evicted_since(users_fixture& f, std::uint64_t before) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    for (;;) {
+        const auto s = f.be->stats();
+        if (s.hibernations > before && s.resident == 0) return true;
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("a user that does not exist answers every request with unknown_object") {
@@ -756,7 +769,7 @@ TEST_CASE("with durability full, only endpoint changes commit without waiting fo
     CHECK(roster_of(f, alice).display_name == "Alice A.");
 }
 
-TEST_CASE("a schema version 1 database gains the phone columns and keeps its users") {
+TEST_CASE("a schema version 1 database gains the phone and session columns and keeps its users") {
     users_fixture f;
     change(f, bob, adding(list::forward, alice));
     f.be.reset();
@@ -765,6 +778,7 @@ TEST_CASE("a schema version 1 database gains the phone columns and keeps its use
         for (const char* column : {"phone_home", "phone_work", "phone_mobile", "mobile_pageable", "mobile_device"}) {
             db.exec(std::string("ALTER TABLE users DROP COLUMN ") + column);
         }
+        db.exec("ALTER TABLE presence DROP COLUMN single_session");
         db.exec("PRAGMA user_version = 1");
         REQUIRE_FALSE(db.failed());
     }
@@ -870,18 +884,7 @@ TEST_CASE("state and endpoints survive hibernation") {
     embedded::options o;
     o.hibernate_after = std::chrono::milliseconds(1);
     users_fixture f(o);
-    // Whether every object was evicted after `before` was read: read it
-    // before the request that wakes the object. The shard sweeps every
-    // hibernate_after/2 while idle; poll, bounded.
-    const auto evicted_since = [&](std::uint64_t before) {
-        const auto deadline = std::chrono::steady_clock::now() + 5s;
-        for (;;) {
-            const auto s = f.be->stats();
-            if (s.hibernations > before && s.resident == 0) return true;
-            if (std::chrono::steady_clock::now() > deadline) return false;
-            std::this_thread::sleep_for(1ms);
-        }
-    };
+    const auto evicted_since = [&](std::uint64_t before) { return all_evicted_since(f, before); };
 
     auto& alice_q = f.subscribe(user(alice));
     auto& bob_q = f.subscribe(user(bob));
@@ -912,22 +915,36 @@ TEST_CASE("state and endpoints survive hibernation") {
     CHECK(next_presence(bob_q, alice).state == status::offline);
 }
 
-TEST_CASE("an MSNP login before MSNP16 signs the user's other endpoints out") {
-    users_fixture f;
+TEST_CASE("a single-session login signs out the user's other single-session endpoints, and only those") {
+    embedded::options o;
+    o.hibernate_after = std::chrono::milliseconds(1);
+    users_fixture f(o);
     auto& alice_q = f.subscribe(user(alice));
-    frame::hello first{frame::client_protocol::msnp, 12, alice, "ep-1", "MSNMSGR", {}};
+    const std::vector<std::string> single{std::string(frame::capability::single_session)};
+    // A browser session first: no single-session login ever signs it out.
+    as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::wsjson, 1, alice, "web-1", "page", {}}));
+    frame::hello first{frame::client_protocol::msnp, 12, alice, "ep-1", "MSNMSGR", single};
     as<frame::ack>(f.ask(alice, user(alice), first));
-    frame::hello second{frame::client_protocol::msnp, 12, alice, "ep-2", "MSNMSGR", {}};
+    frame::hello second{frame::client_protocol::msnp, 12, alice, "ep-2", "MSNMSGR", single};
     as<frame::ack>(f.ask(alice, user(alice), second));
     const auto booted = next(alice_q);
     const auto& b = as<frame::bye>(booted);
     CHECK(b.endpoint == "ep-1");
     CHECK_FALSE(b.normal);
 
-    // From MSNP16 on, several points of presence coexist.
+    // Several points of presence coexist with each other and with ep-2; a
+    // second browser session signs out nobody.
     as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::msnp, 16, alice, "ep-3", "WLM", {}}));
     as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::msnp, 18, alice, "ep-4", "WLM", {}}));
+    as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::wsjson, 1, alice, "web-2", "page", {}}));
     as<frame::roster>(f.ask(alice, user(alice), frame::roster_get{}));  // everything above is published by now
+    CHECK(alice_q.size() == 0);
+
+    // The flag survives hibernation: ep-2 is still the one a new login replaces.
+    REQUIRE(all_evicted_since(f, f.be->stats().hibernations));
+    as<frame::ack>(f.ask(alice, user(alice), frame::hello{frame::client_protocol::msnp, 7, alice, "ep-5", "MSMSGS", single}));
+    CHECK(as<frame::bye>(next(alice_q)).endpoint == "ep-2");
+    as<frame::roster>(f.ask(alice, user(alice), frame::roster_get{}));
     CHECK(alice_q.size() == 0);
 }
 

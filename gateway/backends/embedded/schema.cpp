@@ -11,7 +11,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -79,6 +79,7 @@ CREATE TABLE presence (
     capabilities    INTEGER NOT NULL,
     capabilities_ex INTEGER NOT NULL,
     msn_object      TEXT NOT NULL,
+    single_session  INTEGER NOT NULL DEFAULT 0,  -- the client allows one session per account (schema version 3)
     PRIMARY KEY (handle, endpoint)
 ) WITHOUT ROWID;
 
@@ -144,6 +145,11 @@ ALTER TABLE users ADD COLUMN mobile_pageable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN mobile_device INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 2 databases lack presence.single_session.
+constexpr const char* upgrade_v2_to_v3 = R"sql(
+ALTER TABLE presence ADD COLUMN single_session INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 void create_schema(database& db) {
@@ -154,13 +160,21 @@ void create_schema(database& db) {
     version.bind();
     const std::int64_t v = version.step() ? version.integer(0) : 0;
     version.run();
-    if (v != 0 && v != 1 && v != schema_version) {
+    if (v < 0 || v > schema_version) {
         db.exec("ROLLBACK");
         throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
                                  std::to_string(schema_version) + ", the version this build reads");
     }
     if (v != schema_version) {
-        db.exec(v == 0 ? schema : upgrade_v1_to_v2);
+        if (v == 0) {
+            db.exec(schema);
+        }
+        if (v == 1) {
+            db.exec(upgrade_v1_to_v2);
+        }
+        if (v == 1 || v == 2) {
+            db.exec(upgrade_v2_to_v3);
+        }
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     }
     db.exec("COMMIT");

@@ -144,6 +144,7 @@ struct endpoint_state {
     std::uint64_t capabilities = 0;
     std::uint64_t capabilities_ex = 0;
     std::string msn_object;
+    bool single_session = false;  // its hello claimed frame::capability::single_session
 };
 
 // The owner as shown to watchers who may see it, and the privacy that
@@ -233,12 +234,14 @@ private:
             }
         }
         auto& p = db.prepare(
-            "SELECT endpoint, state, capabilities, capabilities_ex, msn_object FROM presence WHERE handle = ?1");
+            "SELECT endpoint, state, capabilities, capabilities_ex, msn_object, single_session FROM presence "
+            "WHERE handle = ?1");
         p.bind(me_.handle);
         while (p.step()) {
             endpoints_.emplace(p.text(0), endpoint_state{static_cast<frame::status>(p.integer(1)),
                                                          static_cast<std::uint64_t>(p.integer(2)),
-                                                         static_cast<std::uint64_t>(p.integer(3)), p.text(4)});
+                                                         static_cast<std::uint64_t>(p.integer(3)), p.text(4),
+                                                         p.integer(5) != 0});
         }
     }
 
@@ -320,23 +323,25 @@ private:
         // A hello on a known endpoint is a new session on it: it starts
         // offline again and gets a fresh initial burst.
         const snapshot before = snap();
-        if (h.protocol == frame::client_protocol::msnp && h.dialect < first_mpop_dialect) {
-            sign_out_others(h.endpoint, ctx);
+        endpoint_state fresh;
+        fresh.single_session = std::ranges::find(h.capabilities, frame::capability::single_session) !=
+                               h.capabilities.end();
+        if (fresh.single_session) {
+            sign_out_single_sessions(h.endpoint, ctx);
         }
-        endpoints_.insert_or_assign(h.endpoint, endpoint_state{});
-        store_endpoint(ctx.db, h.endpoint, endpoint_state{});
+        endpoints_.insert_or_assign(h.endpoint, fresh);
+        store_endpoint(ctx.db, h.endpoint, fresh);
         fan_out(ctx, before);
         ctx.reply(frame::ack{});
     }
 
-    // MSNP clients before multiple points of presence (MSNP16) allow one
-    // session per account: a new login boots the others, which their
-    // sessions render as `OUT OTH` (msnp-reference §4.1).
-    static constexpr std::uint32_t first_mpop_dialect = 16;
-
-    void sign_out_others(const std::string& keep, context& ctx) {
+    // Clients that allow one session per account (MSNP before multiple
+    // points of presence) replace each other: a new login boots the others,
+    // which their sessions render as `OUT OTH` (msnp-reference §4.1).
+    // Endpoints of clients that allow several (a browser, MSNP16+) stay.
+    void sign_out_single_sessions(const std::string& keep, context& ctx) {
         for (auto it = endpoints_.begin(); it != endpoints_.end();) {
-            if (it->first == keep) {
+            if (it->first == keep || !it->second.single_session) {
                 ++it;
                 continue;
             }
@@ -374,7 +379,7 @@ private:
         // An endpoint that skipped hello is registered by its first presence.
         const auto it = endpoints_.try_emplace(in.endpoint).first;
         const bool first = it->second.state == frame::status::offline;
-        it->second = endpoint_state{in.state, in.capabilities, in.capabilities_ex, in.msn_object};
+        it->second = endpoint_state{in.state, in.capabilities, in.capabilities_ex, in.msn_object, it->second.single_session};
         store_endpoint(ctx.db, in.endpoint, it->second);
         fan_out(ctx, before);
         if (first) {
@@ -950,10 +955,10 @@ private:
 
     void store_endpoint(database& db, const std::string& endpoint, const endpoint_state& e) {
         db.prepare(
-              "INSERT OR REPLACE INTO presence (handle, endpoint, state, capabilities, capabilities_ex, msn_object) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+              "INSERT OR REPLACE INTO presence (handle, endpoint, state, capabilities, capabilities_ex, msn_object, "
+              "single_session) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .bind(me_.handle, endpoint, static_cast<unsigned>(e.state), e.capabilities, e.capabilities_ex,
-                  e.msn_object)
+                  e.msn_object, e.single_session ? 1 : 0)
             .run();
     }
 
