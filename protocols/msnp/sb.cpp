@@ -20,6 +20,7 @@
 //   is one participant: JOI for the first, BYE after the last.
 // * §4.5 [recommendation]: NAK when no other participant could receive a
 //   message (nobody else here, or, for opaque content, no MSNP endpoint).
+//   Opaque content still goes to a room of browser users, who see a notice.
 #include "protocols/msnp/session.hpp"
 
 #include "protocols/msnp/message.hpp"
@@ -204,7 +205,14 @@ struct sb_session::impl {
         }
         auto* msg = std::get_if<frame::room_message>(&body);
         if (!deliverable(opaque != nullptr) || (msg && msg->text.size() > limits.message_bytes)) {
-            return refuse(trid, mode[0]);
+            output out = refuse(trid, mode[0]);
+            // Nobody here can use MSNP-only content, but the others (browser
+            // users) are shown a notice that it was sent; the sender still
+            // hears that it was not delivered.
+            if (opaque && !others.empty()) {
+                out.frames.push_back(to_room(0, std::move(body)));
+            }
+            return out;
         }
         if (msg) {
             msg->message_id = endpoint + "/" + std::to_string(++messages_sent);

@@ -303,6 +303,22 @@ TEST_CASE("NAK when a message cannot be delivered", "[sb]") {
         CHECK(a.msg("5", "U", typing_from_alice).empty());
         CHECK(as<frame::room_history>(f.ask(alice, sb, frame::room_history_get{})).messages.empty());
     }
+    SECTION("only a browser user is there: MSNP-only content is NAKed, and the room still hears of it") {
+        sb_fixture f;
+        f.set_online(carol);
+        sb_client a(f);
+        a.send("USR 1 alice@example.com " + f.cookie(alice, 12));
+        CHECK(a.send("CAL 2 carol@example.com") == "CAL 2 RINGING sb1\r\n");
+        as<frame::room_members>(f.ask(carol, sb,
+                                      frame::room_join{{carol, "ws-1", "Carol C", 0, frame::client_protocol::wsjson}}));
+        a.wait_for("JOI");
+        auto& room = f.observe();
+        CHECK(a.msg("3", "D", p2p_payload()) == "NAK 3\r\n");
+        const auto published = room.pop();
+        REQUIRE(published);
+        CHECK(as<frame::room_opaque>(*published).content_type == "application/x-msnmsgrp2p");
+        CHECK(a.msg("4", "A", plain("text reaches her")) == "ACK 4\r\n");
+    }
     SECTION("the room refuses the text") {
         embedded::options o;
         o.message_bytes = 16;
