@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <sstream>
 #include <string>
@@ -54,9 +55,10 @@ public:
             if (const auto nl = buffer_.find("\r\n"); nl != std::string::npos) {
                 std::string l = buffer_.substr(0, nl);
                 buffer_.erase(0, nl + 2);
+                seen_ += l + "\n";
                 const auto w = words(l);
                 payload_.clear();
-                if (!w.empty() && w[0] == "MSG") payload_ = take(std::stoul(w.back()));
+                if (has_payload(w)) payload_ = take(std::stoul(w.back()));
                 return l;
             }
             fill();
@@ -81,6 +83,20 @@ public:
         return reply(w.at(0) + " " + w.at(1));
     }
 
+    // MSNP8+: VER, CVR, USR TWN I/S with a Passport ticket ("t=...&p="),
+    // SYN, CHG NLN with `capabilities`; returns the USR OK line.
+    std::string login_twn(const std::string& handle, const std::string& ticket, const std::string& dialect = "MSNP11",
+                          const std::string& capabilities = "1073741824") {
+        command("VER 1 " + dialect + " CVR0");
+        command("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS " + handle);
+        command("USR 3 TWN I " + handle);
+        const std::string ok = command("USR 4 TWN S " + ticket);
+        REQUIRE(words(ok).at(2) == "OK");
+        command("SYN 5 0 0");
+        command("CHG 6 NLN " + capabilities);
+        return ok;
+    }
+
     // VER, USR MD5 I/S, CHG NLN; returns the USR OK line.
     std::string login(const std::string& handle, const std::string& password) {
         command("VER 1 MSNP5 CVR0");
@@ -92,8 +108,16 @@ public:
     }
 
 private:
+    // Server commands followed by a payload whose length is their last word.
+    static bool has_payload(const std::vector<std::string>& w) {
+        static constexpr std::string_view commands[] = {"MSG", "UBX", "GCF", "NOT", "IPG", "UUX", "UBN"};
+        if (w.size() < 2 || std::find(std::begin(commands), std::end(commands), w[0]) == std::end(commands)) return false;
+        return std::all_of(w.back().begin(), w.back().end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    }
+
     void fill() {
         const auto more = socket_.read_some(10s);
+        INFO("lines received so far:\n" << seen_);
         REQUIRE(more);
         REQUIRE_FALSE(more->empty());
         buffer_ += *more;
@@ -108,6 +132,7 @@ private:
     tcp_client socket_;
     std::string buffer_;
     std::string payload_;
+    std::string seen_;  // every line read, for failure messages
 };
 
 // `MSG trid A len` and a plain-text payload: a message to be acknowledged.

@@ -3,124 +3,24 @@
 // and an MSNP5 user add each other, see each other's presence and chat
 // both ways. Also what the WebSocket port answers to plain HTTP, to an
 // upgrade elsewhere than /ws, and to a forged token.
-#include "child_process.hpp"
 #include "msnp_client.hpp"
+#include "ws_client.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/json.hpp>
-
-#include <sys/socket.h>
-
-#include <filesystem>
-
 using namespace switchyard::test;
-namespace fs = std::filesystem;
-namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 
 namespace {
 
-const std::string binary = SWITCHYARD_BINARY;
-
-struct gateway_under_test {
-    temp_dir dir;
-    fs::path settings = dir.path / "switchyard.toml";
-    std::optional<child_process> proc;
-    unsigned short msnp_port = 0;
-    unsigned short ws_port = 0;
-
-    gateway_under_test() {
-        write_file(settings, "[gateway]\nthreads = 2\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n"
-                             "[listeners.admin]\nport = 0\n[accounts]\nscrypt_n = 1024\n");
-        write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
-        add_user("alice@example.com", "secret-alice", false);
+struct gateway_under_test : ws_gateway {
+    gateway_under_test() : ws_gateway(SWITCHYARD_BINARY) {
+        add_user("alice@example.com", "secret-alice");
         add_user("bob@example.com", "secret-bob", true);
-        proc.emplace(std::vector<std::string>{binary, "run", "-c", settings.string()});
-        for (int i = 0; i < 3; ++i) {
-            const auto line = proc->wait_for_line("event=listening");
-            INFO(proc->output());
-            REQUIRE(line);
-            const auto port = static_cast<unsigned short>(std::stoi(log_field(*line, "port")));
-            if (log_field(*line, "listener") == "msnp") msnp_port = port;
-            if (log_field(*line, "listener") == "ws") ws_port = port;
-        }
-        REQUIRE(proc->wait_for_line("event=started"));
+        start();
     }
-
-    void add_user(const std::string& handle, const std::string& password, bool md5) {
-        std::vector<std::string> argv{binary, "user", "add", handle, "-c", settings.string()};
-        if (md5) argv.push_back("--legacy-md5");
-        const auto r = run_to_completion(argv, password + "\n");
-        INFO(r.output);
-        REQUIRE(r.status == 0);
-    }
-};
-
-// A WebSocket client that speaks the JSON protocol, with every read bounded.
-class ws_client {
-public:
-    explicit ws_client(unsigned short port, std::string_view target = "/ws") {
-        asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
-        ws_.next_layer().connect(ep);
-        const timeval limit{10, 0};
-        ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::request_type& req) { req.set(beast::http::field::sec_websocket_protocol, "switchyard.v1"); }));
-        ws_.handshake(response_, "127.0.0.1", target, error_);
-    }
-
-    const beast::error_code& handshake_error() const { return error_; }
-    const websocket::response_type& response() const { return response_; }
-
-    void send(const json::value& v) { ws_.write(asio::buffer(json::serialize(v))); }
-
-    // The next message, or a null value once the connection is closed or silent.
-    json::value next() {
-        beast::flat_buffer buffer;
-        beast::error_code ec;
-        ws_.read(buffer, ec);
-        if (ec) {
-            error_ = ec;
-            return nullptr;
-        }
-        return json::parse(beast::buffers_to_string(buffer.data()));
-    }
-
-    // The next message for which `match` holds; others are passed over.
-    template <class Match> json::object wait(Match match) {
-        for (;;) {
-            const json::value v = next();
-            INFO("connection ended: " << error_.message());
-            REQUIRE(v.is_object());
-            if (match(v.as_object())) return v.as_object();
-        }
-    }
-    json::object reply(std::int64_t id) {
-        return wait([id](const json::object& o) {
-            INFO(json::serialize(o));
-            if (o.at("type") == "error" && o.at("id") == id) FAIL("request " << id << " refused");
-            return o.at("type") == "reply" && o.at("id") == id;
-        });
-    }
-    json::object event(std::string_view type) {
-        return wait([type](const json::object& o) { return o.at("type").as_string() == type; });
-    }
-
-    websocket::close_reason close_reason() const { return ws_.reason(); }
-    const beast::error_code& error() const { return error_; }
-
-private:
-    asio::io_context io_;
-    websocket::stream<asio::ip::tcp::socket> ws_{io_};
-    websocket::response_type response_;
-    beast::error_code error_;
 };
 
 }  // namespace
