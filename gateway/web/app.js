@@ -154,7 +154,7 @@ function errorText(err) {
 function toast(text, kind = '') {
   const el = h('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   $('toasts').append(el);
-  setTimeout(() => el.remove(), 5000);
+  setTimeout(() => el.remove(), 3500);
 }
 
 // ------------------------------------------------------------------ state
@@ -218,6 +218,10 @@ function setPhase(phase) {
   conn.phase = phase;
   $('app').dataset.connection = phase;
   renderConnection();
+  if (state.me) {
+    renderMe();
+    renderHeader();
+  }
 }
 
 function connect() {
@@ -529,7 +533,10 @@ function onRoomEvent(room, m) {
       noticeActivity(room);
       break;
   }
-  if (state.active === room) renderMessages();
+  if (state.active === room) {
+    renderMessages();
+    if (m.type === 'joined' || m.type === 'left') renderHeader();
+  }
   renderTabs();
 }
 
@@ -1132,7 +1139,8 @@ function renderMe() {
   if (document.activeElement !== $('me-name')) $('me-name').value = me.display_name;
   if (document.activeElement !== $('me-psm')) $('me-psm').value = me.personal_message || '';
   $('me-status').value = me.status;
-  $('me-dot').className = `dot ${dotClass(me.status)}`;
+  // Offline while the connection is down, whatever status is chosen.
+  $('me-dot').className = `dot ${conn.phase === 'online' ? dotClass(me.status) : 'offline'}`;
   $('me-name').title = me.handle;
 }
 
