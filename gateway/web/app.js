@@ -19,8 +19,9 @@ const CLIENT_NAME = 'Switchyard web 1.0';
 
 const RECONNECT_BASE_MS = 1000;
 const RECONNECT_MAX_MS = 30000;
-const PING_EVERY_MS = 25000;
-const PING_TIMEOUT_MS = 10000;
+const PING_IDLE_MS = 25000;      // a ping after this long without a word from the server
+const PING_TIMEOUT_MS = 10000;   // and the connection is given up this long after that
+const LOGIN_TIMEOUT_MS = 20000;
 const TYPING_SEND_EVERY_MS = 4000;
 const TYPING_SHOW_MS = 6000;
 const PEER_JOIN_WAIT_MS = 20000;
@@ -295,18 +296,17 @@ function retryNow() {
   if (conn.phase === 'waiting') connect();
 }
 
+// A connection the network dropped without a word can look open for
+// minutes: silence past the ping's timeout counts as a drop.
 function startPing() {
   clearInterval(conn.pingTimer);
   conn.lastHeard = Date.now();
   conn.pingTimer = setInterval(() => {
-    const ws = conn.ws;
-    if (!ws || conn.phase !== 'online') return;
-    if (Date.now() - conn.lastHeard > PING_EVERY_MS + PING_TIMEOUT_MS) {
-      connectionLost(1006, 'no answer to ping');
-      return;
-    }
-    request('ping').catch(() => {});
-  }, PING_TIMEOUT_MS);
+    if (!conn.ws || conn.phase !== 'online') return;
+    const silent = Date.now() - conn.lastHeard;
+    if (silent > PING_IDLE_MS + PING_TIMEOUT_MS) connectionLost(1006, 'no answer to ping');
+    else if (silent >= PING_IDLE_MS) request('ping').catch(() => {});
+  }, 5000);
 }
 
 function request(type, fields = {}) {
@@ -343,14 +343,18 @@ async function sendLogin() {
     showLogin();
     return;
   }
+  const ws = conn.ws;
+  const timer = setTimeout(() => { if (conn.ws === ws) connectionLost(1006, 'no answer to login'); }, LOGIN_TIMEOUT_MS);
   try {
     const result = await request('login', login);
+    clearTimeout(timer);
     conn.credentials = null;
     loggedIn(result);
   } catch (err) {
+    clearTimeout(timer);
     if (err.code === 'disconnected') return;  // connectionLost decides
-    if (err.code === 'backend_unavailable' || err.code === 'rate_limited') {
-      connectionLost(1013, err.reason);       // try again later, credentials kept
+    if ((err.code === 'backend_unavailable' || err.code === 'rate_limited') && !conn.credentials) {
+      connectionLost(1013, err.reason);       // the token is still good: later
       return;
     }
     // Refused: a wrong password, or a token that no longer works.
@@ -361,7 +365,9 @@ async function sendLogin() {
     conn.ws = null;
     clearSession();
     resetState();
-    showLogin(tokenLogin ? 'Your session has ended. Please sign in again.' : errorText(err));
+    const busy = err.code === 'backend_unavailable' || err.code === 'rate_limited';
+    showLogin(busy ? 'The server is busy. Please try again in a moment.'
+      : tokenLogin ? 'Your session has ended. Please sign in again.' : errorText(err));
   }
 }
 

@@ -608,6 +608,14 @@ async function main() {
   log(`the message after the drop reached Bob in the ${arrived}`);
   await messages.locator('.msg.mine[data-seq]').filter({ hasText: 'Still there, Bob?' }).waitFor();
 
+  begin('a reload of the tab signs in again with the session token and rejoins the room');
+  await page.reload();
+  await page.locator('#app[data-view="main"][data-connection="online"]').waitFor();
+  await list.locator('.contact[data-handle="bob@example.com"][data-status="online"]').waitFor();
+  await page.getByRole('tab').filter({ hasText: '#lobby' }).click();
+  await messages.locator('.msg.mine').filter({ hasText: 'Thanks, I am back' }).waitFor();
+  await messages.locator('.msg:not(.mine)').filter({ hasText: 'Sent while you were away' }).waitFor();
+
   check(pageErrors.length === 0, `no errors in the page:\n${pageErrors.join('\n')}`);
   begin('passed');
 }
