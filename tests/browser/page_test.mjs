@@ -478,6 +478,19 @@ async function main() {
   await noToasts(page);
   await page.screenshot({ path: path.join(artefacts, 'contact-list.png') });
 
+  begin('block, unblock and remove a contact from its menu');
+  const erinRow = list.locator('.contact[data-handle="erin@example.com"]');
+  const erinMenu = erinRow.getByRole('button', { name: /^More for/ });
+  await erinMenu.click();
+  await page.getByRole('menuitem', { name: 'Block' }).click();
+  await erinRow.locator('.tag').filter({ hasText: 'blocked' }).waitFor();
+  await erinMenu.click();
+  await page.getByRole('menuitem', { name: 'Unblock' }).click();
+  await erinRow.locator('.tag').waitFor({ state: 'detached' });
+  await erinMenu.click();
+  await page.getByRole('menuitem', { name: 'Remove contact' }).click();
+  await erinRow.waitFor({ state: 'detached' });
+
   begin('a conversation with the MSN user: the ring is answered, messages cross both ways');
   await bobRow.click();
   const sb = await bob.answer('Alice opens a conversation');
