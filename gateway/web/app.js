@@ -1203,7 +1203,7 @@ function renderContacts() {
   } else {
     const on = friends.filter(online).sort(byPresenceThenName);
     const off = friends.filter((c) => !online(c)).sort(byPresenceThenName);
-    sections.push(group('online', 'Online', on.map(contactRow), `${on.length}`));
+    if (on.length) sections.push(group('online', 'Online', on.map(contactRow), `${on.length}`));
     if (off.length) sections.push(group('offline', 'Offline', off.map(contactRow), `${off.length}`));
   }
   if (!friends.length && !requests.length) {
