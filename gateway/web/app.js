@@ -942,7 +942,7 @@ async function sendNudge(room) {
   button.disabled = true;
   setTimeout(() => { button.disabled = false; }, NUDGE_COOLDOWN_MS);
   try {
-    if (!(await ensurePeer(room)) || !room.joined) throw { code: 'disconnected' };
+    if (!(await ensurePeer(room)) || !room.joined) throw { code: 'offline_now', reason: 'you are not connected.' };
     await request('nudge', { room: room.id });
     addSystem(room, 'You sent a nudge.', 'nudge');
     shake();

@@ -542,6 +542,23 @@ async function main() {
     await messages.locator('.msg').filter({ hasText: text }).waitFor();
   }
 
+  begin('an MSN user starts a conversation: the page joins by itself and shows it as unread');
+  const xfr = await dave.ns.command('XFR 20 SB');
+  const daveSb = new Msnp(Number(xfr.words[3].split(':').pop()), 'dave@example.com SB (his own)');
+  dave.switchboards.push(daveSb);
+  await daveSb.command(`USR 1 dave@example.com ${xfr.words[5]}`);
+  await daveSb.command('CAL 2 alice@example.com');
+  await daveSb.expect((it) => it.words[0] === 'JOI' && it.words[1] === 'alice@example.com', 'Alice joining Dave\'s switchboard');
+  await daveSb.say('Hi Alice, Dave here. Got a minute?');
+  const daveTab = page.getByRole('tab').filter({ hasText: 'Dave on MSN 4.7' });
+  await daveTab.locator('.badge').filter({ hasText: '1' }).waitFor();
+  await daveTab.click();
+  await messages.locator('.msg:not(.mine)').filter({ hasText: 'Hi Alice, Dave here. Got a minute?' }).waitFor();
+  await compose.fill('Sure, Dave!');
+  await compose.press('Enter');
+  await daveSb.received('alice@example.com', isText('Sure, Dave!'), 'Alice\'s answer to Dave');
+  await daveTab.locator('.badge').waitFor({ state: 'detached' });
+
   begin('a named room: join, invite the MSN user, leave, join again and read its history');
   await page.getByRole('button', { name: 'Join a room…' }).click();
   await page.getByLabel('Room name').fill('lobby');
