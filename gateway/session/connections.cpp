@@ -3,6 +3,7 @@
 // bounded queue.
 #include "gateway/ops/log.hpp"
 #include "gateway/net/runtime.hpp"
+#include "gateway/net/web_assets.hpp"
 
 #include "gateway/login/msnp_services.hpp"
 #include "gateway/session/core.hpp"
@@ -337,14 +338,11 @@ private:
         const std::string_view target = req.target();
         const std::string_view path = target.substr(0, target.find('?'));
         if (!websocket::is_upgrade(req)) {
-            return answer_http(path == "/" ? beast::http::status::ok : beast::http::status::not_found,
-                               path == "/" ? "Switchyard: WebSocket clients connect to " + std::string(ws_path) +
-                                                 " with the subprotocol " + std::string(wsjson::subprotocol) + "\n"
-                                           : "not found\n");
+            return answer_http(answer_web_request(req.method_string(), target,
+                                                  req[beast::http::field::if_none_match], ws_path));
         }
         if (path != ws_path) {
-            return answer_http(beast::http::status::not_found,
-                               "WebSocket upgrades are served on " + std::string(ws_path) + "\n");
+            return answer_http(web_text_answer(404, "WebSocket upgrades are served on " + std::string(ws_path) + "\n"));
         }
         // Browsers fail a connection whose server names a subprotocol they
         // did not offer, so it is named only when offered.
@@ -369,15 +367,18 @@ private:
         ws_.async_accept(request_->release(), [self = shared_from_this(), this](beast::error_code e) { on_accept(e); });
     }
 
-    // A plain HTTP request on the WebSocket port: answered, then closed.
-    void answer_http(beast::http::status status, std::string body) {
+    // A plain HTTP request on the WebSocket port (the page's files,
+    // gateway/net/web_assets.hpp): answered, then closed.
+    void answer_http(web_answer a) {
+        const auto status = static_cast<beast::http::status>(a.status);
         auto res = std::make_shared<beast::http::response<beast::http::string_body>>(status, request_->get().version());
         res->set(beast::http::field::server, "switchyard");
-        res->set(beast::http::field::content_type, "text/plain; charset=utf-8");
+        if (!a.content_type.empty()) res->set(beast::http::field::content_type, a.content_type);
+        for (const auto& [name, value] : a.headers) res->set(name, value);
         res->keep_alive(false);
-        res->body() = std::move(body);
-        res->prepare_payload();
-        if (status != beast::http::status::ok) {
+        res->body() = std::move(a.body);
+        if (a.status != 304) res->content_length(a.content_length);
+        if (a.status >= 400) {
             log::info("http_request_refused", {{"listener", "ws"},
                                                {"method", std::string(request_->get().method_string())},
                                                {"target", std::string(request_->get().target())},
