@@ -136,7 +136,7 @@ struct tester {
 };
 
 frame::stored_message stored(std::uint64_t seq, std::string text) {
-    return frame::stored_message{seq, bob, "ep9/" + std::to_string(seq), 1700000000000 + seq, std::move(text), {}};
+    return frame::stored_message{seq, bob, "ep9/" + std::to_string(seq), 1700000000000 + seq, std::move(text), {}, {}};
 }
 
 }  // namespace
@@ -494,7 +494,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
 
     auto out = t.in(R"({"type":"join","id":3,"room":"sb7"})");
     CHECK(out.watch == std::vector<std::string>{"room:sb7"});
-    out = t.answer(out.frames[0], frame::room_members{{{bob, "ep9", "Bob", 0, frame::client_protocol::msnp}}});
+    out = t.answer(out.frames[0], frame::room_members{{{bob, "ep9", "Bob", 0, frame::client_protocol::msnp}}, {}});
     CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == 0);
     // Published while the history is in flight: held, then deduplicated.
     frame::room_message live;
@@ -504,7 +504,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
     live.seq = 3;
     live.text = "third";
     t.publish("room:sb7", bob, live);
-    const auto done = t.answer(out.frames[0], frame::room_history{{stored(1, "first"), stored(2, "second")}, 2});
+    const auto done = t.answer(out.frames[0], frame::room_history{{stored(1, "first"), stored(2, "second")}, 2, {}});
     REQUIRE(done.messages.size() == 2);
     const auto r = msg(done, 0).at("result").as_object();
     CHECK(r.at("messages").as_array().size() == 2);
@@ -517,7 +517,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
     const auto& h = body<frame::room_history_get>(out.frames[0]);
     CHECK(h.before_seq == 2);
     CHECK(h.max_count == 100);
-    CHECK(msg(t.answer(out.frames[0], frame::room_history{{stored(1, "first")}, 3})).at("result").at("last_seq") == 3);
+    CHECK(msg(t.answer(out.frames[0], frame::room_history{{stored(1, "first")}, 3, {}})).at("result").at("last_seq") == 3);
 
     out = t.in(R"({"type":"join","id":6,"room":"gone"})");
     CHECK(code_of(t.answer(out.frames[0], frame::error{error_code::unknown_object, "no room"})) == "unknown_object");
@@ -535,7 +535,7 @@ TEST_CASE("named rooms the settings list are created on first use and joined by 
     CHECK(out.frames[0].object == "room:name:lobby");
     out = t.answer(out.frames[0], frame::error{error_code::already_on_list, "exists"});
     out = t.answer(out.frames[0], frame::room_members{});
-    const auto r = msg(t.answer(out.frames[0], frame::room_history{{}, 0})).at("result");
+    const auto r = msg(t.answer(out.frames[0], frame::room_history{{}, 0, {}})).at("result");
     CHECK(r.at("room") == "name:lobby");
     CHECK(r.at("name") == "lobby");
     CHECK(code_of(t.in(R"({"type":"join","id":3,"name":"no spaces"})")) == "bad_field");
@@ -553,14 +553,14 @@ TEST_CASE("resume: exactly the missed messages, or a reset that says why") {
         CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == since);
         return msg(t.answer(out.frames[0], std::move(h))).at("result").as_object();
     };
-    auto r = resume(5, frame::room_history{{stored(6, "a"), stored(7, "b")}, 7});
+    auto r = resume(5, frame::room_history{{stored(6, "a"), stored(7, "b")}, 7, {}});
     CHECK(r.at("reset").is_null());
     CHECK(r.at("messages").as_array().size() == 2);
     CHECK(r.at("last_seq") == 7);
-    CHECK(resume(7, frame::room_history{{}, 7}).at("reset").is_null());
-    CHECK(resume(5, frame::room_history{{stored(9, "a")}, 9}).at("reset") == "history_truncated");
-    CHECK(resume(5, frame::room_history{{}, 9}).at("reset") == "history_truncated");
-    CHECK(resume(50, frame::room_history{{stored(1, "new room")}, 1}).at("reset") == "epoch_changed");
+    CHECK(resume(7, frame::room_history{{}, 7, {}}).at("reset").is_null());
+    CHECK(resume(5, frame::room_history{{stored(9, "a")}, 9, {}}).at("reset") == "history_truncated");
+    CHECK(resume(5, frame::room_history{{}, 9, {}}).at("reset") == "history_truncated");
+    CHECK(resume(50, frame::room_history{{stored(1, "new room")}, 1, {}}).at("reset") == "epoch_changed");
 }
 
 TEST_CASE("logout, shutdown, close, and a sign-in elsewhere") {

@@ -191,7 +191,7 @@ private:
                      "display name: " + std::string(text::to_string(ok.error())));
             return;
         }
-        ctx.reply(frame::room_members{endpoints_});
+        ctx.reply(frame::room_members{endpoints_, {}});
         ctx.db
             .prepare("INSERT INTO room_endpoints (room, user, endpoint, display_name, capabilities, protocol) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
