@@ -344,3 +344,150 @@ TEST_CASE("a block silences the blocked user in rooms already open", "[room]") {
     as<frame::ack>(f.ask(carol, "room:sb", text("hi both")));
     CHECK(as<frame::room_message>(*events.pop()).withheld_from.empty());
 }
+
+// ---------------------------------------------------------------- epochs
+
+namespace {
+
+std::string epoch_of(const frame::room_members& m) {
+    REQUIRE(m.epoch.size() == 1);
+    return m.epoch.front();
+}
+std::string epoch_of(const frame::room_history& h) {
+    REQUIRE(h.epoch.size() == 1);
+    return h.epoch.front();
+}
+
+}  // namespace
+
+TEST_CASE("a room names its history with an epoch that only a new creation changes", "[room][epoch]") {
+    room_fixture f;
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_create{frame::room_policy::invite_only, "sb"}));
+    const std::string first = epoch_of(as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)})));
+    CHECK(first.size() == 16);
+    CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
+    as<frame::ack>(f.ask(alice, "room:sb", text("one", "m1")));
+    CHECK(epoch_of(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == first);
+
+    // Restarts keep it: the history goes on.
+    f.restart();
+    const auto members = as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)}));
+    CHECK(epoch_of(members) == first);
+
+    // The switchboard ends with its last participant; created again under
+    // the same id, its seqs start over in a new epoch.
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_leave{alice, "ep1", frame::leave_reason::left}));
+    CHECK(error_of(f.ask(alice, "room:sb", frame::room_history_get{})) == error_code::unknown_object);
+    as<frame::ack>(f.ask(bob, "room:sb", frame::room_create{frame::room_policy::invite_only, "again"}));
+    const auto again = as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{endpoint_of(bob)}));
+    CHECK(epoch_of(again) != first);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("new one", "m1"))).seq == 1);
+    const auto h = as<frame::room_history>(f.ask(bob, "room:sb", frame::room_history_get{}));
+    CHECK(epoch_of(h) == epoch_of(again));
+    REQUIRE(h.messages.size() == 1);
+    CHECK(h.messages[0].text == "new one");
+
+    // Another room has its own.
+    as<frame::ack>(f.ask(alice, "room:other", frame::room_create{frame::room_policy::named, ""}));
+    CHECK(epoch_of(as<frame::room_members>(f.ask(alice, "room:other", frame::room_join{endpoint_of(alice)}))) !=
+          epoch_of(again));
+}
+
+TEST_CASE("a schema version 2 database upgrades in place; its rooms get an epoch once", "[room][epoch]") {
+    room_fixture f;
+    as<frame::ack>(f.ask(alice, "room:lobby", frame::room_create{frame::room_policy::named, "Lobby"}));
+    as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)}));
+    as<frame::ack>(f.ask(alice, "room:lobby", text("kept", "k1")));
+    f.be.reset();
+    {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        db.exec("ALTER TABLE rooms DROP COLUMN epoch");
+        db.exec("ALTER TABLE messages DROP COLUMN withheld");
+        db.exec("PRAGMA user_version = 2");
+        REQUIRE_FALSE(db.failed());
+    }
+    f.restart();
+    const std::string epoch =
+        epoch_of(as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)})));
+    CHECK(epoch.size() == 16);
+    auto h = as<frame::room_history>(f.ask(alice, "room:lobby", frame::room_history_get{}));
+    REQUIRE(h.messages.size() == 1);
+    CHECK(h.messages[0].text == "kept");
+    CHECK(h.messages[0].withheld_from.empty());
+    CHECK(as<frame::ack>(f.ask(alice, "room:lobby", text("kept", "k1"))).seq == 1);  // retry ids survive
+    f.restart();
+    CHECK(epoch_of(as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)}))) ==
+          epoch);
+}
+
+// ---------------------------------------------------------------- retries per sender
+
+TEST_CASE("message ids are retries only from the same sender", "[room]") {
+    room_fixture f;
+    auto& events = f.subscribe("room:sb");
+    f.open_switchboard("room:sb");
+    f.invite_and_join("room:sb", bob);
+    as<frame::room_join>(*events.pop());
+    as<frame::room_join>(*events.pop());
+
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    // Bob's message with the same id is his own, not Alice's retry.
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::room_message>(*events.pop()).text == "from alice");
+    const auto from_bob = events.pop();
+    REQUIRE(from_bob);
+    CHECK(from_bob->sender == bob);
+    CHECK(as<frame::room_message>(*from_bob).text == "from bob");
+
+    // Loaded from storage, the ids keep their senders.
+    f.restart();
+    as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)}));
+    as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{endpoint_of(bob)}));
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("new", "other-id"))).seq == 3);
+}
+
+// ---------------------------------------------------------------- history and blocks
+
+TEST_CASE("history marks what is withheld from the reader, then or now", "[room]") {
+    room_fixture f;
+    f.open_switchboard("room:sb");
+    f.invite_and_join("room:sb", bob);
+    f.invite_and_join("room:sb", carol);
+    const auto block = [&](bool on) {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        if (on) {
+            db.prepare("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, 4, ?2, 'c1')")
+                .bind(alice, bob)
+                .run();
+        } else {
+            db.prepare("DELETE FROM contacts WHERE owner = ?1 AND contact = ?2").bind(alice, bob).run();
+        }
+        REQUIRE_FALSE(db.failed());
+    };
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("before the block"))).seq == 1);
+    block(true);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("while blocked"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(carol, "room:sb", text("carol speaks"))).seq == 3);
+
+    const auto withheld = [](const frame::room_history& h) {
+        std::vector<std::vector<std::string>> out;
+        for (const auto& m : h.messages) out.push_back(m.withheld_from);
+        return out;
+    };
+    using list = std::vector<std::vector<std::string>>;
+    // Alice blocks Bob now: none of his messages is for her.
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) ==
+          list{{alice}, {alice}, {}});
+    // Carol blocks nobody.
+    CHECK(withheld(as<frame::room_history>(f.ask(carol, "room:sb", frame::room_history_get{}))) == list{{}, {}, {}});
+    // Unblocked, Alice may read what Bob said before, not what was withheld
+    // from her when he said it.
+    block(false);
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == list{{}, {alice}, {}});
+    f.restart();
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == list{{}, {alice}, {}});
+}

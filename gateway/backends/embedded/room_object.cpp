@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -17,6 +19,57 @@ namespace {
 using frame::error_code;
 
 constexpr std::size_t ring = frame::limits::history;
+
+// A room's history epoch: 16 random hex digits, new whenever the room's
+// seqs start over (frame room_members).
+std::string new_epoch() {
+    thread_local std::mt19937_64 generator{[] {
+        std::random_device device;
+        return (std::uint64_t{device()} << 32) ^ device();
+    }()};
+    static constexpr char digits[] = "0123456789abcdef";
+    std::uint64_t v = generator();
+    std::string out(16, '0');
+    for (char& c : out) {
+        c = digits[v & 15];
+        v >>= 4;
+    }
+    return out;
+}
+
+// Retries are recognised by sender and message id together: one sender's
+// ids never match another's, whatever the codecs put in them.
+std::string retry_key(std::string_view sender, std::string_view message_id) {
+    std::string key(sender);
+    key += '\n';  // handles hold no line breaks
+    key += message_id;
+    return key;
+}
+
+std::string join_lines(const std::vector<std::string>& handles) {
+    std::string out;
+    for (const std::string& h : handles) {
+        if (!out.empty()) {
+            out += '\n';
+        }
+        out += h;
+    }
+    return out;
+}
+
+bool has_line(std::string_view lines, std::string_view handle) {
+    while (!lines.empty()) {
+        const auto end = lines.find('\n');
+        if (lines.substr(0, end) == handle) {
+            return true;
+        }
+        if (end == std::string_view::npos) {
+            break;
+        }
+        lines.remove_prefix(end + 1);
+    }
+    return false;
+}
 
 class room_object final : public object {
 public:
@@ -53,7 +106,7 @@ public:
 
 private:
     void load(database& db) {
-        auto& room = db.prepare("SELECT policy, title, creator FROM rooms WHERE id = ?1");
+        auto& room = db.prepare("SELECT policy, title, creator, epoch FROM rooms WHERE id = ?1");
         room.bind(id_);
         exists_ = room.step();
         if (!exists_) {
@@ -62,7 +115,13 @@ private:
         policy_ = static_cast<frame::room_policy>(room.integer(0));
         title_ = room.text(1);
         creator_ = room.text(2);
+        epoch_ = room.text(3);
         room.run();
+        if (epoch_.empty()) {
+            // A room from before epochs: its history starts being named now.
+            epoch_ = new_epoch();
+            db.prepare("UPDATE rooms SET epoch = ?2 WHERE id = ?1").bind(id_, epoch_).run();
+        }
 
         auto& members = db.prepare("SELECT user FROM room_members WHERE room = ?1");
         members.bind(id_);
@@ -79,22 +138,23 @@ private:
                                                static_cast<frame::client_protocol>(endpoints.integer(4))});
         }
         // The ring keeps the newest messages, so its highest seq is the room's.
-        auto& recent = db.prepare("SELECT seq, message_id FROM messages WHERE room = ?1");
+        auto& recent = db.prepare("SELECT seq, sender, message_id FROM messages WHERE room = ?1");
         recent.bind(id_);
         while (recent.step()) {
             const auto seq = static_cast<std::uint64_t>(recent.integer(0));
             last_seq_ = std::max(last_seq_, seq);
-            remember(seq, recent.text(1));
+            remember(seq, recent.text(1), recent.text(2));
         }
     }
 
-    // Client message ids of the last 100 messages, for idempotent retries.
-    void remember(std::uint64_t seq, std::string message_id) {
+    // Message ids of the last 100 messages with their senders, for
+    // idempotent retries.
+    void remember(std::uint64_t seq, std::string_view sender, std::string_view message_id) {
         auto& slot = recent_ids_[seq % ring];
         if (!slot.empty()) {
             recent_by_id_.erase(slot);
         }
-        slot = std::move(message_id);
+        slot = message_id.empty() ? std::string() : retry_key(sender, message_id);
         if (!slot.empty()) {
             recent_by_id_[slot] = seq;
         }
@@ -114,8 +174,12 @@ private:
                      "room title: " + std::string(text::to_string(ok.error())));
             return;
         }
-        ctx.db.prepare("INSERT INTO rooms (id, policy, title, creator, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(id_, static_cast<int>(c.policy), c.title, f.sender, ctx.now_ms)
+        // A new history: a room created again under an id used before gets
+        // an epoch of its own, so nobody takes its seqs for the old ones.
+        epoch_ = new_epoch();
+        ctx.db
+            .prepare("INSERT INTO rooms (id, policy, title, creator, created_ms, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(id_, static_cast<int>(c.policy), c.title, f.sender, ctx.now_ms, epoch_)
             .run();
         ctx.db.prepare("INSERT INTO room_members (room, user) VALUES (?1, ?2)").bind(id_, f.sender).run();
         exists_ = true;
@@ -191,7 +255,7 @@ private:
                      "display name: " + std::string(text::to_string(ok.error())));
             return;
         }
-        ctx.reply(frame::room_members{endpoints_, {}});
+        ctx.reply(frame::room_members{endpoints_, {epoch_}});
         ctx.db
             .prepare("INSERT INTO room_endpoints (room, user, endpoint, display_name, capabilities, protocol) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -251,7 +315,7 @@ private:
             }
         }
         if (!m.message_id.empty()) {
-            if (auto it = recent_by_id_.find(m.message_id); it != recent_by_id_.end()) {
+            if (auto it = recent_by_id_.find(retry_key(f.sender, m.message_id)); it != recent_by_id_.end()) {
                 ctx.reply(frame::ack{it->second});  // a retry: already stored once
                 return;
             }
@@ -266,13 +330,13 @@ private:
         stored.timestamp_ms = ctx.now_ms;
         ctx.db
             .prepare("INSERT OR REPLACE INTO messages (room, slot, seq, sender, message_id, ts_ms, text, font, "
-                     "effects, color, charset, pitch, rtl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                     "?12, ?13)")
+                     "effects, color, charset, pitch, rtl, withheld) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                     "?10, ?11, ?12, ?13, ?14)")
             .bind(id_, stored.seq % ring, stored.seq, f.sender, stored.message_id, stored.timestamp_ms, stored.text,
                   stored.format.font, stored.format.effects, stored.format.color, stored.format.charset,
-                  stored.format.pitch_family, stored.format.right_to_left)
+                  stored.format.pitch_family, stored.format.right_to_left, join_lines(stored.withheld_from))
             .run();
-        remember(stored.seq, stored.message_id);
+        remember(stored.seq, f.sender, stored.message_id);
         ctx.reply(frame::ack{stored.seq});
         ctx.publish(frame::frame{0, {}, f.sender, std::move(stored)});
     }
@@ -327,9 +391,14 @@ private:
         }
         frame::room_history out;
         out.last_seq = last_seq_;
+        out.epoch = {epoch_};
+        // Blocks reach the history as they reach live messages: a message
+        // withheld from the reader when it was sent, or from a sender the
+        // reader blocks now, is marked so the codec leaves it out.
+        std::map<std::string, bool, std::less<>> blocks;  // sender -> the reader blocks it now
         auto& q = ctx.db.prepare(
-            "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl FROM messages "
-            "WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
+            "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl, withheld "
+            "FROM messages WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
         q.bind(id_, h.after_seq, h.before_seq, std::min<std::uint32_t>(h.max_count, ring));
         while (q.step()) {
             frame::stored_message m;
@@ -341,6 +410,17 @@ private:
             m.format = frame::text_format{q.text(5), q.text(6), static_cast<std::uint32_t>(q.integer(7)),
                                           static_cast<std::uint32_t>(q.integer(8)),
                                           static_cast<std::uint32_t>(q.integer(9)), q.integer(10) != 0};
+            bool hidden = has_line(q.text(11), f.sender);
+            if (!hidden && m.sender != f.sender) {
+                auto known = blocks.find(m.sender);
+                if (known == blocks.end()) {
+                    known = blocks.emplace(m.sender, (stored_lists(ctx.db, f.sender, m.sender) & block_bit) != 0).first;
+                }
+                hidden = known->second;
+            }
+            if (hidden) {
+                m.withheld_from.push_back(f.sender);
+            }
             out.messages.push_back(std::move(m));
         }
         ctx.reply(std::move(out));
@@ -349,6 +429,7 @@ private:
     // The room was deleted: a later room_create may reuse the id.
     void forget() {
         exists_ = false;
+        epoch_.clear();
         members_.clear();
         invites_.clear();
         last_seq_ = 0;
@@ -358,6 +439,7 @@ private:
 
     std::string id_;
     bool exists_ = false;
+    std::string epoch_;
     frame::room_policy policy_ = frame::room_policy::invite_only;
     std::string title_;
     std::string creator_;

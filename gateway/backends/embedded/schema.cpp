@@ -11,7 +11,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -82,12 +82,16 @@ CREATE TABLE presence (
     PRIMARY KEY (handle, endpoint)
 ) WITHOUT ROWID;
 
+-- epoch: names this incarnation of the room's history (frame room_members);
+-- chosen when the room is created, and by the room's first load when empty
+-- (rooms of schema version 2 and earlier).
 CREATE TABLE rooms (
     id         TEXT PRIMARY KEY,
     policy     INTEGER NOT NULL,  -- frame::room_policy
     title      TEXT NOT NULL,
     creator    TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    epoch      TEXT NOT NULL DEFAULT ''   -- added by schema version 3
 ) WITHOUT ROWID;
 
 -- Who may take part (direct and named rooms keep members between visits).
@@ -116,7 +120,8 @@ CREATE TABLE room_endpoints (
 
 -- The last 100 messages of each room in a ring: slot = seq % 100, so the
 -- table never grows past 100 rows per room and needs no trimming. The
--- room's last seq is the highest seq in its ring.
+-- room's last seq is the highest seq in its ring. withheld: the handles the
+-- message was withheld from when sent (frame withheld_from), one per line.
 CREATE TABLE messages (
     room       TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     slot       INTEGER NOT NULL,
@@ -131,6 +136,7 @@ CREATE TABLE messages (
     charset    INTEGER NOT NULL,
     pitch      INTEGER NOT NULL,
     rtl        INTEGER NOT NULL,
+    withheld   TEXT NOT NULL DEFAULT '',  -- added by schema version 3
     PRIMARY KEY (room, slot)
 ) WITHOUT ROWID;
 )sql";
@@ -144,6 +150,14 @@ ALTER TABLE users ADD COLUMN mobile_pageable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN mobile_device INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 2 databases lack room epochs and withheld lists. Rooms get an
+// epoch when they are next loaded; stored messages were withheld from no
+// one (the blocks of their readers still apply when history is read).
+constexpr const char* upgrade_v2_to_v3 = R"sql(
+ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN withheld TEXT NOT NULL DEFAULT '';
+)sql";
+
 }  // namespace
 
 void create_schema(database& db) {
@@ -154,13 +168,21 @@ void create_schema(database& db) {
     version.bind();
     const std::int64_t v = version.step() ? version.integer(0) : 0;
     version.run();
-    if (v != 0 && v != 1 && v != schema_version) {
+    if (v != 0 && v != 1 && v != 2 && v != schema_version) {
         db.exec("ROLLBACK");
         throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
                                  std::to_string(schema_version) + ", the version this build reads");
     }
+    if (v == 0) {
+        db.exec(schema);
+    }
+    if (v == 1) {
+        db.exec(upgrade_v1_to_v2);
+    }
+    if (v == 1 || v == 2) {
+        db.exec(upgrade_v2_to_v3);
+    }
     if (v != schema_version) {
-        db.exec(v == 0 ? schema : upgrade_v1_to_v2);
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     }
     db.exec("COMMIT");
