@@ -107,7 +107,9 @@ CREATE TABLE room_invites (
     PRIMARY KEY (room, user)
 ) WITHOUT ROWID;
 
--- Joined endpoints; emptied at start like presence.
+-- Joined endpoints; emptied at start like presence. grace_until_ms is 0
+-- for a connected endpoint; for one whose connection dropped, when its
+-- place in the room runs out (the backend's rejoin_grace).
 CREATE TABLE room_endpoints (
     room            TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     user            TEXT NOT NULL,
@@ -115,6 +117,7 @@ CREATE TABLE room_endpoints (
     display_name    TEXT NOT NULL,
     capabilities    INTEGER NOT NULL,
     protocol        INTEGER NOT NULL,
+    grace_until_ms  INTEGER NOT NULL DEFAULT 0,  -- added by schema version 3
     PRIMARY KEY (room, user, endpoint)
 ) WITHOUT ROWID;
 
@@ -150,11 +153,13 @@ ALTER TABLE users ADD COLUMN mobile_pageable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN mobile_device INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// Version 2 databases lack room epochs and withheld lists. Rooms get an
-// epoch when they are next loaded; stored messages were withheld from no
-// one (the blocks of their readers still apply when history is read).
+// Version 2 databases lack room epochs, grace periods and withheld lists.
+// Rooms get an epoch when they are next loaded; no endpoint is in a grace
+// period; stored messages were withheld from no one (the blocks of their
+// readers still apply when history is read).
 constexpr const char* upgrade_v2_to_v3 = R"sql(
 ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+ALTER TABLE room_endpoints ADD COLUMN grace_until_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN withheld TEXT NOT NULL DEFAULT '';
 )sql";
 
