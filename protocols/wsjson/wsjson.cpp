@@ -513,6 +513,8 @@ struct connection::impl {
         res["session"] = endpoint;
         res["token"] = svc->issue_session_token(handle);
         res["display_name"] = display_name;
+        res["personal_message"] = r.personal_message.empty() ? std::string() : r.personal_message.front();
+        res["current_media"] = r.current_media.empty() ? std::string() : r.current_media.front();
         res["status"] = status_name(o.status);
         json::object priv;
         priv["default"] = frame::to_string(r.privacy);

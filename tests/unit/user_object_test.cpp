@@ -783,6 +783,20 @@ TEST_CASE("a schema version 1 database gains the phone columns and keeps its use
     CHECK(roster_of(f, alice).phones.mobile == "555 0199");
 }
 
+TEST_CASE("the roster carries the owner's own personal message and current media") {
+    users_fixture f;
+    const auto before = roster_of(f, alice);
+    CHECK(before.personal_message == std::vector<std::string>{""});
+    CHECK(before.current_media == std::vector<std::string>{""});
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice", "at lunch", "Song - Band")));
+    const auto after = roster_of(f, alice);
+    CHECK(after.display_name == "Alice");
+    CHECK(after.personal_message == std::vector<std::string>{"at lunch"});
+    CHECK(after.current_media == std::vector<std::string>{"Song - Band"});
+    f.restart();
+    CHECK(roster_of(f, alice).personal_message == std::vector<std::string>{"at lunch"});
+}
+
 TEST_CASE("presence is the most available endpoint's; the last bye shows the owner offline") {
     users_fixture f;
     change(f, bob, adding(list::forward, alice));

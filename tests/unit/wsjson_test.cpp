@@ -563,6 +563,28 @@ TEST_CASE("resume: exactly the missed messages, or a reset that says why") {
     CHECK(resume(50, frame::room_history{{stored(1, "new room")}, 1, {}}).at("reset") == "epoch_changed");
 }
 
+TEST_CASE("the login result has the user's own personal message and media") {
+    tester t;
+    auto out = t.in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
+    t.answer(out.frames[0], frame::ack{});
+    auto r = sample_roster();
+    r.personal_message = {"at lunch"};
+    r.current_media = {"Song - Band"};
+    t.answer(out.frames[1], r);
+    const auto result = msg(t.answer(out.frames[2], frame::ack{})).at("result").as_object();
+    CHECK(result.at("display_name") == "Alice");
+    CHECK(result.at("personal_message") == "at lunch");
+    CHECK(result.at("current_media") == "Song - Band");
+
+    tester u;
+    out = u.in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
+    u.answer(out.frames[0], frame::ack{});
+    u.answer(out.frames[1], sample_roster());
+    const auto older = msg(u.answer(out.frames[2], frame::ack{})).at("result").as_object();
+    CHECK(older.at("personal_message") == "");
+    CHECK(older.at("current_media") == "");
+}
+
 TEST_CASE("logout, shutdown, close, and a sign-in elsewhere") {
     SECTION("logout") {
         tester t;
