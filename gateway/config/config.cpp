@@ -38,7 +38,7 @@ constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes
 constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
 constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "durability"sv,
                                   "shards"sv,         "max_list_entries"sv, "max_groups"sv,
-                                  "max_room_members"sv, "named_rooms_open"sv};
+                                  "max_room_members"sv, "named_rooms_open"sv, "rejoin_grace"sv};
 constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
 constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
                                    "scrypt_p"sv, "max_concurrent_logins"sv};
@@ -321,6 +321,7 @@ void read_backends(detail::reader& r, const toml::table& root, std::vector<backe
         r.get(*t, "max_groups", b.max_groups, std::size_t{1});
         r.get(*t, "max_room_members", b.max_room_members, std::size_t{1});
         r.get(*t, "named_rooms_open", b.named_rooms_open);
+        r.get(*t, "rejoin_grace", b.rejoin_grace, 0ms);
         backends.push_back(std::move(b));
     }
 }

@@ -79,6 +79,9 @@ struct backend {
     std::size_t max_groups = 100;
     std::size_t max_room_members = 1000; // endpoints joined to one room
     bool named_rooms_open = true;        // anyone signed in may join a named room
+    // How long a WebSocket client whose connection dropped keeps its place
+    // in its rooms (a resume within it continues unseen by the others); 0: none.
+    std::chrono::milliseconds rejoin_grace{60000};
 };
 
 // Accounts of the embedded backend (`switchyard user ...`): the password

@@ -241,6 +241,7 @@ private:
             opt.max_groups = b.max_groups;
             opt.max_room_members = b.max_room_members;
             opt.named_rooms_open = b.named_rooms_open;
+            opt.rejoin_grace = b.rejoin_grace;
             opt.name_bytes = s.lim.name_bytes;
             opt.message_bytes = s.lim.message_bytes;
             try {

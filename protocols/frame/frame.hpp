@@ -36,6 +36,7 @@ inline constexpr std::size_t members = 10000;
 inline constexpr std::size_t history = 100;             // a room keeps its last 100 messages
 inline constexpr std::size_t capabilities = 64;         // capability tokens in a hello
 inline constexpr std::size_t phone = 95;                // one phone number (Escargot's MSNP limit)
+inline constexpr std::size_t optional = 1;              // an optional value: a list of at most one (README.md)
 }  // namespace limits
 
 // Parts of a user's profile as bits: which fields a profile_set changes, and
@@ -256,12 +257,17 @@ struct stored_message {
     std::uint64_t timestamp_ms = 0;  // Unix time, set by the room
     std::string text;
     text_format format;
+    // In a room_history reply: the reader, when the message is withheld from
+    // it (it was when sent, or the reader blocks the sender now); codecs
+    // leave such messages out, as they do live room_message frames.
+    std::vector<std::string> withheld_from;
     template <class V> void visit(V& v) {
         v(1, "seq", seq);
         v(2, "sender", sender, limits::handle);
         v(3, "message_id", message_id, limits::token);
         v(4, "timestamp_ms", timestamp_ms);
         v(5, "text", text, limits::text);
+        v(7, "withheld_from", withheld_from, limits::members, limits::handle);  // see room_message
         v(6, "format", format);
     }
     friend bool operator==(const stored_message&, const stored_message&) = default;
@@ -349,6 +355,10 @@ struct roster {
     std::vector<roster_entry> entries;
     frame::phones phones;        // the owner's own
     bool mobile_device = false;  // the owner has set up a mobile device (MSNP MBE)
+    // The owner's own personal message and current media: optional values
+    // (at most one element; absent from older writers).
+    std::vector<std::string> personal_message;
+    std::vector<std::string> current_media;
     template <class V> void visit(V& v) {
         v(1, "version", version);
         v(2, "privacy", privacy);
@@ -357,6 +367,9 @@ struct roster {
         v(5, "groups", groups, limits::groups);
         v(6, "entries", entries, limits::roster_entries);
         v(7, "phones", phones);
+        // Before the last required field: see room_message.
+        v(9, "personal_message", personal_message, limits::optional, limits::personal_message);
+        v(10, "current_media", current_media, limits::optional, limits::personal_message);
         v(8, "mobile_device", mobile_device);
     }
     SWITCHYARD_FRAME_BODY(roster, 6);
@@ -483,9 +496,17 @@ struct room_leave {
     SWITCHYARD_FRAME_BODY(room_leave, 14);
 };
 
+// The reply to a room_join. `epoch` (an optional value) names the room's
+// history: it changes whenever seqs restart or stored messages are lost
+// (the room is created again under the same id), so a (epoch, seq) pair
+// names one message for good.
 struct room_members {
     std::vector<member> members;
-    template <class V> void visit(V& v) { v(1, "members", members, limits::members); }
+    std::vector<std::string> epoch;
+    template <class V> void visit(V& v) {
+        v(1, "members", members, limits::members);
+        v(2, "epoch", epoch, limits::optional, limits::token);
+    }
     SWITCHYARD_FRAME_BODY(room_members, 15);
 };
 
@@ -563,8 +584,10 @@ struct room_history_get {
 struct room_history {
     std::vector<stored_message> messages;  // ascending seq
     std::uint64_t last_seq = 0;            // the room's newest seq
+    std::vector<std::string> epoch;        // as in room_members
     template <class V> void visit(V& v) {
         v(1, "messages", messages, limits::history);
+        v(3, "epoch", epoch, limits::optional, limits::token);  // before the last required field: see room_message
         v(2, "last_seq", last_seq);
     }
     SWITCHYARD_FRAME_BODY(room_history, 21);

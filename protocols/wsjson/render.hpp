@@ -27,9 +27,10 @@ bool format_is_plain(const frame::text_format& f);
 // nullopt with `why` set when a field has the wrong type or value.
 std::optional<frame::text_format> parse_format(const boost::json::value& v, std::string& why);
 
-// "w" + 16 hex digits of the sender's handle + "/" + the client's id: the
-// room deduplicates message_id among its recent messages whoever sent
-// them, so the prefix keeps one sender's ids from ever matching another's.
+// "w" + 16 hex digits of the sender's handle + "/" + the client's id. Rooms
+// compare message ids per sender, so the prefix is not what keeps senders
+// apart; it marks the id as a client's (client_id_of) and stays as it is,
+// since stored ids and retries in flight through other gateways use it.
 std::string client_message_id(std::string_view handle, std::string_view client_id);
 // The client's id back out of a message_id made by client_message_id for
 // `handle`; empty for any other message_id (MSNP's, generated ones).

@@ -146,7 +146,10 @@ struct op {
     std::string title;
     bool named = false;
     std::optional<std::uint64_t> since;
-    std::string epoch;
+    std::string epoch;            // the epoch the client saw with since_seq
+    std::string room_epoch;       // the room's, from its room_members reply
+    std::optional<std::string> reset;  // decided before the history came
+    std::uint64_t asked_after = 0;     // the history's after_seq
     std::vector<std::string> invitees;
     json::array invited;
     json::array not_invited;
@@ -513,6 +516,8 @@ struct connection::impl {
         res["session"] = endpoint;
         res["token"] = svc->issue_session_token(handle);
         res["display_name"] = display_name;
+        res["personal_message"] = r.personal_message.empty() ? std::string() : r.personal_message.front();
+        res["current_media"] = r.current_media.empty() ? std::string() : r.current_media.front();
         res["status"] = status_name(o.status);
         json::object priv;
         priv["default"] = frame::to_string(r.privacy);
@@ -917,10 +922,12 @@ struct connection::impl {
         return out;
     }
 
-    static json::array messages_json(const std::vector<frame::stored_message>& ms, const std::string& room,
-                                     const room_state* r) {
+    // Stored messages as events, without those withheld from this user.
+    json::array messages_json(const std::vector<frame::stored_message>& ms, const std::string& room,
+                              const room_state* r) const {
         json::array a;
         for (const auto& m : ms) {
+            if (withheld(m.withheld_from, handle)) continue;
             frame::room_message rm;
             rm.seq = m.seq;
             rm.message_id = m.message_id;
@@ -1033,6 +1040,7 @@ struct connection::impl {
                 }
                 for (const auto& mem : m->members) r.members[mem.endpoint] = mem;
                 r.members[endpoint] = me();
+                if (!m->epoch.empty()) o.room_epoch = m->epoch.front();
                 if (o.k == op::kind::chat_open) {
                     for (const auto& who : o.invitees) {
                         send(out, s.o, part::invite, o.room, frame::room_invite{who, display_name, {}}, who);
@@ -1040,13 +1048,22 @@ struct connection::impl {
                     if (o.waiting == 0) finish_room(o, r, nullptr, out);
                     return;
                 }
-                frame::room_history_get h;
-                h.after_seq = o.since.value_or(0);
-                send(out, s.o, part::history, o.room, h);
+                // Seqs of another epoch mean nothing here: the whole stored
+                // history instead.
+                if (o.since && epochs_differ(o.epoch, o.room_epoch)) o.reset = "epoch_changed";
+                ask_history(out, s.o, o.reset ? 0 : o.since.value_or(0));
                 return;
             }
             case part::history: {
                 const auto* h = std::get_if<frame::room_history>(&b);
+                // A re-created room found only now (an epoch in the history
+                // alone, or seqs gone backwards): ask again from the start.
+                if (h && o.since && !o.reset && o.asked_after > 0 &&
+                    (epochs_differ(o.epoch, epoch_of(*h, o.room_epoch)) || h->last_seq < *o.since)) {
+                    o.reset = "epoch_changed";
+                    ask_history(out, s.o, 0);
+                    return;
+                }
                 finish_room(o, r, h, out);
                 return;
             }
@@ -1067,11 +1084,24 @@ struct connection::impl {
         }
     }
 
+    void ask_history(frame::output& out, const std::shared_ptr<op>& o, std::uint64_t after) {
+        frame::room_history_get h;
+        h.after_seq = after;
+        o->asked_after = after;
+        send(out, o, part::history, o->room, h);
+    }
+
     // The room's epoch: which incarnation of its history a seq belongs to
-    // (Centrifugo's stream epoch). room_members and room_history carry none
-    // in frame wire version 1 (README.md, "Resume"), so it is empty until
-    // they do; a seq that went backwards still shows a re-created room.
-    static std::string epoch_of(const frame::room_history*) { return {}; }
+    // (Centrifugo's stream epoch), from the history or else the join's
+    // room_members; empty from a backend that names none, and then only a
+    // seq that went backwards shows a re-created room.
+    static std::string epoch_of(const frame::room_history& h, const std::string& from_join) {
+        return h.epoch.empty() ? from_join : h.epoch.front();
+    }
+    // Epochs are opaque; an unknown one (empty) differs from nothing.
+    static bool epochs_differ(const std::string& seen, const std::string& now) {
+        return !seen.empty() && !now.empty() && seen != now;
+    }
 
     json::array members_json(const room_state& r) const {
         json::array a;
@@ -1096,26 +1126,29 @@ struct connection::impl {
         std::uint64_t last = 0;
         if (h) {
             last = h->last_seq;
-            const std::string epoch = epoch_of(h);
+            const std::string epoch = epoch_of(*h, o.room_epoch);
             res["epoch"] = epoch;
             res["messages"] = messages_json(h->messages, o.room, &r);
             // Resume (README.md): exactly the messages after since_seq, or a
-            // reset saying why that cannot be had.
+            // reset saying why that cannot be had. Gaps are judged on the
+            // messages the room returned, before those withheld from this
+            // user are left out.
             json::value reset = nullptr;
-            if (o.since) {
+            if (o.reset) {
+                reset = json::string(*o.reset);
+            } else if (o.since) {
                 const std::uint64_t since = *o.since;
-                if ((!o.epoch.empty() && !epoch.empty() && o.epoch != epoch) || last < since) {
+                if (epochs_differ(o.epoch, epoch) || last < since) {
                     reset = "epoch_changed";
                 } else if (last > since && (h->messages.empty() || h->messages.front().seq != since + 1)) {
                     reset = "history_truncated";
                 }
             }
             res["reset"] = reset;
-            r.delivered = h->messages.empty() ? std::max<std::uint64_t>(o.since.value_or(0), 0)
-                                              : h->messages.back().seq;
+            r.delivered = h->messages.empty() ? o.asked_after : h->messages.back().seq;
             if (last < r.delivered) r.delivered = last;
         } else {
-            res["epoch"] = "";
+            res["epoch"] = o.room_epoch;
             res["messages"] = json::array{};
             res["reset"] = nullptr;
             res["invited"] = std::move(o.invited);

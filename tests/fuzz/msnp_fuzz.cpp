@@ -158,7 +158,7 @@ switchyard::frame::frame answer(const switchyard::frame::frame& request) {
         r.entries.push_back({"bob@example.com", "Bob", 0xb, "c1", {}, {"555 0199", {}, {}, true}});
         reply.content = r;
     } else if (std::holds_alternative<fr::room_join>(request.content)) {
-        reply.content = fr::room_members{{{"bob@example.com", "ep2", "Bob", 0, fr::client_protocol::msnp}}};
+        reply.content = fr::room_members{{{"bob@example.com", "ep2", "Bob", 0, fr::client_protocol::msnp}}, {}};
     } else if (const auto* change = std::get_if<fr::roster_change>(&request.content)) {
         reply.content = *change;
     } else if (const auto* group = std::get_if<fr::group_change>(&request.content)) {

@@ -59,13 +59,18 @@ std::vector<fr::frame> answer(const fr::frame& request) {
         r.entries.push_back({"bob@example.com", "Bob", 0xb, "c1", {}, {}});
         reply.content = r;
     } else if (std::holds_alternative<fr::room_join>(request.content)) {
-        reply.content = fr::room_members{{{"bob@example.com", "ep9", "Bob", 0, fr::client_protocol::msnp}}};
+        reply.content = fr::room_members{{{"bob@example.com", "ep9", "Bob", 0, fr::client_protocol::msnp}}, {"e1"}};
         fr::room_message m;
         m.seq = 2;
         m.text = "live";
         out.push_back(fr::frame{0, request.object, "bob@example.com", m});
     } else if (const auto* h = std::get_if<fr::room_history_get>(&request.content)) {
-        reply.content = fr::room_history{{{h->after_seq + 1, "bob@example.com", "x", 1, "old", {}}}, h->after_seq + 1};
+        // Odd positions: another epoch (the room was created again), and a
+        // message withheld from the user.
+        const bool odd = h->after_seq % 2 == 1;
+        fr::stored_message m{h->after_seq + 1, "bob@example.com", "x", 1, "old", {}, {}};
+        if (odd) m.withheld_from = {"alice@example.com"};
+        reply.content = fr::room_history{{m}, h->after_seq + 1, {odd ? "e2" : "e1"}};
     } else if (const auto* c = std::get_if<fr::roster_change>(&request.content)) {
         reply.content = *c;
     } else if (const auto* g = std::get_if<fr::group_change>(&request.content)) {

@@ -13,9 +13,13 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include <sys/socket.h>
 
 namespace switchyard::test {
 
@@ -42,10 +46,12 @@ struct ws_gateway {
     unsigned short msnp_port = 0;
     unsigned short ws_port = 0;
 
-    explicit ws_gateway(std::string binary_path, const std::string& extra = "") : binary(std::move(binary_path)) {
-        write_file(settings, "[gateway]\nthreads = 2\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n"
-                             "[listeners.admin]\nport = 0\n[accounts]\nscrypt_n = 1024\n"
-                             "[[keys]]\nid = \"" + std::string(ws_test_key_id) + "\"\nsecret = \"" +
+    // `ws_extra` goes into [listeners.ws], `extra` at the end of the settings.
+    explicit ws_gateway(std::string binary_path, const std::string& ws_extra = "", const std::string& extra = "")
+        : binary(std::move(binary_path)) {
+        write_file(settings, "[gateway]\nthreads = 2\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n" + ws_extra +
+                                 "\n[listeners.admin]\nport = 0\n[accounts]\nscrypt_n = 1024\n"
+                                 "[[keys]]\nid = \"" + std::string(ws_test_key_id) + "\"\nsecret = \"" +
                                  ws_test_key_base64 + "\"\n" + extra);
         write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
     }
@@ -70,6 +76,17 @@ struct ws_gateway {
         }
         REQUIRE(proc->wait_for_line("event=started"));
     }
+
+    // SIGTERM, and a clean exit.
+    void stop() {
+        proc->signal(SIGTERM);
+        const auto status = proc->wait_exit();
+        INFO(proc->output());
+        REQUIRE(status == 0);
+        proc.reset();
+    }
+
+    std::filesystem::path database() const { return dir.path / "data" / "embedded.sqlite3"; }
 };
 
 // A WebSocket client that speaks the JSON protocol, with every read bounded.
@@ -111,10 +128,13 @@ public:
             error_ = *result;
             return nullptr;
         }
-        return ws_detail::json::parse(ws_detail::beast::buffers_to_string(buffer.data()));
+        ws_detail::json::value v = ws_detail::json::parse(ws_detail::beast::buffers_to_string(buffer.data()));
+        seen_.push_back(v);
+        return v;
     }
 
-    // The next message for which `match` holds; others are passed over.
+    // The next message for which `match` holds; others are passed over
+    // (and kept in seen()).
     template <class Match> ws_detail::json::object wait(Match match) {
         for (;;) {
             const ws_detail::json::value v = next();
@@ -138,6 +158,18 @@ public:
             return o.at("type") == "error" && o.at("id") == id;
         });
     }
+    // The reply to request `id` without Catch's macros, which are not for
+    // other threads: nullopt when it is an error or the connection ended.
+    std::optional<ws_detail::json::object> reply_quietly(std::int64_t id) {
+        for (ws_detail::json::value v = next(); !v.is_null(); v = next()) {
+            const auto& o = v.as_object();
+            const auto* of = o.if_contains("id");
+            if (!of || *of != id) continue;
+            if (o.at("type") == "reply") return o;
+            return std::nullopt;
+        }
+        return std::nullopt;
+    }
     ws_detail::json::object event(std::string_view type) {
         return wait([type](const ws_detail::json::object& o) { return o.at("type").as_string() == type; });
     }
@@ -148,10 +180,28 @@ public:
         return reply(id).at("result").as_object();
     }
 
-    // Logs in with a password; returns the login result.
+    // Logs in with a password or a session token; returns the login result.
     ws_detail::json::object login(const std::string& handle, const std::string& password, std::int64_t id = 1) {
         return request(id, {{"type", "login"}, {"version", 1}, {"handle", handle}, {"password", password}});
     }
+    ws_detail::json::object login_token(const std::string& token, std::int64_t id = 1) {
+        return request(id, {{"type", "login"}, {"version", 1}, {"token", token}});
+    }
+
+    // The connection ends without a WebSocket close, as when a network
+    // drops it: with a reset (`reset`), or a plain FIN that still delivers
+    // what was written before it.
+    void drop(bool reset) {
+        if (reset) {
+            const linger hard{1, 0};
+            ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        }
+        ws_detail::beast::error_code ec;
+        ws_.next_layer().close(ec);
+    }
+
+    // Everything read so far.
+    const std::vector<ws_detail::json::value>& seen() const { return seen_; }
 
     ws_detail::websocket::close_reason close_reason() const { return ws_.reason(); }
     const ws_detail::beast::error_code& error() const { return error_; }
@@ -161,6 +211,7 @@ private:
     ws_detail::websocket::stream<ws_detail::asio::ip::tcp::socket> ws_{io_};
     ws_detail::websocket::response_type response_;
     ws_detail::beast::error_code error_;
+    std::vector<ws_detail::json::value> seen_;
 };
 
 }  // namespace switchyard::test

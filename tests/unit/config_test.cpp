@@ -106,6 +106,13 @@ TEST_CASE("the shipped settings file spells out the defaults", "[config]") {
     CHECK(shipped.backends[0].name == defaults.backends[0].name);
     CHECK(shipped.backends[0].kind == defaults.backends[0].kind);
     CHECK(shipped.backends[0].hibernate_after == defaults.backends[0].hibernate_after);
+    CHECK(shipped.backends[0].sync == defaults.backends[0].sync);
+    CHECK(shipped.backends[0].shards == defaults.backends[0].shards);
+    CHECK(shipped.backends[0].max_list_entries == defaults.backends[0].max_list_entries);
+    CHECK(shipped.backends[0].max_groups == defaults.backends[0].max_groups);
+    CHECK(shipped.backends[0].max_room_members == defaults.backends[0].max_room_members);
+    CHECK(shipped.backends[0].named_rooms_open == defaults.backends[0].named_rooms_open);
+    CHECK(shipped.backends[0].rejoin_grace == defaults.backends[0].rejoin_grace);
 }
 
 TEST_CASE("an empty settings file gives usable defaults", "[config]") {
@@ -137,6 +144,7 @@ TEST_CASE("an empty settings file gives usable defaults", "[config]") {
     CHECK(s.backends[0].name == "embedded");
     CHECK(s.backends[0].kind == config::backend_kind::embedded);
     CHECK(s.backends[0].hibernate_after == 10s);
+    CHECK(s.backends[0].rejoin_grace == 60s);
 
     REQUIRE(s.find_listener("admin") != nullptr);
     CHECK(s.find_listener("admin")->port == 9090);
@@ -660,6 +668,7 @@ max_list_entries = 600
 max_groups = 20
 max_room_members = 50
 named_rooms_open = false
+rejoin_grace = "1500ms"
 )");
     const config::backend* b = s.find_backend("embedded");
     REQUIRE(b);
@@ -670,6 +679,15 @@ named_rooms_open = false
     CHECK(b->max_groups == 20);
     CHECK(b->max_room_members == 50);
     CHECK_FALSE(b->named_rooms_open);
+    CHECK(b->rejoin_grace == std::chrono::milliseconds(1500));
+    CHECK(settings_ok("[backends.embedded]\nkind = \"embedded\"\nrejoin_grace = \"0s\"\n")
+              .find_backend("embedded")
+              ->rejoin_grace == std::chrono::milliseconds(0));
+    CHECK(settings_error("[backends.embedded]\nkind = \"embedded\"\nrejoin_grace = 60\n") ==
+          "test.toml:3:16: expected a duration string such as \"10s\" for rejoin_grace, found an integer");
+    CHECK(settings_error("[backends.embedded]\nkind = \"embedded\"\nrejoin_grace = \"soon\"\n") ==
+          "test.toml:3:16: expected a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\" for rejoin_grace, "
+          "found \"soon\"");
 
     CHECK(settings_error("[backends.embedded]\nkind = \"embedded\"\ndurability = \"eventually\"\n") ==
           "test.toml:3:14: unknown durability \"eventually\"; expected one of: full, normal");

@@ -3,6 +3,8 @@
 // durability across restarts and hibernation.
 #include "embedded_fixture.hpp"
 
+#include <atomic>
+#include <memory>
 #include <thread>
 
 using namespace switchyard;
@@ -343,4 +345,334 @@ TEST_CASE("a block silences the blocked user in rooms already open", "[room]") {
     CHECK(as<frame::room_typing>(*events.pop()).withheld_from == std::vector<std::string>{alice});
     as<frame::ack>(f.ask(carol, "room:sb", text("hi both")));
     CHECK(as<frame::room_message>(*events.pop()).withheld_from.empty());
+}
+
+// ---------------------------------------------------------------- epochs
+
+namespace {
+
+std::string epoch_of(const frame::room_members& m) {
+    REQUIRE(m.epoch.size() == 1);
+    return m.epoch.front();
+}
+std::string epoch_of(const frame::room_history& h) {
+    REQUIRE(h.epoch.size() == 1);
+    return h.epoch.front();
+}
+
+// A WebSocket endpoint: one that can resume after its connection dropped.
+frame::member ws_endpoint_of(const std::string& user, const std::string& endpoint = "ep1") {
+    frame::member m = endpoint_of(user, endpoint);
+    m.protocol = frame::client_protocol::wsjson;
+    return m;
+}
+
+// Alice (MSNP) opens a switchboard and Bob joins it from a WebSocket client.
+void open_with_ws_bob(room_fixture& f, frame_queue& events) {
+    f.open_switchboard("room:sb");
+    f.set_online(bob);
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_invite{bob, {}, {}}));
+    as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob)}));
+    as<frame::room_join>(*events.pop());
+    as<frame::room_join>(*events.pop());
+}
+
+frame::room_leave dropped(const std::string& user, const std::string& endpoint = "ep1") {
+    return frame::room_leave{user, endpoint, frame::leave_reason::dropped};
+}
+
+// A clock the test moves by hand: grace periods end when it says so.
+struct manual_clock {
+    std::shared_ptr<std::atomic<std::uint64_t>> now = std::make_shared<std::atomic<std::uint64_t>>(1700000000000);
+    embedded::options with(std::chrono::milliseconds grace) const {
+        embedded::options o;
+        o.rejoin_grace = grace;
+        o.clock = [n = now] { return n->load(); };
+        return o;
+    }
+    void advance(std::chrono::milliseconds d) const { *now += static_cast<std::uint64_t>(d.count()); }
+};
+
+}  // namespace
+
+TEST_CASE("a room names its history with an epoch that only a new creation changes", "[room][epoch]") {
+    room_fixture f;
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_create{frame::room_policy::invite_only, "sb"}));
+    const std::string first = epoch_of(as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)})));
+    CHECK(first.size() == 16);
+    CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
+    as<frame::ack>(f.ask(alice, "room:sb", text("one", "m1")));
+    CHECK(epoch_of(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == first);
+
+    // Restarts keep it: the history goes on.
+    f.restart();
+    const auto members = as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)}));
+    CHECK(epoch_of(members) == first);
+
+    // The switchboard ends with its last participant; created again under
+    // the same id, its seqs start over in a new epoch.
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_leave{alice, "ep1", frame::leave_reason::left}));
+    CHECK(error_of(f.ask(alice, "room:sb", frame::room_history_get{})) == error_code::unknown_object);
+    as<frame::ack>(f.ask(bob, "room:sb", frame::room_create{frame::room_policy::invite_only, "again"}));
+    const auto again = as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{endpoint_of(bob)}));
+    CHECK(epoch_of(again) != first);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("new one", "m1"))).seq == 1);
+    const auto h = as<frame::room_history>(f.ask(bob, "room:sb", frame::room_history_get{}));
+    CHECK(epoch_of(h) == epoch_of(again));
+    REQUIRE(h.messages.size() == 1);
+    CHECK(h.messages[0].text == "new one");
+
+    // Another room has its own.
+    as<frame::ack>(f.ask(alice, "room:other", frame::room_create{frame::room_policy::named, ""}));
+    CHECK(epoch_of(as<frame::room_members>(f.ask(alice, "room:other", frame::room_join{endpoint_of(alice)}))) !=
+          epoch_of(again));
+}
+
+TEST_CASE("a schema version 2 database upgrades in place; its rooms get an epoch once", "[room][epoch]") {
+    room_fixture f;
+    as<frame::ack>(f.ask(alice, "room:lobby", frame::room_create{frame::room_policy::named, "Lobby"}));
+    as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)}));
+    as<frame::ack>(f.ask(alice, "room:lobby", text("kept", "k1")));
+    f.be.reset();
+    {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        db.exec("ALTER TABLE rooms DROP COLUMN epoch");
+        db.exec("ALTER TABLE room_endpoints DROP COLUMN grace_until_ms");
+        db.exec("ALTER TABLE messages DROP COLUMN withheld");
+        db.exec("ALTER TABLE presence DROP COLUMN single_session");
+        db.exec("PRAGMA user_version = 2");
+        REQUIRE_FALSE(db.failed());
+    }
+    f.restart();
+    const std::string epoch =
+        epoch_of(as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)})));
+    CHECK(epoch.size() == 16);
+    auto h = as<frame::room_history>(f.ask(alice, "room:lobby", frame::room_history_get{}));
+    REQUIRE(h.messages.size() == 1);
+    CHECK(h.messages[0].text == "kept");
+    CHECK(h.messages[0].withheld_from.empty());
+    CHECK(as<frame::ack>(f.ask(alice, "room:lobby", text("kept", "k1"))).seq == 1);  // retry ids survive
+    f.restart();
+    CHECK(epoch_of(as<frame::room_members>(f.ask(alice, "room:lobby", frame::room_join{endpoint_of(alice)}))) ==
+          epoch);
+}
+
+// ---------------------------------------------------------------- retries per sender
+
+TEST_CASE("message ids are retries only from the same sender", "[room]") {
+    room_fixture f;
+    auto& events = f.subscribe("room:sb");
+    f.open_switchboard("room:sb");
+    f.invite_and_join("room:sb", bob);
+    as<frame::room_join>(*events.pop());
+    as<frame::room_join>(*events.pop());
+
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    // Bob's message with the same id is his own, not Alice's retry.
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::room_message>(*events.pop()).text == "from alice");
+    const auto from_bob = events.pop();
+    REQUIRE(from_bob);
+    CHECK(from_bob->sender == bob);
+    CHECK(as<frame::room_message>(*from_bob).text == "from bob");
+
+    // Loaded from storage, the ids keep their senders.
+    f.restart();
+    as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice)}));
+    as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{endpoint_of(bob)}));
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("from bob", "same-id"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("from alice", "same-id"))).seq == 1);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("new", "other-id"))).seq == 3);
+}
+
+// ---------------------------------------------------------------- history and blocks
+
+TEST_CASE("history marks what is withheld from the reader, then or now", "[room]") {
+    room_fixture f;
+    f.open_switchboard("room:sb");
+    f.invite_and_join("room:sb", bob);
+    f.invite_and_join("room:sb", carol);
+    const auto block = [&](bool on) {
+        embedded::database db(f.opt.file, embedded::durability::normal);
+        if (on) {
+            db.prepare("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, 4, ?2, 'c1')")
+                .bind(alice, bob)
+                .run();
+        } else {
+            db.prepare("DELETE FROM contacts WHERE owner = ?1 AND contact = ?2").bind(alice, bob).run();
+        }
+        REQUIRE_FALSE(db.failed());
+    };
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("before the block"))).seq == 1);
+    block(true);
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("while blocked"))).seq == 2);
+    CHECK(as<frame::ack>(f.ask(carol, "room:sb", text("carol speaks"))).seq == 3);
+
+    const auto withheld = [](const frame::room_history& h) {
+        std::vector<std::vector<std::string>> out;
+        for (const auto& m : h.messages) out.push_back(m.withheld_from);
+        return out;
+    };
+    using list = std::vector<std::vector<std::string>>;
+    // Alice blocks Bob now: none of his messages is for her.
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) ==
+          list{{alice}, {alice}, {}});
+    // Carol blocks nobody.
+    CHECK(withheld(as<frame::room_history>(f.ask(carol, "room:sb", frame::room_history_get{}))) == list{{}, {}, {}});
+    // Unblocked, Alice may read what Bob said before, not what was withheld
+    // from her when he said it.
+    block(false);
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == list{{}, {alice}, {}});
+    f.restart();
+    CHECK(withheld(as<frame::room_history>(f.ask(alice, "room:sb", frame::room_history_get{}))) == list{{}, {alice}, {}});
+}
+
+// ---------------------------------------------------------------- grace periods
+
+TEST_CASE("a dropped endpoint keeps its place until the grace period runs out", "[room][grace]") {
+    manual_clock clock;
+    room_fixture f(clock.with(std::chrono::seconds(60)));
+    auto& events = f.subscribe("room:sb");
+    open_with_ws_bob(f, events);
+
+    as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+    // Nothing published: the next event is Alice's message, stored for Bob.
+    CHECK(as<frame::ack>(f.ask(alice, "room:sb", text("are you there?"))).seq == 1);
+    CHECK(as<frame::room_message>(*events.pop()).seq == 1);
+    // Bob is still a member (he may read the history) but cannot speak
+    // without joining again; a third user sees him in the room.
+    CHECK(as<frame::room_history>(f.ask(bob, "room:sb", frame::room_history_get{})).messages.size() == 1);
+    CHECK(error_of(f.ask(bob, "room:sb", text("me?"))) == error_code::not_member);
+    CHECK(error_of(f.ask(alice, "room:sb", frame::room_invite{bob, {}, {}})) == error_code::already_on_list);
+    f.set_online(carol);
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_invite{carol, {}, {}}));
+    const auto seen = as<frame::room_members>(f.ask(carol, "room:sb", frame::room_join{endpoint_of(carol)}));
+    CHECK(seen.members == std::vector<frame::member>{endpoint_of(alice), ws_endpoint_of(bob)});
+    as<frame::room_join>(*events.pop());
+
+    // A moment before the end, still there; at the end, gone as dropped.
+    clock.advance(std::chrono::milliseconds(59999));
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_nudge{}));
+    as<frame::room_nudge>(*events.pop());
+    clock.advance(std::chrono::milliseconds(1));
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_nudge{}));  // the room applies the deadline first
+    const auto left = events.pop();
+    REQUIRE(left);
+    CHECK(left->sender == bob);
+    CHECK(as<frame::room_leave>(*left) == dropped(bob));
+    as<frame::room_nudge>(*events.pop());
+    // A switchboard forgets whoever is gone: a new invitation is needed.
+    CHECK(error_of(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob, "ep2")})) == error_code::not_allowed);
+}
+
+TEST_CASE("a rejoin within the grace period continues unseen", "[room][grace]") {
+    manual_clock clock;
+    room_fixture f(clock.with(std::chrono::seconds(60)));
+    auto& events = f.subscribe("room:sb");
+    open_with_ws_bob(f, events);
+    const std::string epoch = epoch_of(as<frame::room_history>(f.ask(bob, "room:sb", frame::room_history_get{})));
+
+    as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+    as<frame::ack>(f.ask(alice, "room:sb", text("one")));
+    as<frame::room_message>(*events.pop());
+    clock.advance(std::chrono::seconds(30));
+
+    // Bob's new connection joins: his old endpoint's place is his again.
+    const auto members = as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob, "ep2")}));
+    CHECK(members.members == std::vector<frame::member>{endpoint_of(alice)});
+    CHECK(epoch_of(members) == epoch);
+    const auto join = events.pop();
+    REQUIRE(join);
+    CHECK(as<frame::room_join>(*join).who == ws_endpoint_of(bob, "ep2"));
+    CHECK(as<frame::room_leave>(*events.pop()) == dropped(bob, "ep1"));
+    const auto h = as<frame::room_history>(f.ask(bob, "room:sb", frame::room_history_get{0, 0, 100}));
+    REQUIRE(h.messages.size() == 1);
+    CHECK(h.messages[0].text == "one");
+    CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("back"))).seq == 2);
+    as<frame::room_message>(*events.pop());
+
+    // The old grace period is over for good: no leave when it would have run out.
+    clock.advance(std::chrono::seconds(31));
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_nudge{}));
+    as<frame::room_nudge>(*events.pop());
+    CHECK(as<frame::room_members>(f.ask(alice, "room:sb", frame::room_join{endpoint_of(alice, "ep3")})).members ==
+          std::vector<frame::member>{endpoint_of(alice), ws_endpoint_of(bob, "ep2")});
+}
+
+TEST_CASE("an invite-only room lasts while a member is in a grace period", "[room][grace]") {
+    manual_clock clock;
+    room_fixture f(clock.with(std::chrono::seconds(60)));
+    auto& events = f.subscribe("room:sb");
+    open_with_ws_bob(f, events);
+
+    as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+    as<frame::ack>(f.ask(alice, "room:sb", frame::room_leave{alice, "ep1", frame::leave_reason::left}));
+    CHECK(as<frame::room_leave>(*events.pop()).user == alice);
+    // Only Bob's place is left, and it keeps the room.
+    as<frame::room_members>(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob, "ep2")}));
+    as<frame::room_join>(*events.pop());
+    as<frame::room_leave>(*events.pop());
+
+    // He drops again and does not come back: the room ends with him.
+    as<frame::ack>(f.ask(bob, "room:sb", dropped(bob, "ep2")));
+    clock.advance(std::chrono::seconds(60));
+    CHECK(error_of(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob, "ep3")})) == error_code::unknown_object);
+    CHECK(as<frame::room_leave>(*events.pop()) == dropped(bob, "ep2"));
+}
+
+TEST_CASE("leaving on purpose ends a grace period; without grace a drop leaves at once", "[room][grace]") {
+    SECTION("leave during the grace period") {
+        manual_clock clock;
+        room_fixture f(clock.with(std::chrono::seconds(60)));
+        auto& events = f.subscribe("room:sb");
+        open_with_ws_bob(f, events);
+        as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+        as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));  // dropping again changes nothing
+        as<frame::ack>(f.ask(bob, "room:sb", frame::room_leave{bob, "", frame::leave_reason::left}));
+        CHECK(as<frame::room_leave>(*events.pop()) == frame::room_leave{bob, "ep1", frame::leave_reason::left});
+        CHECK(error_of(f.ask(bob, "room:sb", frame::room_leave{bob, "", frame::leave_reason::left})) ==
+              error_code::not_member);
+        CHECK(error_of(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob)})) == error_code::not_allowed);
+    }
+    SECTION("an MSNP switchboard connection cannot come back: it leaves at once") {
+        manual_clock clock;
+        room_fixture f(clock.with(std::chrono::seconds(60)));
+        auto& events = f.subscribe("room:sb");
+        f.open_switchboard("room:sb");
+        f.invite_and_join("room:sb", carol);
+        as<frame::room_join>(*events.pop());
+        as<frame::room_join>(*events.pop());
+        as<frame::ack>(f.ask(carol, "room:sb", dropped(carol)));
+        CHECK(as<frame::room_leave>(*events.pop()) == dropped(carol));
+        CHECK(error_of(f.ask(carol, "room:sb", frame::room_join{endpoint_of(carol)})) == error_code::not_allowed);
+    }
+    SECTION("no grace period") {
+        room_fixture f(manual_clock{}.with(std::chrono::milliseconds(0)));
+        auto& events = f.subscribe("room:sb");
+        open_with_ws_bob(f, events);
+        as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+        CHECK(as<frame::room_leave>(*events.pop()) == dropped(bob));
+        CHECK(error_of(f.ask(bob, "room:sb", frame::room_join{ws_endpoint_of(bob)})) == error_code::not_allowed);
+    }
+}
+
+// The real clock: the shard wakes for the deadline by itself, and keeps
+// the room in memory for it although idle rooms hibernate at once here.
+TEST_CASE("a grace period runs out on its own, with nothing else happening", "[room][grace][hibernation]") {
+    embedded::options o;
+    o.rejoin_grace = std::chrono::milliseconds(300);
+    o.hibernate_after = std::chrono::milliseconds(1);
+    room_fixture f(o);
+    auto& events = f.subscribe("room:sb");
+    open_with_ws_bob(f, events);
+    const auto dropped_at = std::chrono::steady_clock::now();
+    as<frame::ack>(f.ask(bob, "room:sb", dropped(bob)));
+    const auto left = events.pop(10s);
+    REQUIRE(left);
+    CHECK(as<frame::room_leave>(*left) == dropped(bob));
+    // Not at once (deadlines count whole milliseconds of the system clock,
+    // so the bound leaves room for rounding).
+    CHECK(std::chrono::steady_clock::now() - dropped_at >= std::chrono::milliseconds(250));
 }

@@ -270,7 +270,7 @@ TEST_CASE("the machine writes ACK only once the room has answered", "[sb]") {
     CHECK(m.on_frame({0, sb, bob, frame::room_join{other}}).bytes.empty());
     CHECK(m.on_frame({0, sb, bob, frame::room_message{}}).bytes.empty());
 
-    auto joined = m.on_frame({join.corr, sb, {}, frame::room_members{{other}}});
+    auto joined = m.on_frame({join.corr, sb, {}, frame::room_members{{other}, {}}});
     CHECK(joined.bytes == "USR 1 OK alice@example.com Alice\r\n");
     // A join publication for an endpoint the member list had: no second JOI,
     // and its leave is Bob's last.

@@ -778,6 +778,10 @@ TEST_CASE("a schema version 1 database gains the phone and session columns and k
         for (const char* column : {"phone_home", "phone_work", "phone_mobile", "mobile_pageable", "mobile_device"}) {
             db.exec(std::string("ALTER TABLE users DROP COLUMN ") + column);
         }
+        // And what schema version 3 added.
+        db.exec("ALTER TABLE rooms DROP COLUMN epoch");
+        db.exec("ALTER TABLE room_endpoints DROP COLUMN grace_until_ms");
+        db.exec("ALTER TABLE messages DROP COLUMN withheld");
         db.exec("ALTER TABLE presence DROP COLUMN single_session");
         db.exec("PRAGMA user_version = 1");
         REQUIRE_FALSE(db.failed());
@@ -791,6 +795,20 @@ TEST_CASE("a schema version 1 database gains the phone and session columns and k
     p.phones.mobile = "555 0199";
     as<frame::ack>(f.ask(alice, user(alice), p));
     CHECK(roster_of(f, alice).phones.mobile == "555 0199");
+}
+
+TEST_CASE("the roster carries the owner's own personal message and current media") {
+    users_fixture f;
+    const auto before = roster_of(f, alice);
+    CHECK(before.personal_message == std::vector<std::string>{""});
+    CHECK(before.current_media == std::vector<std::string>{""});
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice", "at lunch", "Song - Band")));
+    const auto after = roster_of(f, alice);
+    CHECK(after.display_name == "Alice");
+    CHECK(after.personal_message == std::vector<std::string>{"at lunch"});
+    CHECK(after.current_media == std::vector<std::string>{"Song - Band"});
+    f.restart();
+    CHECK(roster_of(f, alice).personal_message == std::vector<std::string>{"at lunch"});
 }
 
 TEST_CASE("presence is the most available endpoint's; the last bye shows the owner offline") {

@@ -136,7 +136,7 @@ struct tester {
 };
 
 frame::stored_message stored(std::uint64_t seq, std::string text) {
-    return frame::stored_message{seq, bob, "ep9/" + std::to_string(seq), 1700000000000 + seq, std::move(text), {}};
+    return frame::stored_message{seq, bob, "ep9/" + std::to_string(seq), 1700000000000 + seq, std::move(text), {}, {}};
 }
 
 }  // namespace
@@ -494,7 +494,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
 
     auto out = t.in(R"({"type":"join","id":3,"room":"sb7"})");
     CHECK(out.watch == std::vector<std::string>{"room:sb7"});
-    out = t.answer(out.frames[0], frame::room_members{{{bob, "ep9", "Bob", 0, frame::client_protocol::msnp}}});
+    out = t.answer(out.frames[0], frame::room_members{{{bob, "ep9", "Bob", 0, frame::client_protocol::msnp}}, {}});
     CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == 0);
     // Published while the history is in flight: held, then deduplicated.
     frame::room_message live;
@@ -504,7 +504,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
     live.seq = 3;
     live.text = "third";
     t.publish("room:sb7", bob, live);
-    const auto done = t.answer(out.frames[0], frame::room_history{{stored(1, "first"), stored(2, "second")}, 2});
+    const auto done = t.answer(out.frames[0], frame::room_history{{stored(1, "first"), stored(2, "second")}, 2, {}});
     REQUIRE(done.messages.size() == 2);
     const auto r = msg(done, 0).at("result").as_object();
     CHECK(r.at("messages").as_array().size() == 2);
@@ -517,7 +517,7 @@ TEST_CASE("an invitation, accepted: join, members, history, then live messages w
     const auto& h = body<frame::room_history_get>(out.frames[0]);
     CHECK(h.before_seq == 2);
     CHECK(h.max_count == 100);
-    CHECK(msg(t.answer(out.frames[0], frame::room_history{{stored(1, "first")}, 3})).at("result").at("last_seq") == 3);
+    CHECK(msg(t.answer(out.frames[0], frame::room_history{{stored(1, "first")}, 3, {}})).at("result").at("last_seq") == 3);
 
     out = t.in(R"({"type":"join","id":6,"room":"gone"})");
     CHECK(code_of(t.answer(out.frames[0], frame::error{error_code::unknown_object, "no room"})) == "unknown_object");
@@ -535,32 +535,223 @@ TEST_CASE("named rooms the settings list are created on first use and joined by 
     CHECK(out.frames[0].object == "room:name:lobby");
     out = t.answer(out.frames[0], frame::error{error_code::already_on_list, "exists"});
     out = t.answer(out.frames[0], frame::room_members{});
-    const auto r = msg(t.answer(out.frames[0], frame::room_history{{}, 0})).at("result");
+    const auto r = msg(t.answer(out.frames[0], frame::room_history{{}, 0, {}})).at("result");
     CHECK(r.at("room") == "name:lobby");
     CHECK(r.at("name") == "lobby");
     CHECK(code_of(t.in(R"({"type":"join","id":3,"name":"no spaces"})")) == "bad_field");
 }
 
+namespace {
+
+frame::room_history history_of(std::vector<frame::stored_message> messages, std::uint64_t last,
+                               std::string epoch = "e1") {
+    frame::room_history h{std::move(messages), last, {}};
+    if (!epoch.empty()) h.epoch = {std::move(epoch)};
+    return h;
+}
+
+frame::room_members members_of(std::string epoch = "e1") {
+    frame::room_members m{{{bob, "ep9", "Bob", 0, frame::client_protocol::msnp}}, {}};
+    if (!epoch.empty()) m.epoch = {std::move(epoch)};
+    return m;
+}
+
+// A client back by token: logged in, with no room yet.
+struct resumed : tester {
+    resumed() {
+        auto out = in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
+        endpoint = body<frame::hello>(out.frames[0]).endpoint;
+        answer(out.frames[0], frame::ack{});
+        answer(out.frames[1], sample_roster());
+        answer(out.frames[2], frame::ack{});
+        REQUIRE(c.logged_in());
+    }
+    // Sends the join; answers it with `members`; returns the history request.
+    frame::frame join(const std::string& fields, frame::room_members members) {
+        auto out = in(R"({"type":"join","id":2,"room":"sb7")" + fields + "}");
+        REQUIRE(out.frames.size() == 1);
+        out = answer(out.frames[0], std::move(members));
+        REQUIRE(out.frames.size() == 1);
+        return out.frames[0];
+    }
+};
+
+// since_seq and epoch as the client sends them, what the room answers;
+// the join's result.
+json::object resume(std::uint64_t since, const std::string& epoch, frame::room_history h,
+                    std::string room_epoch = "e1") {
+    resumed t;
+    std::string fields = ",\"since_seq\":" + std::to_string(since);
+    if (!epoch.empty()) fields += ",\"epoch\":\"" + epoch + "\"";
+    const auto get = t.join(fields, members_of(std::move(room_epoch)));
+    CHECK(body<frame::room_history_get>(get).after_seq == since);
+    return msg(t.answer(get, std::move(h))).at("result").as_object();
+}
+
+std::vector<std::uint64_t> seqs(const json::object& result) {
+    std::vector<std::uint64_t> out;
+    for (const auto& m : result.at("messages").as_array()) out.push_back(m.at("seq").to_number<std::uint64_t>());
+    return out;
+}
+
+}  // namespace
+
 TEST_CASE("resume: exactly the missed messages, or a reset that says why") {
-    const auto resume = [](std::uint64_t since, frame::room_history h) {
-        tester t;
-        auto out = t.in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
-        t.answer(out.frames[0], frame::ack{});
-        t.answer(out.frames[1], sample_roster());
-        t.answer(out.frames[2], frame::ack{});
-        out = t.in(R"({"type":"join","id":2,"room":"sb7","since_seq":)" + std::to_string(since) + "}");
-        out = t.answer(out.frames[0], frame::room_members{});
-        CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == since);
-        return msg(t.answer(out.frames[0], std::move(h))).at("result").as_object();
-    };
-    auto r = resume(5, frame::room_history{{stored(6, "a"), stored(7, "b")}, 7});
+    auto r = resume(5, "e1", history_of({stored(6, "a"), stored(7, "b")}, 7));
     CHECK(r.at("reset").is_null());
-    CHECK(r.at("messages").as_array().size() == 2);
+    CHECK(seqs(r) == std::vector<std::uint64_t>{6, 7});
     CHECK(r.at("last_seq") == 7);
-    CHECK(resume(7, frame::room_history{{}, 7}).at("reset").is_null());
-    CHECK(resume(5, frame::room_history{{stored(9, "a")}, 9}).at("reset") == "history_truncated");
-    CHECK(resume(5, frame::room_history{{}, 9}).at("reset") == "history_truncated");
-    CHECK(resume(50, frame::room_history{{stored(1, "new room")}, 1}).at("reset") == "epoch_changed");
+    CHECK(r.at("epoch") == "e1");
+    CHECK(resume(7, "e1", history_of({}, 7)).at("reset").is_null());
+    CHECK(resume(5, "e1", history_of({stored(9, "a")}, 9)).at("reset") == "history_truncated");
+    CHECK(resume(5, "e1", history_of({}, 9)).at("reset") == "history_truncated");
+    // A client that kept no epoch, and a backend that names none: seqs alone.
+    CHECK(resume(5, "", history_of({stored(6, "a")}, 6)).at("reset").is_null());
+    r = resume(5, "e1", history_of({stored(6, "a")}, 6, ""), "");
+    CHECK(r.at("reset").is_null());
+    CHECK(r.at("epoch") == "");
+}
+
+TEST_CASE("resume into a room created again: epoch_changed, and its whole history") {
+    SECTION("the join names another epoch: the history is asked from the start") {
+        resumed t;
+        const auto get = t.join(R"(,"since_seq":5,"epoch":"e1")", members_of("e2"));
+        CHECK(body<frame::room_history_get>(get).after_seq == 0);
+        const auto r = msg(t.answer(get, history_of({stored(1, "x"), stored(2, "y"), stored(3, "z"),
+                                                     stored(4, "w"), stored(5, "v"), stored(6, "u")},
+                                                    6, "e2")))
+                           .at("result")
+                           .as_object();
+        // Past since_seq already, yet not the messages the client counted.
+        CHECK(r.at("reset") == "epoch_changed");
+        CHECK(r.at("epoch") == "e2");
+        CHECK(seqs(r) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+    }
+    SECTION("only the history tells: asked again from the start") {
+        resumed t;
+        auto get = t.join(R"(,"since_seq":2,"epoch":"e1")", members_of("e1"));
+        CHECK(body<frame::room_history_get>(get).after_seq == 2);
+        auto out = t.answer(get, history_of({stored(3, "c")}, 3, "e2"));
+        CHECK(out.messages.empty());
+        REQUIRE(out.frames.size() == 1);
+        CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == 0);
+        // Published meanwhile: held, and given once after the result.
+        frame::room_message live;
+        live.seq = 4;
+        live.text = "live";
+        CHECK(t.publish("room:sb7", bob, live).messages.empty());
+        out = t.answer(out.frames[0], history_of({stored(1, "a"), stored(2, "b"), stored(3, "c")}, 3, "e2"));
+        REQUIRE(out.messages.size() == 2);
+        const auto r = msg(out, 0).at("result").as_object();
+        CHECK(r.at("reset") == "epoch_changed");
+        CHECK(seqs(r) == std::vector<std::uint64_t>{1, 2, 3});
+        CHECK(msg(out, 1).at("seq") == 4);
+    }
+    SECTION("without epochs, seqs that went backwards") {
+        resumed t;
+        const auto get = t.join(R"(,"since_seq":50)", members_of(""));
+        auto out = t.answer(get, history_of({}, 1, ""));
+        REQUIRE(out.frames.size() == 1);
+        CHECK(body<frame::room_history_get>(out.frames[0]).after_seq == 0);
+        const auto r = msg(t.answer(out.frames[0], history_of({stored(1, "new room")}, 1, ""))).at("result").as_object();
+        CHECK(r.at("reset") == "epoch_changed");
+        CHECK(seqs(r) == std::vector<std::uint64_t>{1});
+        // Live messages continue from the new history's seqs.
+        frame::room_message live;
+        live.seq = 1;
+        CHECK(t.publish("room:sb7", bob, live).messages.empty());
+        live.seq = 2;
+        CHECK(msg(t.publish("room:sb7", bob, live)).at("seq") == 2);
+    }
+}
+
+TEST_CASE("history leaves out what the room withholds from the user, without seeing a gap") {
+    resumed t;
+    const auto get = t.join(R"(,"since_seq":5,"epoch":"e1")", members_of());
+    auto blocked = stored(6, "from someone Alice blocks");
+    blocked.withheld_from = {alice};
+    auto out = t.answer(get, history_of({blocked, stored(7, "b")}, 7));
+    const auto r = msg(out).at("result").as_object();
+    CHECK(r.at("reset").is_null());
+    CHECK(seqs(r) == std::vector<std::uint64_t>{7});
+    // Only withheld messages after since_seq: nothing to show, nothing lost.
+    resumed u;
+    const auto r2 = msg(u.answer(u.join(R"(,"since_seq":5,"epoch":"e1")", members_of()), history_of({blocked}, 6)))
+                        .at("result")
+                        .as_object();
+    CHECK(r2.at("reset").is_null());
+    CHECK(r2.at("messages").as_array().empty());
+    // Seen as delivered: a late publication of it stays unseen.
+    frame::room_message late;
+    late.seq = 6;
+    late.withheld_from = {alice};
+    CHECK(u.publish("room:sb7", bob, late).messages.empty());
+
+    out = t.in(R"({"type":"history","id":5,"room":"sb7"})");
+    const auto h = msg(t.answer(out.frames[0], history_of({stored(1, "a"), blocked, stored(7, "b")}, 7)));
+    CHECK(seqs(h.at("result").as_object()) == std::vector<std::uint64_t>{1, 7});
+}
+
+TEST_CASE("a user who resumes is seen neither leaving nor joining") {
+    tester t;
+    t.login();
+    const std::string room = t.open_chat();
+    CHECK(msg(t.publish(room, bob, frame::room_join{{bob, "ep9", "Bob", 0, frame::client_protocol::wsjson}}))
+              .at("type") == "joined");
+    // Bob's connection dropped; his new one takes his place over (the room
+    // publishes the new endpoint, then the old one leaving).
+    CHECK(t.publish(room, bob, frame::room_join{{bob, "ep10", "Bob", 0, frame::client_protocol::wsjson}})
+              .messages.empty());
+    CHECK(t.publish(room, bob, frame::room_leave{bob, "ep9", frame::leave_reason::dropped}).messages.empty());
+    // He leaves for good only when his last endpoint does.
+    const auto e = msg(t.publish(room, bob, frame::room_leave{bob, "ep10", frame::leave_reason::dropped}));
+    CHECK(e.at("type") == "left");
+    CHECK(e.at("reason") == "dropped");
+
+    // Alice's own resume: her old endpoint leaving is not news to her.
+    resumed a;
+    auto out = a.in(R"({"type":"join","id":2,"room":"sb7","since_seq":1,"epoch":"e1"})");
+    CHECK(a.publish("room:sb7", alice, frame::room_join{{alice, a.endpoint, "Alice", 0,
+                                                         frame::client_protocol::wsjson}})
+              .messages.empty());
+    CHECK(a.publish("room:sb7", alice, frame::room_leave{alice, "old", frame::leave_reason::dropped}).messages.empty());
+    out = a.answer(out.frames[0], members_of());
+    const auto done = a.answer(out.frames[0], history_of({}, 1));
+    REQUIRE(done.messages.size() == 1);  // the result, and no event
+    CHECK(msg(done).at("result").at("reset").is_null());
+}
+
+TEST_CASE("chat_open reports the new room's epoch") {
+    tester t;
+    t.login();
+    auto out = t.in(R"({"type":"chat_open","id":"c","with":["bob@example.com"]})");
+    out = t.answer(out.frames[0], frame::ack{});
+    out = t.answer(out.frames[0], members_of("e7"));
+    const auto r = msg(t.answer(out.frames[0], frame::ack{})).at("result").as_object();
+    CHECK(r.at("epoch") == "e7");
+    CHECK(r.at("last_seq") == 0);
+}
+
+TEST_CASE("the login result has the user's own personal message and media") {
+    tester t;
+    auto out = t.in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
+    t.answer(out.frames[0], frame::ack{});
+    auto r = sample_roster();
+    r.personal_message = {"at lunch"};
+    r.current_media = {"Song - Band"};
+    t.answer(out.frames[1], r);
+    const auto result = msg(t.answer(out.frames[2], frame::ack{})).at("result").as_object();
+    CHECK(result.at("display_name") == "Alice");
+    CHECK(result.at("personal_message") == "at lunch");
+    CHECK(result.at("current_media") == "Song - Band");
+
+    tester u;
+    out = u.in(R"({"type":"login","id":1,"version":1,"token":"tok:alice@example.com"})");
+    u.answer(out.frames[0], frame::ack{});
+    u.answer(out.frames[1], sample_roster());
+    const auto older = msg(u.answer(out.frames[2], frame::ack{})).at("result").as_object();
+    CHECK(older.at("personal_message") == "");
+    CHECK(older.at("current_media") == "");
 }
 
 TEST_CASE("logout, shutdown, close, and a sign-in elsewhere") {

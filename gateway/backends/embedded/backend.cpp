@@ -13,11 +13,14 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-std::uint64_t now_ms() {
+std::uint64_t system_now_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
 }
+
+// How long a deadline whose batch failed to commit waits before its next try.
+constexpr std::uint64_t retry_after_failure_ms = 1000;
 
 struct envelope {
     frame::frame f;
@@ -100,6 +103,17 @@ public:
     }
 
 private:
+    std::uint64_t now_ms() const { return opt_.clock ? opt_.clock() : system_now_ms(); }
+
+    // The earliest deadline of a resident object, 0 for none.
+    std::uint64_t earliest_deadline() const {
+        std::uint64_t first = 0;
+        for (const auto& [id, at] : deadlines_) {
+            first = first == 0 ? at : std::min(first, at);
+        }
+        return first;
+    }
+
     void run() {
         std::vector<envelope> batch;
         auto next_sweep = std::chrono::steady_clock::now();
@@ -107,8 +121,16 @@ private:
             {
                 std::unique_lock lock(mutex_);
                 const auto sweep_every = std::max(std::chrono::milliseconds(1), opt_.hibernate_after / 2);
+                // Objects' deadlines are on the backend's clock; the wait is
+                // on the steady clock, for as long as the first one is ahead.
+                auto wake_at = next_sweep;
+                if (const std::uint64_t first = earliest_deadline(); first != 0) {
+                    const std::uint64_t now = now_ms();
+                    const auto ahead = std::chrono::milliseconds(first > now ? first - now : 0);
+                    wake_at = std::min(wake_at, std::chrono::steady_clock::now() + ahead);
+                }
                 sleeping_ = true;
-                wake_.wait_until(lock, next_sweep, [&] { return stopping_ || !inbox_.empty(); });
+                wake_.wait_until(lock, wake_at, [&] { return stopping_ || !inbox_.empty(); });
                 sleeping_ = false;
                 if (inbox_.empty() && stopping_) {
                     return;
@@ -126,7 +148,8 @@ private:
                     hibernate_idle();
                 }
             }
-            if (!batch.empty()) {
+            const std::uint64_t first = earliest_deadline();
+            if (!batch.empty() || (first != 0 && first <= now_ms())) {
                 apply_batch(batch);
                 batch.clear();
             }
@@ -155,15 +178,33 @@ private:
         // commit makes it durable too (the WAL is one sequence), and a power
         // loss before then loses only state a restart clears anyway. SQLite
         // allows the change between transactions only.
-        const bool relaxed = opt_.sync == durability::full &&
-                             std::all_of(batch.begin(), batch.end(),
-                                         [](const envelope& e) { return changes_endpoints_only(e.f); });
+        const bool relaxed_frames = opt_.sync == durability::full &&
+                                    std::all_of(batch.begin(), batch.end(),
+                                                [](const envelope& e) { return changes_endpoints_only(e.f); });
+        // Deadlines that have passed count among the batch's changes.
+        std::vector<std::string> due;
+        for (const auto& [id, at] : deadlines_) {
+            if (at <= ctx.now_ms) {
+                due.push_back(id);
+            }
+        }
+        const bool relaxed = relaxed_frames && due.empty();
         if (relaxed) {
             db_.exec("PRAGMA synchronous=NORMAL");
         }
         // IMMEDIATE takes the write lock up front: another shard's
         // transaction makes this one wait rather than fail on upgrade.
         db_.exec("BEGIN IMMEDIATE");
+        // Passed deadlines first: a frame that comes after a deadline finds
+        // its effect (a grace period over) applied.
+        for (const std::string& id : due) {
+            object& o = resident(id, ctx.now_ms);
+            if (const std::uint64_t at = o.deadline_ms(); at != 0 && at <= ctx.now_ms) {
+                ctx.begin_deadline(id);
+                o.expire(ctx);
+            }
+            touched.push_back(id);
+        }
         for (envelope& e : batch) {
             ctx.begin(&e.reply, e.f);
             if (!e.f.object.starts_with("user:") && !e.f.object.starts_with("room:")) {
@@ -181,7 +222,22 @@ private:
         }
         if (db_.failed()) {
             fail_batch(batch, touched);
+            // Those objects are loaded again and their deadlines applied on
+            // a later try, not at once: storage that fails now may still.
+            for (const std::string& id : due) {
+                deadlines_.insert_or_assign(id, ctx.now_ms + retry_after_failure_ms);
+            }
             return;
+        }
+        // Deadlines as the objects now have them.
+        for (const std::string_view id : touched) {
+            const auto it = objects_.find(std::string(id));
+            const std::uint64_t at = it == objects_.end() ? 0 : it->second->deadline_ms();
+            if (at != 0) {
+                deadlines_.insert_or_assign(std::string(id), at);
+            } else {
+                deadlines_.erase(std::string(id));
+            }
         }
         local_.frames += batch.size();
         ++local_.commits;
@@ -245,7 +301,8 @@ private:
         const std::uint64_t now = now_ms();
         const auto idle = static_cast<std::uint64_t>(opt_.hibernate_after.count());
         std::erase_if(objects_, [&](const auto& kv) {
-            if (now - kv.second->last_used_ms < idle) {
+            // An object waiting for a deadline stays: nothing else would wake it.
+            if (now - kv.second->last_used_ms < idle || kv.second->deadline_ms() != 0) {
                 return false;
             }
             ++local_.hibernations;
@@ -264,6 +321,7 @@ private:
     const options& opt_;
     database db_;
     std::unordered_map<std::string, std::unique_ptr<object>> objects_;  // the shard thread's alone
+    std::unordered_map<std::string, std::uint64_t> deadlines_;          // object id -> its deadline_ms()
     statistics local_;
 
     std::mutex mutex_;

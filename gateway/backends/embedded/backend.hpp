@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,14 @@ struct options {
     std::size_t name_bytes = 387;
     std::size_t message_bytes = 16384;
     bool named_rooms_open = true;           // anyone signed in may join a named room
+    // A room endpoint of a client that can resume (WebSocket) whose
+    // connection dropped (room_leave reason dropped) keeps its user's place
+    // for this long: a rejoin within it continues silently, and the others
+    // see it leave only when it runs out. 0: it leaves at once.
+    std::chrono::milliseconds rejoin_grace{60000};
+    // Unix time in milliseconds for message times, grace periods and
+    // hibernation; empty: the system clock. Tests set their own.
+    std::function<std::uint64_t()> clock;
 };
 
 // The database of the embedded backend named `name` in a data directory.

@@ -47,6 +47,13 @@ public:
         corr_ = f.corr;
         object_ = &f.object;
     }
+    // An object's own deadline (object::expire) rather than a frame: no one
+    // to reply to.
+    void begin_deadline(const std::string& object_id) {
+        sink_ = nullptr;
+        corr_ = 0;
+        object_ = &object_id;
+    }
     // Replies (to `sink`) and publications (no sink: to the object's
     // subscribers), in the order the objects made them: one object's frames
     // reach a gateway in that order, whether replies or publications.
@@ -69,6 +76,14 @@ public:
     // Applies one frame. `f.sender` is the authenticated user for frames from
     // a gateway, or the sending object's owner for object-to-object frames.
     virtual void apply(const frame::frame& f, context& ctx) = 0;
+
+    // When (Unix ms, on ctx.now_ms's clock) the object wants expire()
+    // called; 0 for never. The shard asks after every frame the object
+    // applied, and keeps an object with a deadline in memory.
+    virtual std::uint64_t deadline_ms() const { return 0; }
+    // Called once ctx.now_ms has reached deadline_ms(), in a batch's
+    // transaction like a frame; it may write, publish and send, not reply.
+    virtual void expire(context&) {}
 
     std::uint64_t last_used_ms = 0;
 };

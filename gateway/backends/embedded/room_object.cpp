@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -17,6 +19,63 @@ namespace {
 using frame::error_code;
 
 constexpr std::size_t ring = frame::limits::history;
+
+// A room's history epoch: 16 random hex digits, new whenever the room's
+// seqs start over (frame room_members).
+std::string new_epoch() {
+    thread_local std::mt19937_64 generator{[] {
+        std::random_device device;
+        return (std::uint64_t{device()} << 32) ^ device();
+    }()};
+    static constexpr char digits[] = "0123456789abcdef";
+    std::uint64_t v = generator();
+    std::string out(16, '0');
+    for (char& c : out) {
+        c = digits[v & 15];
+        v >>= 4;
+    }
+    return out;
+}
+
+// Whether an endpoint's client can come back to a room after its connection
+// dropped: WebSocket clients join again by room id (a resume). An MSNP
+// switchboard connection cannot be resumed: its cookie is spent, and the
+// client opens a new conversation instead.
+bool resumable(const frame::member& m) { return m.protocol == frame::client_protocol::wsjson; }
+
+// Retries are recognised by sender and message id together: one sender's
+// ids never match another's, whatever the codecs put in them.
+std::string retry_key(std::string_view sender, std::string_view message_id) {
+    std::string key(sender);
+    key += '\n';  // handles hold no line breaks
+    key += message_id;
+    return key;
+}
+
+std::string join_lines(const std::vector<std::string>& handles) {
+    std::string out;
+    for (const std::string& h : handles) {
+        if (!out.empty()) {
+            out += '\n';
+        }
+        out += h;
+    }
+    return out;
+}
+
+bool has_line(std::string_view lines, std::string_view handle) {
+    while (!lines.empty()) {
+        const auto end = lines.find('\n');
+        if (lines.substr(0, end) == handle) {
+            return true;
+        }
+        if (end == std::string_view::npos) {
+            break;
+        }
+        lines.remove_prefix(end + 1);
+    }
+    return false;
+}
 
 class room_object final : public object {
 public:
@@ -51,9 +110,41 @@ public:
             f.content);
     }
 
+    std::uint64_t deadline_ms() const override {
+        std::uint64_t first = 0;
+        for (const graced& g : graced_) {
+            first = first == 0 ? g.until_ms : std::min(first, g.until_ms);
+        }
+        return first;
+    }
+
+    // Grace periods that ran out: those endpoints leave as dropped, as they
+    // would have without a grace period.
+    void expire(context& ctx) override {
+        std::vector<std::string> users;
+        for (auto it = graced_.begin(); it != graced_.end();) {
+            if (it->until_ms > ctx.now_ms) {
+                ++it;
+                continue;
+            }
+            ctx.db.prepare("DELETE FROM room_endpoints WHERE room = ?1 AND user = ?2 AND endpoint = ?3")
+                .bind(id_, it->who.user, it->who.endpoint)
+                .run();
+            ctx.publish(frame::frame{0, {}, it->who.user,
+                                     frame::room_leave{it->who.user, it->who.endpoint, frame::leave_reason::dropped}});
+            users.push_back(it->who.user);
+            it = graced_.erase(it);
+        }
+        for (const std::string& user : users) {
+            if (exists_) {
+                end_membership_if_gone(user, ctx);
+            }
+        }
+    }
+
 private:
     void load(database& db) {
-        auto& room = db.prepare("SELECT policy, title, creator FROM rooms WHERE id = ?1");
+        auto& room = db.prepare("SELECT policy, title, creator, epoch FROM rooms WHERE id = ?1");
         room.bind(id_);
         exists_ = room.step();
         if (!exists_) {
@@ -62,7 +153,13 @@ private:
         policy_ = static_cast<frame::room_policy>(room.integer(0));
         title_ = room.text(1);
         creator_ = room.text(2);
+        epoch_ = room.text(3);
         room.run();
+        if (epoch_.empty()) {
+            // A room from before epochs: its history starts being named now.
+            epoch_ = new_epoch();
+            db.prepare("UPDATE rooms SET epoch = ?2 WHERE id = ?1").bind(id_, epoch_).run();
+        }
 
         auto& members = db.prepare("SELECT user FROM room_members WHERE room = ?1");
         members.bind(id_);
@@ -71,37 +168,60 @@ private:
         invites.bind(id_);
         while (invites.step()) invites_.insert(invites.text(0));
         auto& endpoints = db.prepare(
-            "SELECT user, endpoint, display_name, capabilities, protocol FROM room_endpoints WHERE room = ?1");
+            "SELECT user, endpoint, display_name, capabilities, protocol, grace_until_ms FROM room_endpoints "
+            "WHERE room = ?1");
         endpoints.bind(id_);
         while (endpoints.step()) {
-            endpoints_.push_back(frame::member{endpoints.text(0), endpoints.text(1), endpoints.text(2),
-                                               static_cast<std::uint64_t>(endpoints.integer(3)),
-                                               static_cast<frame::client_protocol>(endpoints.integer(4))});
+            frame::member m{endpoints.text(0), endpoints.text(1), endpoints.text(2),
+                            static_cast<std::uint64_t>(endpoints.integer(3)),
+                            static_cast<frame::client_protocol>(endpoints.integer(4))};
+            if (const auto until = static_cast<std::uint64_t>(endpoints.integer(5)); until != 0) {
+                graced_.push_back({std::move(m), until});
+            } else {
+                endpoints_.push_back(std::move(m));
+            }
         }
         // The ring keeps the newest messages, so its highest seq is the room's.
-        auto& recent = db.prepare("SELECT seq, message_id FROM messages WHERE room = ?1");
+        auto& recent = db.prepare("SELECT seq, sender, message_id FROM messages WHERE room = ?1");
         recent.bind(id_);
         while (recent.step()) {
             const auto seq = static_cast<std::uint64_t>(recent.integer(0));
             last_seq_ = std::max(last_seq_, seq);
-            remember(seq, recent.text(1));
+            remember(seq, recent.text(1), recent.text(2));
         }
     }
 
-    // Client message ids of the last 100 messages, for idempotent retries.
-    void remember(std::uint64_t seq, std::string message_id) {
+    // Message ids of the last 100 messages with their senders, for
+    // idempotent retries.
+    void remember(std::uint64_t seq, std::string_view sender, std::string_view message_id) {
         auto& slot = recent_ids_[seq % ring];
         if (!slot.empty()) {
             recent_by_id_.erase(slot);
         }
-        slot = std::move(message_id);
+        slot = message_id.empty() ? std::string() : retry_key(sender, message_id);
         if (!slot.empty()) {
             recent_by_id_[slot] = seq;
         }
     }
 
+    // Connected: may speak in the room.
     bool joined(std::string_view user) const {
         return std::ranges::any_of(endpoints_, [&](const frame::member& m) { return m.user == user; });
+    }
+    // Connected, or holding a place in a grace period.
+    bool present(std::string_view user) const {
+        return joined(user) || std::ranges::any_of(graced_, [&](const graced& g) { return g.who.user == user; });
+    }
+    // Every endpoint the others see in the room: graced ones too, since they
+    // have not been seen to leave.
+    std::vector<frame::member> visible_endpoints(std::string_view except_graced_of = {}) const {
+        std::vector<frame::member> all = endpoints_;
+        for (const graced& g : graced_) {
+            if (g.who.user != except_graced_of) {
+                all.push_back(g.who);
+            }
+        }
+        return all;
     }
 
     void on_create(const frame::frame& f, const frame::room_create& c, context& ctx) {
@@ -114,8 +234,12 @@ private:
                      "room title: " + std::string(text::to_string(ok.error())));
             return;
         }
-        ctx.db.prepare("INSERT INTO rooms (id, policy, title, creator, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .bind(id_, static_cast<int>(c.policy), c.title, f.sender, ctx.now_ms)
+        // A new history: a room created again under an id used before gets
+        // an epoch of its own, so nobody takes its seqs for the old ones.
+        epoch_ = new_epoch();
+        ctx.db
+            .prepare("INSERT INTO rooms (id, policy, title, creator, created_ms, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(id_, static_cast<int>(c.policy), c.title, f.sender, ctx.now_ms, epoch_)
             .run();
         ctx.db.prepare("INSERT INTO room_members (room, user) VALUES (?1, ?2)").bind(id_, f.sender).run();
         exists_ = true;
@@ -141,7 +265,7 @@ private:
             ctx.fail(error_code::unknown_object, "no user " + *invitee);
             return;
         }
-        if (joined(*invitee) || invites_.contains(*invitee)) {
+        if (present(*invitee) || invites_.contains(*invitee)) {
             ctx.fail(error_code::already_on_list, *invitee + " is already in the room or invited");
             return;
         }
@@ -182,7 +306,11 @@ private:
             ctx.fail(error_code::already_on_list, "this endpoint has joined already");
             return;
         }
-        if (endpoints_.size() >= ctx.opt.max_room_members) {
+        // The user's endpoints in a grace period give their places to this
+        // one: the user is back (a resume), and the others see it continue.
+        const std::size_t resumed = static_cast<std::size_t>(
+            std::ranges::count_if(graced_, [&](const graced& g) { return g.who.user == m.user; }));
+        if (endpoints_.size() + graced_.size() - resumed >= ctx.opt.max_room_members) {
             ctx.fail(error_code::room_full, "the room holds " + std::to_string(ctx.opt.max_room_members) + " endpoints");
             return;
         }
@@ -191,7 +319,19 @@ private:
                      "display name: " + std::string(text::to_string(ok.error())));
             return;
         }
-        ctx.reply(frame::room_members{endpoints_});
+        ctx.reply(frame::room_members{visible_endpoints(m.user), {epoch_}});
+        std::vector<frame::member> replaced;
+        for (auto it = graced_.begin(); it != graced_.end();) {
+            if (it->who.user != m.user) {
+                ++it;
+                continue;
+            }
+            ctx.db.prepare("DELETE FROM room_endpoints WHERE room = ?1 AND user = ?2 AND endpoint = ?3")
+                .bind(id_, it->who.user, it->who.endpoint)
+                .run();
+            replaced.push_back(std::move(it->who));
+            it = graced_.erase(it);
+        }
         ctx.db
             .prepare("INSERT INTO room_endpoints (room, user, endpoint, display_name, capabilities, protocol) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
@@ -204,34 +344,79 @@ private:
             ctx.db.prepare("DELETE FROM room_invites WHERE room = ?1 AND user = ?2").bind(id_, m.user).run();
         }
         endpoints_.push_back(m);
+        // The new endpoint first, then the old ones out: codecs show a
+        // user as present while any of its endpoints is, so the others see
+        // neither a leave nor a join.
         ctx.publish(frame::frame{0, {}, f.sender, j});
+        for (const frame::member& old : replaced) {
+            if (old.endpoint != m.endpoint) {
+                ctx.publish(frame::frame{0, {}, f.sender,
+                                         frame::room_leave{old.user, old.endpoint, frame::leave_reason::dropped}});
+            }
+        }
     }
 
     void on_leave(const frame::frame& f, const frame::room_leave& l, context& ctx) {
         // An empty endpoint means every endpoint of the sender.
-        const auto gone = std::stable_partition(endpoints_.begin(), endpoints_.end(), [&](const frame::member& e) {
-            return e.user != f.sender || (!l.endpoint.empty() && e.endpoint != l.endpoint);
-        });
-        if (gone == endpoints_.end()) {
+        const auto leaving = [&](const frame::member& e) {
+            return e.user == f.sender && (l.endpoint.empty() || e.endpoint == l.endpoint);
+        };
+        const auto gone = std::stable_partition(endpoints_.begin(), endpoints_.end(),
+                                                [&](const frame::member& e) { return !leaving(e); });
+        const bool was_graced = std::ranges::any_of(graced_, [&](const graced& g) { return leaving(g.who); });
+        if (gone == endpoints_.end() && !was_graced) {
             ctx.fail(error_code::not_member, "not in this room");
             return;
         }
+        // A dropped connection that can come back keeps its place for the
+        // grace period; the others see it leave only if it does not (expire).
+        const bool grace = l.reason == frame::leave_reason::dropped && ctx.opt.rejoin_grace.count() > 0;
+        const std::uint64_t until = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.rejoin_grace.count());
         for (auto it = gone; it != endpoints_.end(); ++it) {
+            if (grace && resumable(*it)) {
+                ctx.db
+                    .prepare("UPDATE room_endpoints SET grace_until_ms = ?4 WHERE room = ?1 AND user = ?2 AND "
+                             "endpoint = ?3")
+                    .bind(id_, it->user, it->endpoint, until)
+                    .run();
+                graced_.push_back({std::move(*it), until});
+                continue;
+            }
             ctx.db.prepare("DELETE FROM room_endpoints WHERE room = ?1 AND user = ?2 AND endpoint = ?3")
                 .bind(id_, it->user, it->endpoint)
                 .run();
             ctx.publish(frame::frame{0, {}, f.sender, frame::room_leave{it->user, it->endpoint, l.reason}});
         }
         endpoints_.erase(gone, endpoints_.end());
+        // Leaving on purpose ends a grace period at once; dropping again
+        // does not extend it.
+        if (l.reason != frame::leave_reason::dropped || ctx.opt.rejoin_grace.count() == 0) {
+            for (auto it = graced_.begin(); it != graced_.end();) {
+                if (!leaving(it->who)) {
+                    ++it;
+                    continue;
+                }
+                ctx.db.prepare("DELETE FROM room_endpoints WHERE room = ?1 AND user = ?2 AND endpoint = ?3")
+                    .bind(id_, it->who.user, it->who.endpoint)
+                    .run();
+                ctx.publish(frame::frame{0, {}, f.sender, frame::room_leave{it->who.user, it->who.endpoint, l.reason}});
+                it = graced_.erase(it);
+            }
+        }
         ctx.reply(frame::ack{});
-        if (policy_ != frame::room_policy::invite_only || joined(f.sender)) {
+        end_membership_if_gone(f.sender, ctx);
+    }
+
+    // A switchboard session (an invite-only room): whoever is gone, grace
+    // period included, must be invited again, and the session ends with its
+    // last participant.
+    void end_membership_if_gone(const std::string& user, context& ctx) {
+        if (policy_ != frame::room_policy::invite_only || present(user)) {
             return;
         }
-        // A switchboard session: whoever left must be invited again, and the
-        // session ends with its last participant.
-        members_.erase(f.sender);
-        ctx.db.prepare("DELETE FROM room_members WHERE room = ?1 AND user = ?2").bind(id_, f.sender).run();
-        if (endpoints_.empty() && invites_.empty()) {
+        members_.erase(user);
+        ctx.db.prepare("DELETE FROM room_members WHERE room = ?1 AND user = ?2").bind(id_, user).run();
+        if (endpoints_.empty() && graced_.empty() && invites_.empty()) {
             ctx.db.prepare("DELETE FROM rooms WHERE id = ?1").bind(id_).run();
             forget();
         }
@@ -251,7 +436,7 @@ private:
             }
         }
         if (!m.message_id.empty()) {
-            if (auto it = recent_by_id_.find(m.message_id); it != recent_by_id_.end()) {
+            if (auto it = recent_by_id_.find(retry_key(f.sender, m.message_id)); it != recent_by_id_.end()) {
                 ctx.reply(frame::ack{it->second});  // a retry: already stored once
                 return;
             }
@@ -266,13 +451,13 @@ private:
         stored.timestamp_ms = ctx.now_ms;
         ctx.db
             .prepare("INSERT OR REPLACE INTO messages (room, slot, seq, sender, message_id, ts_ms, text, font, "
-                     "effects, color, charset, pitch, rtl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                     "?12, ?13)")
+                     "effects, color, charset, pitch, rtl, withheld) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                     "?10, ?11, ?12, ?13, ?14)")
             .bind(id_, stored.seq % ring, stored.seq, f.sender, stored.message_id, stored.timestamp_ms, stored.text,
                   stored.format.font, stored.format.effects, stored.format.color, stored.format.charset,
-                  stored.format.pitch_family, stored.format.right_to_left)
+                  stored.format.pitch_family, stored.format.right_to_left, join_lines(stored.withheld_from))
             .run();
-        remember(stored.seq, stored.message_id);
+        remember(stored.seq, f.sender, stored.message_id);
         ctx.reply(frame::ack{stored.seq});
         ctx.publish(frame::frame{0, {}, f.sender, std::move(stored)});
     }
@@ -300,17 +485,23 @@ private:
     // §4.5 recommendation: NAK when nobody could receive a message), as if
     // the blocker had left. A block is the blocker's committed row, read
     // like an invitation's (allows).
+    // An endpoint in a grace period counts as present: it gets what it
+    // missed from the history when it comes back.
     bool may_reach_anyone(const std::string& sender, std::vector<std::string>& withheld, context& ctx) {
         bool reachable = false;
-        for (const frame::member& e : endpoints_) {
+        const auto consider = [&](const frame::member& e) {
             if (e.user == sender || std::ranges::find(withheld, e.user) != withheld.end()) {
-                continue;
+                return;
             }
             if (stored_lists(ctx.db, e.user, sender) & block_bit) {
                 withheld.push_back(e.user);
             } else {
                 reachable = true;
             }
+        };
+        std::ranges::for_each(endpoints_, consider);
+        for (const graced& g : graced_) {
+            consider(g.who);
         }
         if (!reachable && !withheld.empty()) {
             ctx.fail(error_code::not_allowed, "nobody in the room accepts messages from " + sender);
@@ -327,9 +518,14 @@ private:
         }
         frame::room_history out;
         out.last_seq = last_seq_;
+        out.epoch = {epoch_};
+        // Blocks reach the history as they reach live messages: a message
+        // withheld from the reader when it was sent, or from a sender the
+        // reader blocks now, is marked so the codec leaves it out.
+        std::map<std::string, bool, std::less<>> blocks;  // sender -> the reader blocks it now
         auto& q = ctx.db.prepare(
-            "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl FROM messages "
-            "WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
+            "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl, withheld "
+            "FROM messages WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
         q.bind(id_, h.after_seq, h.before_seq, std::min<std::uint32_t>(h.max_count, ring));
         while (q.step()) {
             frame::stored_message m;
@@ -341,6 +537,17 @@ private:
             m.format = frame::text_format{q.text(5), q.text(6), static_cast<std::uint32_t>(q.integer(7)),
                                           static_cast<std::uint32_t>(q.integer(8)),
                                           static_cast<std::uint32_t>(q.integer(9)), q.integer(10) != 0};
+            bool hidden = has_line(q.text(11), f.sender);
+            if (!hidden && m.sender != f.sender) {
+                auto known = blocks.find(m.sender);
+                if (known == blocks.end()) {
+                    known = blocks.emplace(m.sender, (stored_lists(ctx.db, f.sender, m.sender) & block_bit) != 0).first;
+                }
+                hidden = known->second;
+            }
+            if (hidden) {
+                m.withheld_from.push_back(f.sender);
+            }
             out.messages.push_back(std::move(m));
         }
         ctx.reply(std::move(out));
@@ -349,22 +556,32 @@ private:
     // The room was deleted: a later room_create may reuse the id.
     void forget() {
         exists_ = false;
+        epoch_.clear();
         members_.clear();
         invites_.clear();
+        endpoints_.clear();
+        graced_.clear();
         last_seq_ = 0;
         recent_ids_ = {};
         recent_by_id_.clear();
     }
 
+    struct graced {
+        frame::member who;
+        std::uint64_t until_ms;  // when its place runs out
+    };
+
     std::string id_;
     bool exists_ = false;
+    std::string epoch_;
     frame::room_policy policy_ = frame::room_policy::invite_only;
     std::string title_;
     std::string creator_;
     std::uint64_t last_seq_ = 0;
     std::unordered_set<std::string> members_;
     std::unordered_set<std::string> invites_;
-    std::vector<frame::member> endpoints_;
+    std::vector<frame::member> endpoints_;  // connected
+    std::vector<graced> graced_;            // connection dropped, place kept for a while
     std::array<std::string, ring> recent_ids_;
     std::unordered_map<std::string, std::uint64_t> recent_by_id_;
 };

@@ -79,16 +79,20 @@ CREATE TABLE presence (
     capabilities    INTEGER NOT NULL,
     capabilities_ex INTEGER NOT NULL,
     msn_object      TEXT NOT NULL,
-    single_session  INTEGER NOT NULL DEFAULT 0,  -- the client allows one session per account (schema version 3)
+    single_session  INTEGER NOT NULL DEFAULT 0,  -- the client allows one session per account; added by schema version 3
     PRIMARY KEY (handle, endpoint)
 ) WITHOUT ROWID;
 
+-- epoch: names this incarnation of the room's history (frame room_members);
+-- chosen when the room is created, and by the room's first load when empty
+-- (rooms of schema version 2 and earlier).
 CREATE TABLE rooms (
     id         TEXT PRIMARY KEY,
     policy     INTEGER NOT NULL,  -- frame::room_policy
     title      TEXT NOT NULL,
     creator    TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    epoch      TEXT NOT NULL DEFAULT ''   -- added by schema version 3
 ) WITHOUT ROWID;
 
 -- Who may take part (direct and named rooms keep members between visits).
@@ -104,7 +108,9 @@ CREATE TABLE room_invites (
     PRIMARY KEY (room, user)
 ) WITHOUT ROWID;
 
--- Joined endpoints; emptied at start like presence.
+-- Joined endpoints; emptied at start like presence. grace_until_ms is 0
+-- for a connected endpoint; for one whose connection dropped, when its
+-- place in the room runs out (the backend's rejoin_grace).
 CREATE TABLE room_endpoints (
     room            TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     user            TEXT NOT NULL,
@@ -112,12 +118,14 @@ CREATE TABLE room_endpoints (
     display_name    TEXT NOT NULL,
     capabilities    INTEGER NOT NULL,
     protocol        INTEGER NOT NULL,
+    grace_until_ms  INTEGER NOT NULL DEFAULT 0,  -- added by schema version 3
     PRIMARY KEY (room, user, endpoint)
 ) WITHOUT ROWID;
 
 -- The last 100 messages of each room in a ring: slot = seq % 100, so the
 -- table never grows past 100 rows per room and needs no trimming. The
--- room's last seq is the highest seq in its ring.
+-- room's last seq is the highest seq in its ring. withheld: the handles the
+-- message was withheld from when sent (frame withheld_from), one per line.
 CREATE TABLE messages (
     room       TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     slot       INTEGER NOT NULL,
@@ -132,6 +140,7 @@ CREATE TABLE messages (
     charset    INTEGER NOT NULL,
     pitch      INTEGER NOT NULL,
     rtl        INTEGER NOT NULL,
+    withheld   TEXT NOT NULL DEFAULT '',  -- added by schema version 3
     PRIMARY KEY (room, slot)
 ) WITHOUT ROWID;
 )sql";
@@ -145,8 +154,14 @@ ALTER TABLE users ADD COLUMN mobile_pageable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN mobile_device INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// Version 2 databases lack presence.single_session.
+// Version 2 databases lack room epochs, grace periods, withheld lists and
+// single-session endpoints. Rooms get an epoch when they are next loaded; no
+// endpoint is in a grace period; stored messages were withheld from no one
+// (the blocks of their readers still apply when history is read).
 constexpr const char* upgrade_v2_to_v3 = R"sql(
+ALTER TABLE rooms ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+ALTER TABLE room_endpoints ADD COLUMN grace_until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN withheld TEXT NOT NULL DEFAULT '';
 ALTER TABLE presence ADD COLUMN single_session INTEGER NOT NULL DEFAULT 0;
 )sql";
 
@@ -165,16 +180,16 @@ void create_schema(database& db) {
         throw std::runtime_error("database schema version " + std::to_string(v) + " is not " +
                                  std::to_string(schema_version) + ", the version this build reads");
     }
+    if (v == 0) {
+        db.exec(schema);
+    }
+    if (v == 1) {
+        db.exec(upgrade_v1_to_v2);
+    }
+    if (v == 1 || v == 2) {
+        db.exec(upgrade_v2_to_v3);
+    }
     if (v != schema_version) {
-        if (v == 0) {
-            db.exec(schema);
-        }
-        if (v == 1) {
-            db.exec(upgrade_v1_to_v2);
-        }
-        if (v == 1 || v == 2) {
-            db.exec(upgrade_v2_to_v3);
-        }
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     }
     db.exec("COMMIT");

@@ -396,6 +396,8 @@ private:
         r.display_name = me_.display_name;
         r.phones = me_.phones;
         r.mobile_device = me_.mobile_device;
+        r.personal_message = {me_.personal_message};
+        r.current_media = {me_.current_media};
         for (const group_entry& g : groups_) {
             r.groups.push_back({g.id, g.name});
         }
