@@ -393,8 +393,12 @@ private:
         t.keep_alive_pings = true;
         ws_.set_option(t);
         // One byte over the codec's limit: the codec, not Beast, answers an
-        // oversize message (1009 with its reason).
+        // oversize message (1009 with its reason). Beast checks the limit as
+        // it inflates, so a small compressed message cannot grow past it.
         ws_.read_message_max(lim.payload_bytes + 1);
+        if (const config::listener* l = rt_.settings.find_listener("ws"); l && l->permessage_deflate) {
+            ws_.set_option(deflate_options());
+        }
         ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
             res.set(beast::http::field::server, "switchyard");
             if (offered) res.set(beast::http::field::sec_websocket_protocol, wsjson::subprotocol);
@@ -444,6 +448,30 @@ private:
         }
     }
 
+    // permessage-deflate with its memory bounded. Per connection that
+    // negotiates it Beast keeps an inflater and a deflater (about 8 KiB
+    // together) and, once used:
+    // * the deflater's buffers: 4 << server_max_window_bits bytes for its
+    //   window, plus 4 << (memLevel + 7) for its hash table and pending
+    //   symbols. With 10 and 4 that is 4 KiB + 8 KiB, against 136 KiB with
+    //   Beast's default window of 15 bits. A 1 KiB window still spans the
+    //   JSON envelope repeated from one message to the next, which is where
+    //   these messages compress. Compressed writes also keep a 4 KiB
+    //   buffer.
+    // * the inflater's window, 1 << client_max_window_bits bytes: 32 KiB,
+    //   since client_max_window_bits stays 15. A client that does not offer
+    //   the parameter may not be asked for less, and Beast would decline
+    //   the extension for it instead.
+    // The compression level does not change memory; Beast's default stays.
+    static websocket::permessage_deflate deflate_options() {
+        websocket::permessage_deflate pmd;
+        pmd.server_enable = true;
+        pmd.server_max_window_bits = 10;
+        pmd.client_max_window_bits = 15;
+        pmd.memLevel = 4;
+        return pmd;
+    }
+
     void on_accept(beast::error_code ec) {
         if (ec) {
             ended(ec.message());
@@ -457,8 +485,16 @@ private:
         do_read();
     }
 
+    // A message is read in steps of at most read_step bytes. Beast sizes a
+    // step by the compressed length a frame announces, which the client
+    // chooses: unbounded, a frame announcing a terabyte would ask for a
+    // terabyte buffer. Bounded, a step inflates at most read_step bytes
+    // past read_message_max before Beast answers 1009.
+    static constexpr std::size_t read_step = 16 * 1024;
+
     void do_read() {
-        ws_.async_read(buffer_, [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
+        ws_.async_read_some(buffer_, read_step,
+                            [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -474,10 +510,19 @@ private:
         if (closing_) {
             return;
         }
+        if (!ws_.is_message_done()) {
+            do_read();
+            return;
+        }
         const auto data = buffer_.cdata();
         const std::string_view message(static_cast<const char*>(data.data()), data.size());
         frame::output out = ws_.got_text() ? codec_.on_message(message) : codec_.on_binary(message);
         buffer_.consume(buffer_.size());
+        // Most connections sit idle between small messages: a large one's
+        // buffer is not kept for them.
+        if (buffer_.capacity() > read_step) {
+            buffer_.shrink_to_fit();
+        }
         core_.apply(std::move(out));
         if (!closing_) {
             do_read();

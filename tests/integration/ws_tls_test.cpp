@@ -1,6 +1,7 @@
 // The WebSocket listener of the real gateway over TLS (wss://, the modern
-// profile): a wss:// login, ping and chat; plain HTTPS on the same port;
-// clients that do not speak TLS; the closing handshake on shutdown.
+// profile) and with permessage-deflate: a wss:// login, ping and chat; plain
+// HTTPS on the same port; clients that do not speak TLS; the closing
+// handshake on shutdown; the extension's negotiation; compression bombs.
 // Certificates come from fixtures/certs/make-certs.sh, made into the test's
 // own directory. Every client operation runs on an io_context with a
 // deadline, so a gateway that stops answering fails the test instead of
@@ -15,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/zlib.hpp>
 #include <boost/json.hpp>
 
 #include <openssl/x509v3.h>
@@ -172,6 +174,13 @@ public:
         REQUIRE_FALSE(await(io_, [&](auto h) { ws_->async_write(asio::buffer(text), h); }));
     }
 
+    // Bytes straight onto the connection, past the WebSocket framing.
+    void send_raw(const std::string& bytes) {
+        const auto ec = await(io_, [&](auto h) { asio::async_write(ws_->next_layer(), asio::buffer(bytes), h); });
+        INFO(ec.message());
+        REQUIRE_FALSE(ec);
+    }
+
     // The next message, or a null value once the connection is closed.
     json::value next() {
         beast::flat_buffer buffer;
@@ -243,6 +252,37 @@ https_response https_get(const gateway_under_test& gw, std::string_view target) 
     INFO(ec.message());
     REQUIRE_FALSE(ec);
     return {res.result_int(), res.body(), await(io, [&](auto h) { s.async_shutdown(h); })};
+}
+
+// One WebSocket text frame, final, compressed (RSV1), announcing `announced`
+// payload bytes, masked with a zero key so the payload goes as it is.
+std::string compressed_frame_head(std::uint64_t announced) {
+    std::string head{static_cast<char>(0xC1), static_cast<char>(0x80 | 127)};
+    for (int shift = 56; shift >= 0; shift -= 8) head += static_cast<char>((announced >> shift) & 0xff);
+    return head + std::string(4, '\0');
+}
+
+// Raw deflate data that inflates to 1 MiB of 'a', ending on a full flush:
+// copies of it one after another are one valid stream, 1000 times larger
+// inflated than it is.
+std::string bomb_segment() {
+    beast::zlib::deflate_stream deflater;
+    deflater.reset(9, 15, 8, beast::zlib::Strategy::normal);
+    const std::string in(std::size_t{1} << 20, 'a');
+    std::string out(std::size_t{1} << 16, '\0');
+    beast::zlib::z_params zs;
+    zs.next_in = in.data();
+    zs.avail_in = in.size();
+    zs.next_out = out.data();
+    zs.avail_out = out.size();
+    beast::error_code ec;
+    deflater.write(zs, beast::zlib::Flush::full, ec);
+    REQUIRE_FALSE(ec);
+    REQUIRE(zs.avail_in == 0);
+    out.resize(zs.total_out);
+    REQUIRE(out.size() < 2048);
+    REQUIRE(out.ends_with(std::string("\0\0\xff\xff", 4)));
+    return out;
 }
 
 }  // namespace
@@ -332,4 +372,64 @@ TEST_CASE("on shutdown a wss:// client gets the closing handshake, then TLS ends
     REQUIRE(stopped);
     CHECK(log_field(*stopped, "reason") == "drained");
     CHECK(gw.proc->wait_exit() == 0);
+}
+
+TEMPLATE_TEST_CASE_SIG("permessage-deflate is negotiated only when enabled and offered", "[ws][tls][deflate]",
+                       ((bool Tls), Tls), true, false) {
+    SECTION("enabled") {
+        gateway_under_test gw({.tls = Tls, .deflate = true, .limits = ""});
+        client<Tls> offers(gw, true);
+        INFO(offers.error().message());
+        REQUIRE_FALSE(offers.error());
+        CHECK(offers.extensions().starts_with("permessage-deflate"));
+        CHECK(offers.extensions().find("server_max_window_bits=10") != std::string::npos);
+        // Compressed both ways.
+        offers.login("alice@example.com", "secret-alice");
+        offers.ping(2);
+
+        client<Tls> does_not(gw, false);
+        REQUIRE_FALSE(does_not.error());
+        CHECK(does_not.extensions().empty());
+        does_not.login("bob@example.com", "secret-bob");
+    }
+    SECTION("disabled") {
+        gateway_under_test gw({.tls = Tls, .deflate = false, .limits = ""});
+        client<Tls> offers(gw, true);
+        REQUIRE_FALSE(offers.error());
+        CHECK(offers.extensions().empty());
+        offers.login("alice@example.com", "secret-alice");
+        offers.ping(2);
+    }
+}
+
+TEMPLATE_TEST_CASE_SIG("a compression bomb is closed with 1009 while it is still arriving", "[ws][tls][deflate]",
+                       ((bool Tls), Tls), true, false) {
+    gateway_under_test gw({.tls = Tls, .deflate = true, .limits = ""});
+    const std::string segment = bomb_segment();
+    // The frame announces more than is sent, so it never completes: the
+    // close can only come from a limit checked while inflating. 8 MiB
+    // inflated (8 KiB sent, one write the socket takes whole before the
+    // gateway can answer) against payload_bytes = 64 KiB. The second
+    // length is what no buffer may be sized by.
+    const std::uint64_t announced = GENERATE(std::uint64_t{1} << 20, std::uint64_t{1} << 40);
+    INFO("announced " << announced);
+
+    client<Tls> bomber(gw, true);
+    REQUIRE_FALSE(bomber.error());
+    REQUIRE(bomber.extensions().starts_with("permessage-deflate"));
+    std::string bytes = compressed_frame_head(announced);
+    for (int i = 0; i < 8; ++i) bytes += segment;
+    bomber.send_raw(bytes);
+    // The gateway closes with the rest of the bomb unread, so the client's
+    // answer to the close frame may meet a reset: only the code counts.
+    const auto reason = bomber.read_to_close();
+    INFO(bomber.error().message());
+    CHECK(reason.code == websocket::close_code::too_big);
+
+    // The gateway is still there for others.
+    client<Tls> alice(gw, true);
+    REQUIRE_FALSE(alice.error());
+    alice.login("alice@example.com", "secret-alice");
+    alice.ping(2);
+    CHECK_FALSE(gw.proc->wait_exit(0ms));
 }
