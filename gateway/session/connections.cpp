@@ -449,7 +449,7 @@ private:
     }
 
     // permessage-deflate with its memory bounded. Per connection that
-    // negotiates it Beast keeps an inflater and a deflater (about 8 KiB
+    // negotiates it Beast keeps an inflater and a deflater (13 KiB
     // together) and, once used:
     // * the deflater's buffers: 4 << server_max_window_bits bytes for its
     //   window, plus 4 << (memLevel + 7) for its hash table and pending
