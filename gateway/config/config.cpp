@@ -27,7 +27,7 @@ constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits
 constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
 constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
 constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
-constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv};
+constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv, "permessage_deflate"sv};
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
@@ -192,8 +192,14 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
         r.fail(t.get("public_endpoint")->source(),
                "expected host:port for public_endpoint, found \"" + l.public_endpoint + "\"");
     }
-    if (const toml::node* rooms = l.kind == "ws" ? t.get("rooms") : nullptr) {
-        read_room_names(r, *rooms, l.rooms);
+    if (l.kind == "ws") {
+        if (l.tls == tls_profile::legacy) {
+            r.fail(t.get("tls")->source(),
+                   "tls = \"legacy\" is for old Messenger clients' Passport login ([listeners.https]); "
+                   "expected \"none\" or \"modern\" for [listeners.ws]");
+        }
+        if (const toml::node* rooms = t.get("rooms")) read_room_names(r, *rooms, l.rooms);
+        r.get(t, "permessage_deflate", l.permessage_deflate);
     }
     if (https && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
         !is_login_host(l.public_endpoint)) {

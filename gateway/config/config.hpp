@@ -37,6 +37,10 @@ struct listener {
     // ws: the named rooms WebSocket clients may join by name; no other name
     // (and no room id a client makes up) can be created.
     std::vector<std::string> rooms;
+    // ws: negotiate permessage-deflate (RFC 7692) with clients that offer
+    // it. Off by default: each connection that uses it keeps compression
+    // state (gateway/session/connections.cpp says how much).
+    bool permessage_deflate = false;
 };
 
 struct tls_settings {

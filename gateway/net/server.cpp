@@ -263,20 +263,28 @@ private:
             if (!l.enabled) {
                 continue;
             }
-            if (l.kind == "https") {
-                if (l.tls == config::tls_profile::none) {
-                    log::error("listen_failed", {{"listener", l.kind}, {"error", "https needs tls = modern or legacy"}});
-                    return false;
-                }
-                auto ctx = make_tls_context(s, l.tls);
-                if (!ctx) {
-                    log::error("listen_failed", {{"listener", l.kind}, {"error", ctx.error()}});
-                    return false;
-                }
-                (l.tls == config::tls_profile::legacy ? rt_.tls_legacy : rt_.tls_modern) = std::move(*ctx);
-            } else if (l.tls != config::tls_profile::none) {
-                log::error("listen_failed", {{"listener", l.kind}, {"error", "TLS on this listener is not available in this build; use tls = \"none\""}});
+            if (l.kind == "https" && l.tls == config::tls_profile::none) {
+                log::error("listen_failed", {{"listener", l.kind}, {"error", "https needs tls = modern or legacy"}});
                 return false;
+            }
+            // HTTPS takes either profile; the WebSocket listener only modern (wss://).
+            const bool tls_served = l.kind == "https" || (l.kind == "ws" && l.tls == config::tls_profile::modern);
+            if (l.tls != config::tls_profile::none && !tls_served) {
+                log::error("listen_failed", {{"listener", l.kind}, {"tls", config::to_string(l.tls)},
+                                             {"error", "this TLS profile is not available on this listener"}});
+                return false;
+            }
+            if (l.tls != config::tls_profile::none) {
+                // One context per profile, shared by the listeners that use it.
+                auto& slot = l.tls == config::tls_profile::legacy ? rt_.tls_legacy : rt_.tls_modern;
+                if (!slot) {
+                    auto ctx = make_tls_context(s, l.tls);
+                    if (!ctx) {
+                        log::error("listen_failed", {{"listener", l.kind}, {"error", ctx.error()}});
+                        return false;
+                    }
+                    slot = std::move(*ctx);
+                }
             }
             boost::system::error_code ec;
             const auto address = asio::ip::make_address(l.address, ec);

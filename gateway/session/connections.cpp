@@ -13,6 +13,7 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <type_traits>
 
 namespace switchyard::gateway {
 
@@ -246,31 +248,54 @@ private:
 
 // ------------------------------------------------------------------ WebSocket
 
-// One WebSocket client. The port also answers plain HTTP: the request is
-// read first, and only an upgrade on `ws_path` becomes a WebSocket. Writes
-// go out one message at a time (Beast allows one write in flight); a close
-// decision drops what is queued behind the message being written, then
-// sends the close frame. The connection is its codec's services: password
-// checks go to the login pool and come back to this thread.
+// One WebSocket client, over plain TCP (ws://, NextLayer = beast::tcp_stream)
+// or TLS (wss://, beast::ssl_stream<beast::tcp_stream>). The two differ only
+// in how a connection starts (a TLS handshake first) and how one that never
+// became a WebSocket ends (close_notify before the FIN); Beast's close
+// handshake ends TLS itself. The port also answers plain HTTP: the request
+// is read first, and only an upgrade on `ws_path` becomes a WebSocket.
+// Writes go out one message at a time (Beast allows one write in flight); a
+// close decision drops what is queued behind the message being written,
+// then sends the close frame. The connection is its codec's services:
+// password checks go to the login pool and come back to this thread.
+template <class NextLayer>
 class ws_connection final : public connection, session_core::transport, wsjson::services {
 public:
+    static constexpr bool tls = !std::is_same_v<NextLayer, beast::tcp_stream>;
     static constexpr std::string_view ws_path = "/ws";
 
-    ws_connection(runtime& rt, worker& w, tcp::socket s)
+    // `next_layer_args` follow the socket into NextLayer's constructor: the
+    // TLS context for wss://, nothing for ws://.
+    template <class... NextLayerArgs>
+    ws_connection(runtime& rt, worker& w, tcp::socket s, NextLayerArgs&... next_layer_args)
         : connection(rt, w, listener_protocol::ws),
           peer_(peer_of(s)),
-          ws_(std::move(s)),
+          ws_(std::move(s), next_layer_args...),
           codec_(*this, codec_limits(rt.settings)),
-          core_(rt.objects, *this, codec_) {}
+          core_(rt.objects, *this, codec_) {
+        if constexpr (tls) {
+            // OpenSSL frees its write buffer between writes: about 4 KiB
+            // less per idle connection, which is most chat connections.
+            SSL_set_mode(ws_.next_layer().native_handle(), SSL_MODE_RELEASE_BUFFERS);
+        }
+    }
 
     void start() override {
-        log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}});
-        request_.emplace();
-        request_->header_limit(8192);
-        request_->body_limit(0);
-        ws_.next_layer().expires_after(rt_.settings.lim.handshake_timeout);
-        beast::http::async_read(ws_.next_layer(), buffer_, *request_,
-                                [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_request(ec); });
+        log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}, {"tls", tls ? "modern" : "none"}});
+        // One deadline covers the TLS handshake and the HTTP request's head.
+        beast::get_lowest_layer(ws_).expires_after(rt_.settings.lim.handshake_timeout);
+        if constexpr (tls) {
+            ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
+                                             [self = shared_from_this(), this](beast::error_code ec) {
+                                                 if (ec) {
+                                                     ended("TLS handshake failed: " + ec.message());
+                                                     return;
+                                                 }
+                                                 read_request();
+                                             });
+        } else {
+            read_request();
+        }
     }
 
     // Before the handshake completes there is no WebSocket to close yet:
@@ -329,6 +354,14 @@ private:
 
     // ---- the HTTP request, then the upgrade
 
+    void read_request() {
+        request_.emplace();
+        request_->header_limit(8192);
+        request_->body_limit(0);
+        beast::http::async_read(ws_.next_layer(), buffer_, *request_,
+                                [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_request(ec); });
+    }
+
     void on_request(beast::error_code ec) {
         if (ec) {
             ended(ec == beast::http::error::end_of_stream ? "client closed" : ec.message());
@@ -350,7 +383,7 @@ private:
         for (const auto& part : beast::http::token_list(req[beast::http::field::sec_websocket_protocol])) {
             offered = offered || std::string_view(part) == wsjson::subprotocol;
         }
-        ws_.next_layer().expires_never();
+        beast::get_lowest_layer(ws_).expires_never();
         const auto& lim = rt_.settings.lim;
         websocket::stream_base::timeout t{};
         t.handshake_timeout = lim.handshake_timeout;
@@ -358,8 +391,12 @@ private:
         t.keep_alive_pings = true;
         ws_.set_option(t);
         // One byte over the codec's limit: the codec, not Beast, answers an
-        // oversize message (1009 with its reason).
+        // oversize message (1009 with its reason). Beast checks the limit as
+        // it inflates, so a small compressed message cannot grow past it.
         ws_.read_message_max(lim.payload_bytes + 1);
+        if (const config::listener* l = rt_.settings.find_listener("ws"); l && l->permessage_deflate) {
+            ws_.set_option(deflate_options());
+        }
         ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
             res.set(beast::http::field::server, "switchyard");
             if (offered) res.set(beast::http::field::sec_websocket_protocol, wsjson::subprotocol);
@@ -386,10 +423,54 @@ private:
                                                {"reason", res->body().substr(0, res->body().find('\n'))}});
         }
         beast::http::async_write(ws_.next_layer(), *res, [self = shared_from_this(), this, res](beast::error_code ec, std::size_t) {
-            beast::error_code ignored;
-            ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
-            ended(ec ? ec.message() : "plain HTTP request answered");
+            if (ec) {
+                ended(ec.message());
+                return;
+            }
+            end_transport("plain HTTP request answered");
         });
+    }
+
+    // Ends a connection that never became a WebSocket. Over TLS close_notify
+    // goes first, and the wait for the client's is bounded by the handshake
+    // timeout; then the TCP FIN.
+    void end_transport(std::string reason) {
+        if constexpr (tls) {
+            beast::get_lowest_layer(ws_).expires_after(rt_.settings.lim.handshake_timeout);
+            ws_.next_layer().async_shutdown([self = shared_from_this(), this, reason = std::move(reason)](beast::error_code) {
+                beast::error_code ignored;
+                beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+                ended(reason);
+            });
+        } else {
+            beast::error_code ignored;
+            beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+            ended(reason);
+        }
+    }
+
+    // permessage-deflate with its memory bounded. Per connection that
+    // negotiates it Beast keeps an inflater and a deflater (13 KiB
+    // together) and, once used:
+    // * the deflater's buffers: 4 << server_max_window_bits bytes for its
+    //   window, plus 4 << (memLevel + 7) for its hash table and pending
+    //   symbols. With 10 and 4 that is 4 KiB + 8 KiB, against 136 KiB with
+    //   Beast's default window of 15 bits. A 1 KiB window still spans the
+    //   JSON envelope repeated from one message to the next, which is where
+    //   these messages compress. Compressed writes also keep a 4 KiB
+    //   buffer.
+    // * the inflater's window, 1 << client_max_window_bits bytes: 32 KiB,
+    //   since client_max_window_bits stays 15. A client that does not offer
+    //   the parameter may not be asked for less, and Beast would decline
+    //   the extension for it instead.
+    // The compression level does not change memory; Beast's default stays.
+    static websocket::permessage_deflate deflate_options() {
+        websocket::permessage_deflate pmd;
+        pmd.server_enable = true;
+        pmd.server_max_window_bits = 10;
+        pmd.client_max_window_bits = 15;
+        pmd.memLevel = 4;
+        return pmd;
     }
 
     void on_accept(beast::error_code ec) {
@@ -405,8 +486,16 @@ private:
         do_read();
     }
 
+    // A message is read in steps of at most read_step bytes. Beast sizes a
+    // step by the compressed length a frame announces, which the client
+    // chooses: unbounded, a frame announcing a terabyte would ask for a
+    // terabyte buffer. Bounded, a step inflates at most read_step bytes
+    // past read_message_max before Beast answers 1009.
+    static constexpr std::size_t read_step = 16 * 1024;
+
     void do_read() {
-        ws_.async_read(buffer_, [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
+        ws_.async_read_some(buffer_, read_step,
+                            [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
     }
 
     void on_read(beast::error_code ec) {
@@ -422,10 +511,19 @@ private:
         if (closing_) {
             return;
         }
+        if (!ws_.is_message_done()) {
+            do_read();
+            return;
+        }
         const auto data = buffer_.cdata();
         const std::string_view message(static_cast<const char*>(data.data()), data.size());
         frame::output out = ws_.got_text() ? codec_.on_message(message) : codec_.on_binary(message);
         buffer_.consume(buffer_.size());
+        // Most connections sit idle between small messages: a large one's
+        // buffer is not kept for them.
+        if (buffer_.capacity() > read_step) {
+            buffer_.shrink_to_fit();
+        }
         core_.apply(std::move(out));
         if (!closing_) {
             do_read();
@@ -521,7 +619,7 @@ private:
     }
 
     std::string peer_;
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<NextLayer> ws_;
     beast::flat_buffer buffer_;
     std::optional<beast::http::request_parser<beast::http::empty_body>> request_;
     wsjson::connection codec_;
@@ -536,6 +634,10 @@ private:
     websocket::close_reason close_reason_;
 };
 
+// The two transports of the WebSocket listener.
+template class ws_connection<beast::tcp_stream>;
+template class ws_connection<beast::ssl_stream<beast::tcp_stream>>;
+
 }  // namespace
 
 std::shared_ptr<connection> make_msnp_connection(runtime& rt, worker& w, tcp::socket s) {
@@ -543,7 +645,12 @@ std::shared_ptr<connection> make_msnp_connection(runtime& rt, worker& w, tcp::so
 }
 
 std::shared_ptr<connection> make_ws_connection(runtime& rt, worker& w, tcp::socket s) {
-    return std::make_shared<ws_connection>(rt, w, std::move(s));
+    // The listener opens with its TLS context made (net/server.cpp), or refuses to start.
+    if (const config::listener* l = rt.settings.find_listener("ws"); l && l->tls == config::tls_profile::modern) {
+        return std::make_shared<ws_connection<beast::ssl_stream<beast::tcp_stream>>>(rt, w, std::move(s),
+                                                                                       *rt.tls_modern);
+    }
+    return std::make_shared<ws_connection<beast::tcp_stream>>(rt, w, std::move(s));
 }
 
 }  // namespace switchyard::gateway

@@ -90,6 +90,7 @@ TEST_CASE("the shipped settings file spells out the defaults", "[config]") {
         CHECK(a.tls == b.tls);
         CHECK(a.public_endpoint == b.public_endpoint);
         CHECK(a.rooms == b.rooms);
+        CHECK(a.permessage_deflate == b.permessage_deflate);
     }
     CHECK(shipped.tls.empty());
     CHECK(shipped.lim.line_bytes == defaults.lim.line_bytes);
@@ -255,7 +256,7 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
               "test.toml:1:12: unknown key \"irc\" in [listeners]; expected one of: msnp, ws, https, admin");
         CHECK(settings_error("[listeners.ws]\npublic_endpoint = \"x:1\"\n") ==
               "test.toml:2:1: unknown key \"public_endpoint\" in [listeners.ws]; expected one of: enabled, "
-              "address, port, tls, rooms");
+              "address, port, tls, rooms, permessage_deflate");
         CHECK(settings_error("[listeners.msnp]\nrooms = []\n").starts_with(
             "test.toml:2:1: unknown key \"rooms\" in [listeners.msnp]"));
         CHECK(settings_error("[listeners.ws]\nrooms = [\"lobby\", \"Bad Name\"]\n") ==
@@ -375,6 +376,30 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
               "test.toml:1:6: unknown key \"old\" in [tls]; expected one of: modern, legacy");
         // An unused profile needs no files.
         settings_ok("[listeners.ws]\ntls = \"modern\"\nenabled = false\n");
+    }
+    SECTION("WebSocket listener: TLS and permessage-deflate") {
+        const auto wss = settings_ok(
+            "[listeners.ws]\ntls = \"modern\"\n[tls.modern]\ncertificate = \"m.pem\"\nprivate_key = \"m.key\"\n");
+        CHECK(wss.listeners[1].tls == config::tls_profile::modern);
+        // The legacy profile exists for old Messenger clients' Passport login only.
+        const std::string legacy_error =
+            "tls = \"legacy\" is for old Messenger clients' Passport login ([listeners.https]); expected \"none\" "
+            "or \"modern\" for [listeners.ws]";
+        CHECK(settings_error("[listeners.ws]\nport = 0\ntls = \"legacy\"\n") == "test.toml:3:7: " + legacy_error);
+        // Even with the profile's files at hand, and disabled.
+        CHECK(settings_error("[tls.legacy]\ncertificate = \"l.pem\"\nprivate_key = \"l.key\"\n"
+                             "[listeners.ws]\nenabled = false\ntls = \"legacy\"\n") ==
+              "test.toml:6:7: " + legacy_error);
+
+        CHECK_FALSE(settings_ok("").listeners[1].permessage_deflate);
+        CHECK(settings_ok("[listeners.ws]\npermessage_deflate = true\n").listeners[1].permessage_deflate);
+        CHECK_FALSE(settings_ok("[listeners.ws]\npermessage_deflate = false\n").listeners[1].permessage_deflate);
+        CHECK(settings_error("[listeners.ws]\npermessage_deflate = \"yes\"\n") ==
+              "test.toml:2:22: expected a boolean (true or false) for permessage_deflate, found a string");
+        CHECK(settings_error("[listeners.ws]\npermessage_deflate = 1\n") ==
+              "test.toml:2:22: expected a boolean (true or false) for permessage_deflate, found an integer");
+        CHECK(settings_error("[listeners.msnp]\npermessage_deflate = true\n")
+                  .starts_with("test.toml:2:1: unknown key \"permessage_deflate\" in [listeners.msnp]"));
     }
     SECTION("keys") {
         const std::string key = "[[keys]]\nid = \"k1\"\nsecret = \"" + secret_32 + "\"\n";
