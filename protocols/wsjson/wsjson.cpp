@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -166,10 +167,31 @@ struct slot {
 
 struct room_state {
     bool joined = false;                          // the join reply was sent
-    std::map<std::string, frame::member> members;  // by endpoint
+    std::map<std::string, frame::member> members;  // by endpoint; change it through put and erase
+    // By user: how many of `members` are theirs, and the display name the
+    // latest of them brought. Kept with `members`, so that a published frame
+    // costs a lookup here, not a pass over the whole room.
+    struct user_entry {
+        std::uint32_t endpoints = 0;
+        std::string display_name;
+    };
+    std::unordered_map<std::string, user_entry> users;
     std::uint64_t delivered = 0;                  // the last seq given to the client
     std::vector<frame::frame> held;               // published while the join was in flight
     std::map<std::string, std::uint64_t> notices;  // sender + content type -> when last noticed
+
+    void put(const frame::member& m) {
+        if (const auto it = members.find(m.endpoint); it != members.end()) erase(it);
+        members.emplace(m.endpoint, m);
+        user_entry& u = users[m.user];
+        ++u.endpoints;
+        if (!m.display_name.empty()) u.display_name = m.display_name;
+    }
+    void erase(std::map<std::string, frame::member>::iterator it) {
+        if (const auto u = users.find(it->second.user); u != users.end() && --u->second.endpoints == 0) users.erase(u);
+        members.erase(it);
+    }
+    bool has_user(const std::string& user) const { return users.contains(user); }
 };
 
 }  // namespace
@@ -947,8 +969,8 @@ struct connection::impl {
         o["from"] = sender;
         std::string name = sender;
         if (r) {
-            for (const auto& [ep, mem] : r->members) {
-                if (mem.user == sender && !mem.display_name.empty()) name = mem.display_name;
+            if (const auto u = r->users.find(sender); u != r->users.end() && !u->second.display_name.empty()) {
+                name = u->second.display_name;
             }
         }
         o["from_name"] = name;
@@ -1038,8 +1060,8 @@ struct connection::impl {
                               e ? frame_refusal(e->code, e->reason) : frame_refusal(error_code::internal, "no members"));
                     return;
                 }
-                for (const auto& mem : m->members) r.members[mem.endpoint] = mem;
-                r.members[endpoint] = me();
+                for (const auto& mem : m->members) r.put(mem);
+                r.put(me());
                 if (!m->epoch.empty()) o.room_epoch = m->epoch.front();
                 if (o.k == op::kind::chat_open) {
                     for (const auto& who : o.invitees) {
@@ -1214,10 +1236,6 @@ struct connection::impl {
         return out;
     }
 
-    bool first_of_user(const room_state& r, const std::string& user, const std::string& except) const {
-        return std::ranges::none_of(r.members, [&](const auto& kv) { return kv.first != except && kv.second.user == user; });
-    }
-
     frame::output room_event(const frame::frame& f) {
         frame::output out;
         const auto it = rooms.find(f.object);
@@ -1231,8 +1249,8 @@ struct connection::impl {
         if (const auto* j = std::get_if<frame::room_join>(&f.content)) {
             const frame::member& m = j->who;
             if (r.members.contains(m.endpoint)) return out;
-            const bool first = first_of_user(r, m.user, m.endpoint);
-            r.members[m.endpoint] = m;
+            const bool first = !r.has_user(m.user);
+            r.put(m);
             if (first && m.endpoint != endpoint) {
                 json::object o = event("joined");
                 o["room"] = room;
@@ -1255,8 +1273,8 @@ struct connection::impl {
             }
             const auto m = r.members.find(l->endpoint);
             if (m == r.members.end() || m->second.user != l->user) return out;
-            r.members.erase(m);
-            if (first_of_user(r, l->user, {})) {
+            r.erase(m);
+            if (!r.has_user(l->user)) {
                 json::object o = event("left");
                 o["room"] = room;
                 o["user"] = l->user;
