@@ -149,6 +149,13 @@ const std::string chat_text = "benchmark message: the quick brown fox jumps over
     std::exit(1);
 }
 
+// Progress on stderr (the report is stdout): which phase runs, for someone
+// attaching a profiler to the gateway.
+void progress(const std::string& what) {
+    std::fprintf(stderr, "ws_bench: %s\n", what.c_str());
+    std::fflush(stderr);
+}
+
 double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
@@ -700,7 +707,8 @@ std::string log_field(std::string_view line, std::string_view key) {
 // CPU time of the gateway's threads and of this process over a phase.
 class cpu_meter {
 public:
-    explicit cpu_meter(pid_t gateway) : pid_(gateway), t0_(clock_type::now()), threads0_(threads()), self0_(self()) {}
+    explicit cpu_meter(pid_t gateway)
+        : pid_(gateway), t0_(clock_type::now()), threads0_(threads()), self0_(self()), cpus0_(cpus()) {}
 
     double wall() const { return seconds_since(t0_); }
     double gateway_seconds() const {
@@ -728,8 +736,33 @@ public:
         std::string text = "gateway " + pct(total / w) + " of a CPU (threads";
         for (std::size_t i = 0; i < used.size(); ++i) text += (i ? ", " : " ") + pct(used[i] / w);
         if (used.empty()) text += " idle";
-        return text + "), ws_bench " + pct(self_seconds() / w);
+        text += "), ws_bench " + pct(self_seconds() / w);
+        // Everything else that ran on the two CPUs (/proc/stat user, nice,
+        // system): another process on the gateway's CPU makes the numbers
+        // worthless.
+        const auto cpus1 = cpus();
+        double busy = 0, jiffies = 0, steal = 0;
+        for (const int cpu : {gateway_cpu, load_cpu}) {
+            const auto a = cpus0_.find(cpu);
+            const auto b = cpus1.find(cpu);
+            if (cpu < 0 || a == cpus0_.end() || b == cpus1.end() || b->second.total <= a->second.total) return text;
+            busy += (b->second.threads - a->second.threads) / (b->second.total - a->second.total);
+            jiffies += b->second.total - a->second.total;
+            steal += b->second.steal - a->second.steal;
+        }
+        const double other = std::max(0.0, busy - total / w - self_seconds() / w);
+        text += "; other processes " + pct(other);
+        if (other > 0.1) {
+            text += " ⚠";
+            interference = true;
+        }
+        if (jiffies > 0 && steal / jiffies >= 0.02) text += "; steal " + pct(steal / jiffies);
+        return text;
     }
+
+    static inline int gateway_cpu = -1;
+    static inline int load_cpu = -1;
+    static inline bool interference = false;  // set once any measurement shared its CPUs
 
 private:
     static std::string pct(double share) { return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%"; }
@@ -764,10 +797,38 @@ private:
                static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
     }
 
+    // Per CPU from /proc/stat.
+    struct cpu_jiffies {
+        double total = 0, threads = 0, steal = 0;
+    };
+    static std::map<int, cpu_jiffies> cpus() {
+        std::map<int, cpu_jiffies> out;
+        std::ifstream in("/proc/stat");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (!line.starts_with("cpu") || line.size() < 4 || !std::isdigit(static_cast<unsigned char>(line[3]))) continue;
+            std::istringstream f(line.substr(3));
+            int cpu = 0;
+            f >> cpu;
+            // user nice system idle iowait irq softirq steal: "threads" is
+            // user + nice + system, so the kernel's loopback packet work
+            // (softirq) counts as nobody's.
+            double v = 0, total = 0, threads = 0, steal = 0;
+            for (int i = 0; i < 8 && f >> v; ++i) {
+                total += v;
+                if (i <= 2) threads += v;
+                if (i == 7) steal = v;
+            }
+            out[cpu] = {total, threads, steal};
+        }
+        return out;
+    }
+
     pid_t pid_;
     clock_type::time_point t0_;
     std::map<pid_t, double> threads0_;
     double self0_;
+    std::map<int, cpu_jiffies> cpus0_;
 };
 
 class gateway_process {
@@ -1075,6 +1136,8 @@ rtt_result run_rtt(const options& opt, const gateway_process& g, const std::vect
     std::optional<cpu_meter> measured_cpu;
     for (n = 0; n < total && res.failure.empty(); ++n) {
         if (n == opt.warmup) {
+            progress("round trip: measuring " + std::to_string(opt.rtt) + " sends (gateway pid " +
+                     std::to_string(g.pid()) + ")");
             measured_cpu.emplace(g.pid());
             cpu = &*measured_cpu;
             first_measured = reply_seq + 1;
@@ -1211,6 +1274,8 @@ fanout_result run_fanout(const options& opt, const gateway_process& g, const std
     const std::uint64_t replies0 = replies;
     std::uint64_t sent = 0;
     clock_type::time_point last_reply;
+    progress("fan-out: " + std::to_string(clients.size()) + " members joined; measuring " +
+             std::to_string(res.messages) + " messages (gateway pid " + std::to_string(g.pid()) + ")");
     const cpu_meter cpu(g.pid());
     const auto t0 = clock_type::now();
     while (res.failure.empty() && clock_type::now() < deadline) {
@@ -1233,6 +1298,7 @@ fanout_result run_fanout(const options& opt, const gateway_process& g, const std
         loop.run_once(1);
     }
     res.cpu = cpu.report();
+    progress("fan-out: done");
     res.gateway_cpu_seconds = cpu.gateway_seconds();
     res.bench_cpu_seconds = cpu.self_seconds();
     base = first_base;
@@ -1277,6 +1343,7 @@ idle_result run_idle(const options& opt, const gateway_process& g, const std::ve
     res.connections = clients.size();
     std::this_thread::sleep_for(opt.settle);
     res.before = read_memory(g.pid());
+    progress("idle memory: " + std::to_string(clients.size()) + " connections (gateway pid " + std::to_string(g.pid()) + ")");
     res.connect = run_batch(clients.size(), opt.concurrency, connect_step(clients, g.ws_port()), deadline);
     if (res.connect.ok != clients.size()) {
         res.failure = "connect: " + res.connect.summary(clients.size());
@@ -1404,6 +1471,8 @@ int main(int argc, char** argv) {
         opt.load_cpu = -1;
     }
     if (opt.load_cpu >= 0) set_cpu(0, opt.load_cpu);
+    cpu_meter::gateway_cpu = opt.gateway_cpu;
+    cpu_meter::load_cpu = opt.load_cpu;
     rlimit lim{};
     ::getrlimit(RLIMIT_NOFILE, &lim);
     lim.rlim_cur = lim.rlim_max;
@@ -1583,6 +1652,10 @@ int main(int argc, char** argv) {
         std::printf("\n%s gateway, warnings and errors (first %zu):\n\n```\n", g->name().c_str(), s.notable.size());
         for (const auto& l : s.notable) std::printf("%s\n", l.c_str());
         std::printf("```\n");
+    }
+    if (cpu_meter::interference) {
+        std::printf("\n⚠ other processes used more than 10%% of the benchmark's CPUs during some measurements "
+                    "(\"other processes\" above): those numbers understate the gateway.\n");
     }
     // A target missed is a result; a phase that could not run is a failure.
     const bool failed = std::any_of(rows.begin(), rows.end(), [](const row& r) { return r.verdict == "FAILED"; });
