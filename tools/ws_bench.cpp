@@ -12,8 +12,9 @@
 // when a target is missed). --keep keeps the temporary directory (settings, gateway
 // logs, databases). A CPU of -1 leaves that side unpinned.
 //
-// Two gateways run one after another (`switchyard run`), each in a fresh
-// temporary directory, with the WebSocket listener on port 0 (read back
+// Gateways run one after another (`switchyard run`): one for the round trip
+// and the fan-out, one for the round trip at durability "normal", one for
+// idle memory. Each has a fresh temporary directory, with the WebSocket listener on port 0 (read back
 // from the `event=listening` log line), the MSNP and HTTPS listeners off,
 // [gateway] threads = 1 (--gateway-threads), the named rooms "rtt" and
 // "fanout" in [listeners.ws] rooms, [limits] commands_per_second raised to
@@ -24,6 +25,10 @@
 // threads are pinned to one CPU (sched_setaffinity before exec), this
 // process to the other. This process raises its RLIMIT_NOFILE soft limit to
 // the hard limit, and so does the gateway (server.cpp, event=descriptors).
+// Beside each measurement: the CPU the gateway's threads and this process
+// used, and what other processes used of the two CPUs (/proc/stat), flagged
+// above 10%: on a shared machine that, not the gateway, can set a rate or a
+// p99.
 //
 // The client side is one thread and one epoll set: plain sockets, the
 // upgrade request written by hand, masked client frames, server frames
