@@ -83,3 +83,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     return 0;
 }
+
+// For the seed runner: whether a seed is a frame, or a stream of records,
+// that decodes. Seeds named invalid_* must not; every other seed must, so a
+// change that stops committed frames from decoding fails the corpus check.
+extern "C" int SwitchyardSeedAccepted(const std::uint8_t* data, std::size_t size) {
+    const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    if (decode(bytes)) {
+        return 1;
+    }
+    const stream_result records = read_stream(bytes, bytes.size());
+    return !records.error && !records.frames.empty() ? 1 : 0;
+}

@@ -12,6 +12,9 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+// Defined by targets whose seeds have a notion of valid input (the frame
+// decoders): seeds named invalid_* must be refused, every other accepted.
+extern "C" int SwitchyardSeedAccepted(const std::uint8_t* data, std::size_t size) __attribute__((weak));
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     std::sort(files.begin(), files.end());
+    int failures = 0;
 
     for (const auto& path : files) {
         std::ifstream in(path, std::ios::binary);
@@ -44,7 +48,19 @@ int main(int argc, char** argv) {
             return 1;
         }
         const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-        LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+        const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+        LLVMFuzzerTestOneInput(data, bytes.size());
+        if (SwitchyardSeedAccepted != nullptr) {
+            const bool invalid = path.filename().string().starts_with("invalid_");
+            if (static_cast<bool>(SwitchyardSeedAccepted(data, bytes.size())) == invalid) {
+                std::cerr << path.string() << (invalid ? ": decodes, but its name says it must not\n"
+                                                       : ": does not decode (regenerate the corpus, see frame_test)\n");
+                ++failures;
+            }
+        }
+    }
+    if (failures != 0) {
+        return 1;
     }
     std::cout << "ran " << files.size() << " inputs from " << dir.string() << '\n';
     return 0;

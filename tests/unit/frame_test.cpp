@@ -826,38 +826,51 @@ TEST_CASE("unknown and undeclared fields are skipped", "[frame][strict]") {
 
 // ================================================================ seed corpus
 
-// Regenerates the fuzz seed corpus; hidden, run on demand from the source root:
-//   SWITCHYARD_FRAME_SEEDS=fixtures/fuzz/frame build-frame/tests/frame_test "[.seeds]"
-TEST_CASE("write the frame fuzz seed corpus", "[.seeds]") {
-    const char* dir = std::getenv("SWITCHYARD_FRAME_SEEDS");
-    if (dir == nullptr) {
-        FAIL("set SWITCHYARD_FRAME_SEEDS to the output directory");
-    }
-    struct seed {
-        std::string name;
-        std::string bytes;
-        outcome expected;
-    };
+// The fuzz seed corpus (fixtures/fuzz/frame) as the encoder writes it today:
+// one sample of every frame type, inputs every decoder must refuse (named
+// invalid_*), and a record stream. Wire version 1 is frozen: these bytes may
+// change only by an optional field the samples fill, and
+// "the committed frame seeds are the encoder's" fails until the corpus is
+// written again:
+//   SWITCHYARD_FRAME_SEEDS=fixtures/fuzz/frame build/tests/frame_test "[.seeds]"
+struct seed {
+    std::string name;
+    std::string bytes;
+    outcome expected;
+};
+
+std::vector<seed> seed_corpus() {
     std::vector<seed> seeds;
     for (std::size_t i = 0; i < type_count; ++i) {
         seeds.push_back({std::string(type_name(i)), encode(sample(i)), decoded});
     }
     seeds.push_back({"unknown_fields", frame_of<ack>(vfield(1, 9) + vfield(40, 1) + lfield(1000, "x")), decoded});
-    seeds.push_back({"bad_utf8", frame_of<room_message>(message_body("Gr\xc3\x28")), fails(errc::invalid_utf8, "text")});
-    seeds.push_back({"bad_version", raw_frame(ack::type_id, header_fields(), vfield(1, 1), 2), fails(errc::bad_version)});
-    seeds.push_back({"unknown_type", raw_frame(type_count + 1, header_fields(), ""), fails(errc::unknown_type)});
+    seeds.push_back({"invalid_utf8", frame_of<room_message>(message_body("Gr\xc3\x28")), fails(errc::invalid_utf8, "text")});
+    seeds.push_back({"invalid_version", raw_frame(ack::type_id, header_fields(), vfield(1, 1), 2), fails(errc::bad_version)});
+    seeds.push_back({"invalid_unknown_type", raw_frame(type_count + 1, header_fields(), ""), fails(errc::unknown_type)});
     const std::string message = encode(message_frame());
-    seeds.push_back({"truncated", message.substr(0, message.size() - 3), fails(errc::truncated)});
-    seeds.push_back({"missing_field", frame_of<ack>(""), fails(errc::missing_field, "seq")});
-    seeds.push_back({"duplicate_field", frame_of<ack>(vfield(1, 1) + vfield(1, 2)), fails(errc::duplicate_field, "seq")});
-    seeds.push_back({"wrong_type", frame_of<ack>(lfield(1, "1")), fails(errc::wrong_type, "seq")});
-    seeds.push_back({"bad_wire_type", frame_of<ack>(vfield(1, 1) + key(2, 5) + "\1\2\3\4"), fails(errc::bad_wire_type)});
-    seeds.push_back({"bad_enum", frame_of<error>(vfield(1, 18) + lfield(2, "")), fails(errc::bad_value, "code")});
-    seeds.push_back({"bad_bool", frame_of<room_typing>(vfield(1, 2)), fails(errc::bad_value, "active")});
-    seeds.push_back({"long_varint", frame_of<ack>(key(1, 0) + std::string(10, '\x80') + '\0'), fails(errc::bad_varint)});
-    seeds.push_back({"oversize_list", frame_of<hello>(hello_body(limits::capabilities + 1)),
+    seeds.push_back({"invalid_truncated", message.substr(0, message.size() - 3), fails(errc::truncated)});
+    seeds.push_back({"invalid_missing_field", frame_of<ack>(""), fails(errc::missing_field, "seq")});
+    seeds.push_back({"invalid_duplicate_field", frame_of<ack>(vfield(1, 1) + vfield(1, 2)), fails(errc::duplicate_field, "seq")});
+    seeds.push_back({"invalid_wrong_type", frame_of<ack>(lfield(1, "1")), fails(errc::wrong_type, "seq")});
+    seeds.push_back({"invalid_wire_type", frame_of<ack>(vfield(1, 1) + key(2, 5) + "\1\2\3\4"), fails(errc::bad_wire_type)});
+    seeds.push_back({"invalid_enum", frame_of<error>(vfield(1, 18) + lfield(2, "")), fails(errc::bad_value, "code")});
+    seeds.push_back({"invalid_bool", frame_of<room_typing>(vfield(1, 2)), fails(errc::bad_value, "active")});
+    seeds.push_back({"invalid_long_varint", frame_of<ack>(key(1, 0) + std::string(10, '\x80') + '\0'), fails(errc::bad_varint)});
+    seeds.push_back({"invalid_oversize_list", frame_of<hello>(hello_body(limits::capabilities + 1)),
                      fails(errc::oversize, "capabilities")});
+    return seeds;
+}
 
+std::string seed_records() {
+    return records_of({message_frame("one"), with_header(ack{1}), sample(index_of<presence_update>)});
+}
+
+TEST_CASE("write the frame fuzz seed corpus", "[.seeds]") {
+    const char* dir = std::getenv("SWITCHYARD_FRAME_SEEDS");
+    if (dir == nullptr) {
+        FAIL("set SWITCHYARD_FRAME_SEEDS to the output directory");
+    }
     const std::filesystem::path out{dir};
     std::filesystem::create_directories(out);
     const auto write = [&](const std::string& name, const std::string& bytes) {
@@ -865,12 +878,28 @@ TEST_CASE("write the frame fuzz seed corpus", "[.seeds]") {
         file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         REQUIRE(file.good());
     };
-    for (const seed& s : seeds) {
+    for (const seed& s : seed_corpus()) {
         INFO(s.name);
         CHECK(outcome_of(s.bytes) == s.expected);
         write(s.name, s.bytes);
     }
-    write("records", records_of({message_frame("one"), with_header(ack{1}), sample(index_of<presence_update>)}));
+    write("records", seed_records());
+}
+
+TEST_CASE("the committed frame seeds are the encoder's", "[frame][seeds]") {
+    const std::filesystem::path dir = std::filesystem::path(SWITCHYARD_FIXTURES_DIR) / "fuzz" / "frame";
+    const auto read = [&](const std::string& name) {
+        std::ifstream file(dir / (name + ".bin"), std::ios::binary);
+        INFO(name << ".bin is missing");
+        REQUIRE(file);
+        return std::string(std::istreambuf_iterator<char>(file), {});
+    };
+    for (const seed& s : seed_corpus()) {
+        INFO(s.name << ".bin differs from what the encoder writes: write the corpus again (see seed_corpus)");
+        CHECK(outcome_of(s.bytes) == s.expected);
+        CHECK(read(s.name) == s.bytes);
+    }
+    CHECK(read("records") == seed_records());
 }
 
 TEST_CASE("the README's mapping tables are the code's tables") {
