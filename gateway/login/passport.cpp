@@ -1,7 +1,7 @@
 #include "gateway/login/passport.hpp"
 
 #include "gateway/ops/log.hpp"
-#include "gateway/net/runtime.hpp"
+#include "gateway/session/context.hpp"
 #include "gateway/login/user_accounts.hpp"
 
 #include "protocols/text/text.hpp"
@@ -331,8 +331,8 @@ http_response unavailable(const http_request& req, login_result r) {
 
 // ---- GET /rdr/pprdr.asp
 
-http_response nexus(runtime& rt, const http_request& req) {
-    const config::listener* l = rt.settings.find_listener("https");
+http_response nexus(session_context& ctx, const http_request& req) {
+    const config::listener* l = ctx.settings.find_listener("https");
     std::string host = l ? l->public_endpoint : std::string{};
     if (host.empty()) {
         // The Host this client reached the nexus with reaches this listener,
@@ -371,7 +371,7 @@ http_response login2_failed(const http_request& req) {
     return res;
 }
 
-void login2(runtime& rt, http_request&& req, http_reply reply) {
+void login2(session_context& ctx, http_request&& req, http_reply reply) {
     auto creds = passport_credentials(req[http::field::authorization]);
     auto handle = normalized(creds ? std::optional(creds->handle) : std::nullopt);
     if (!handle) {
@@ -380,13 +380,13 @@ void login2(runtime& rt, http_request&& req, http_reply reply) {
         return reply(login2_failed(req));
     }
     std::string subject = *handle;
-    rt.logins.check(std::move(*handle), std::move(creds->password),
-                    [&rt, req = std::move(req), reply = std::move(reply), subject](login_result r) {
+    ctx.logins.check(std::move(*handle), std::move(creds->password),
+                    [&ctx, req = std::move(req), reply = std::move(reply), subject](login_result r) {
                         log_login(login2_path, subject, r);
                         if (r != login_result::ok) {
                             return reply(r == login_result::rejected ? login2_failed(req) : unavailable(req, r));
                         }
-                        const std::string ticket = rt.tokens->issue_ticket(subject, now_ms());
+                        const std::string ticket = ctx.tokens.issue_ticket(subject, now_ms());
                         auto res = make_response(req, http::status::ok, "");
                         // The client sends what is inside from-PP='...' in
                         // `USR t TWN S`; only its t= part is checked.
@@ -477,7 +477,7 @@ std::string rst_success(std::string_view handle, const std::vector<std::string>&
     return xml;
 }
 
-void rst(runtime& rt, http_request&& req, http_reply reply) {
+void rst(session_context& ctx, http_request&& req, http_reply reply) {
     const std::string_view body = req.body();
     auto name = first_element_text(body, "Username");
     auto password = first_element_text(body, "Password");
@@ -489,17 +489,17 @@ void rst(runtime& rt, http_request&& req, http_reply reply) {
     std::vector<std::string> domains = element_texts(body, "Address", max_requested_tokens);
     if (domains.empty()) domains.emplace_back(messenger_domain);
     std::string subject = *handle;
-    rt.logins.check(std::move(*handle), std::move(*password),
-                    [&rt, req = std::move(req), reply = std::move(reply), subject,
+    ctx.logins.check(std::move(*handle), std::move(*password),
+                    [&ctx, req = std::move(req), reply = std::move(reply), subject,
                      domains = std::move(domains)](login_result r) {
                         log_login(rst_path, subject, r);
                         if (r != login_result::ok) {
                             return reply(r == login_result::rejected ? rst_failed(req) : unavailable(req, r));
                         }
                         const std::uint64_t now = now_ms();
-                        const std::string ticket = rt.tokens->issue_ticket(subject, now);
+                        const std::string ticket = ctx.tokens.issue_ticket(subject, now);
                         const auto expires =
-                            now + static_cast<std::uint64_t>(rt.tokens->options().ticket_lifetime.count());
+                            now + static_cast<std::uint64_t>(ctx.tokens.options().ticket_lifetime.count());
                         reply(soap(req, rst_success(subject, domains, ticket, now, expires)));
                     });
 }
@@ -535,22 +535,22 @@ http_response oim_unavailable(const http_request& req) {
 
 }  // namespace
 
-void handle_passport(runtime& rt, http_request&& req, http_reply reply) {
+void handle_passport(session_context& ctx, http_request&& req, http_reply reply) {
     const std::string_view path = path_of(req.target());
     const auto method = req.method();
     if (iequals(path, nexus_path)) {
         if (method != http::verb::get) return reply(make_response(req, http::status::method_not_allowed, "use GET\n"));
-        return reply(nexus(rt, req));
+        return reply(nexus(ctx, req));
     }
     if (iequals(path, login2_path)) {
         if (method != http::verb::get) return reply(make_response(req, http::status::method_not_allowed, "use GET\n"));
-        return login2(rt, std::move(req), std::move(reply));
+        return login2(ctx, std::move(req), std::move(reply));
     }
     if (iequals(path, rst_path)) {
         if (method != http::verb::post) {
             return reply(make_response(req, http::status::method_not_allowed, "use POST\n"));
         }
-        return rst(rt, std::move(req), std::move(reply));
+        return rst(ctx, std::move(req), std::move(reply));
     }
     if (iequals(path, oim_store_path)) {
         if (method != http::verb::post) {

@@ -25,7 +25,7 @@
 namespace switchyard::gateway {
 
 class router;
-struct runtime;
+struct session_context;
 
 enum class login_result {
     ok,
@@ -76,6 +76,6 @@ private:
 };
 
 // Serves one request of the HTTPS listener.
-void handle_passport(runtime& rt, http_request&& req, http_reply reply);
+void handle_passport(session_context& ctx, http_request&& req, http_reply reply);
 
 }  // namespace switchyard::gateway

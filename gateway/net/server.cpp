@@ -2,7 +2,8 @@
 
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/ops/log.hpp"
-#include "gateway/net/runtime.hpp"
+#include "gateway/login/keys.hpp"
+#include "gateway/session/context.hpp"
 
 #include <boost/asio/signal_set.hpp>
 
@@ -14,7 +15,9 @@
 
 namespace switchyard::gateway {
 
-std::vector<std::string> runtime::backend_names(const config::settings& s) {
+namespace {
+
+std::vector<std::string> backend_names(const config::settings& s) {
     std::vector<std::string> names;
     for (const config::backend& b : s.backends) {
         names.push_back(b.name);
@@ -22,7 +25,42 @@ std::vector<std::string> runtime::backend_names(const config::settings& s) {
     return names;
 }
 
-tl::expected<std::shared_ptr<const config::route_table>, config::error> runtime::reload_routes(
+// Everything a running gateway owns. Members are destroyed in reverse order:
+// the backends (objects) stop before the workers' io_contexts their
+// deliveries are posted to; the login pool stops before the workers its
+// results are posted to; the workers' connections end before the metrics,
+// tokens and lifecycle they use. Connections see only `sessions`.
+struct gateway_state {
+    gateway_state(const config::settings& s, key_set k)
+        : settings(s),
+          routes(s.routes_file, backend_names(s)),
+          keys(std::move(k)),
+          tokens(keys.keys),
+          logins(s, routes),
+          objects(routes, stats),
+          sessions{settings, stats, objects, logins, tokens, life},
+          ops{routes, [this](std::string_view trigger) { return reload_routes(trigger); }} {}
+
+    const config::settings& settings;
+    gateway::metrics stats;
+    router routes;
+    key_set keys;
+    // Passport tickets, switchboard cookies and session tokens, signed with `keys`.
+    token_service tokens;
+    lifecycle life;
+    std::vector<std::unique_ptr<worker>> workers;
+    password_checker logins;  // password checks off the I/O threads
+    std::unique_ptr<asio::ssl::context> tls_modern;
+    std::unique_ptr<asio::ssl::context> tls_legacy;
+    std::unique_ptr<msnp_services> msnp;  // made once the MSNP listener's port is known
+    hub objects;                          // backends and this gateway's subscriptions
+    session_context sessions;
+    operations ops;
+
+    tl::expected<std::shared_ptr<const config::route_table>, config::error> reload_routes(std::string_view trigger);
+};
+
+tl::expected<std::shared_ptr<const config::route_table>, config::error> gateway_state::reload_routes(
     std::string_view trigger) {
     auto table = routes.reload();
     if (!table) {
@@ -41,17 +79,15 @@ tl::expected<std::shared_ptr<const config::route_table>, config::error> runtime:
     return table;
 }
 
-namespace {
-
 // Accepts connections for one listener on one worker. Every worker has its
 // own acceptor on the same port (SO_REUSEPORT) so the kernel spreads
 // connections across threads without a shared accept queue.
 class acceptor_loop : public std::enable_shared_from_this<acceptor_loop> {
 public:
-    using factory = std::shared_ptr<connection> (*)(runtime&, worker&, tcp::socket);
+    using factory = std::function<std::shared_ptr<connection>(worker&, tcp::socket)>;
 
-    acceptor_loop(runtime& rt, worker& w, std::string kind, factory make)
-        : rt_(rt), worker_(w), acceptor_(w.ctx), retry_(w.ctx), kind_(std::move(kind)), make_(make) {}
+    acceptor_loop(worker& w, std::string kind, factory make)
+        : worker_(w), acceptor_(w.ctx), retry_(w.ctx), kind_(std::move(kind)), make_(std::move(make)) {}
 
     boost::system::error_code open(const tcp::endpoint& ep, bool reuse_port) {
         boost::system::error_code ec;
@@ -102,24 +138,16 @@ private:
         }
         boost::system::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
-        make_(rt_, worker_, std::move(s))->start();
+        make_(worker_, std::move(s))->start();
         do_accept();
     }
 
-    runtime& rt_;
     worker& worker_;
     tcp::acceptor acceptor_;
     asio::steady_timer retry_;
     std::string kind_;
     factory make_;
 };
-
-acceptor_loop::factory factory_for(std::string_view kind) {
-    if (kind == "msnp") return &make_msnp_connection;
-    if (kind == "ws") return &make_ws_connection;
-    if (kind == "https") return &make_https_connection;
-    return &make_admin_connection;
-}
 
 tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(const config::settings& s,
                                                                               config::tls_profile profile) {
@@ -166,17 +194,17 @@ tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(
 
 class gateway {
 public:
-    gateway(const config::settings& s, key_set keys) : rt_(s, std::move(keys)) {}
+    gateway(const config::settings& s, key_set keys) : state_(s, std::move(keys)) {}
 
     int run() {
-        const config::settings& s = rt_.settings;
+        const config::settings& s = state_.settings;
         const unsigned threads = s.threads != 0 ? s.threads : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < threads; ++i) {
-            rt_.workers.push_back(std::make_unique<worker>());
+            state_.workers.push_back(std::make_unique<worker>());
         }
-        rt_.on_drained = [this] { finish("drained"); };
-
-        asio::io_context& main_ctx = rt_.workers.front()->ctx;
+        asio::io_context& main_ctx = state_.workers.front()->ctx;
+        state_.life.on_drained = [this] { finish("drained"); };
+        state_.life.main = &main_ctx;
         // Signals are caught before any listener opens, so a supervisor's
         // SIGHUP or SIGTERM never meets the default action.
         asio::signal_set signals(main_ctx, SIGTERM, SIGINT, SIGHUP);
@@ -185,7 +213,7 @@ public:
                 return;
             }
             if (sig == SIGHUP) {
-                rt_.reload_routes("SIGHUP");
+                state_.reload_routes("SIGHUP");
             } else {
                 begin_shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
             }
@@ -196,41 +224,42 @@ public:
         signals.async_wait(on_signal);
         deadline_.emplace(main_ctx);
 
-        if (!rt_.reload_routes("start") || !open_backends()) {
+        if (!state_.reload_routes("start") || !open_backends()) {
             return 1;
         }
         if (!open_listeners(threads)) {
             return 1;
         }
-        rt_.msnp = std::make_unique<msnp_services>(s, rt_.routes, *rt_.tokens, msnp_endpoint_,
-                                                   rt_.keys.keys.front().secret);
+        state_.msnp = std::make_unique<msnp_services>(s, state_.routes, state_.tokens, msnp_endpoint_,
+                                                   state_.keys.keys.front().secret);
+        state_.sessions.msnp = state_.msnp.get();
         sweep_.emplace(main_ctx);
         sweep_tls_sessions();
         for (auto& a : acceptors_) {
             a->start();
         }
-        for (auto& w : rt_.workers) {
+        for (auto& w : state_.workers) {
             guards_.push_back(asio::make_work_guard(w->ctx));
         }
         log::info("started", {{"threads", threads},
-                              {"routes_version", rt_.routes.table()->version},
+                              {"routes_version", state_.routes.table()->version},
                               {"data_dir", s.data_dir.string()}});
 
         std::vector<std::thread> pool;
-        for (std::size_t i = 1; i < rt_.workers.size(); ++i) {
-            pool.emplace_back([w = rt_.workers[i].get()] { w->ctx.run(); });
+        for (std::size_t i = 1; i < state_.workers.size(); ++i) {
+            pool.emplace_back([w = state_.workers[i].get()] { w->ctx.run(); });
         }
         main_ctx.run();
         for (auto& t : pool) {
             t.join();
         }
-        log::info("stopped", {{"reason", stop_reason_}, {"open_connections", rt_.live.load()}});
+        log::info("stopped", {{"reason", stop_reason_}, {"open_connections", state_.life.live.load()}});
         return 0;
     }
 
 private:
     bool open_backends() {
-        const config::settings& s = rt_.settings;
+        const config::settings& s = state_.settings;
         for (const config::backend& b : s.backends) {
             embedded::options opt;
             opt.file = embedded::database_file(s.data_dir, b.name);
@@ -247,7 +276,7 @@ private:
             try {
                 std::error_code ec;
                 std::filesystem::create_directories(s.data_dir, ec);
-                rt_.objects.add_backend(b.name, std::make_shared<embedded::backend>(opt));
+                state_.objects.add_backend(b.name, std::make_shared<embedded::backend>(opt));
             } catch (const std::exception& e) {
                 log::error("backend_failed", {{"name", b.name}, {"error", e.what()}});
                 return false;
@@ -258,7 +287,7 @@ private:
     }
 
     bool open_listeners(unsigned threads) {
-        const config::settings& s = rt_.settings;
+        const config::settings& s = state_.settings;
         for (const config::listener& l : s.listeners) {
             if (!l.enabled) {
                 continue;
@@ -276,7 +305,7 @@ private:
             }
             if (l.tls != config::tls_profile::none) {
                 // One context per profile, shared by the listeners that use it.
-                auto& slot = l.tls == config::tls_profile::legacy ? rt_.tls_legacy : rt_.tls_modern;
+                auto& slot = l.tls == config::tls_profile::legacy ? state_.tls_legacy : state_.tls_modern;
                 if (!slot) {
                     auto ctx = make_tls_context(s, l.tls);
                     if (!ctx) {
@@ -284,6 +313,8 @@ private:
                         return false;
                     }
                     slot = std::move(*ctx);
+                    (l.tls == config::tls_profile::legacy ? state_.sessions.tls_legacy : state_.sessions.tls_modern) =
+                        slot.get();
                 }
             }
             boost::system::error_code ec;
@@ -296,7 +327,7 @@ private:
             const std::size_t count = l.kind == "admin" ? 1 : threads;
             std::uint16_t port = l.port;
             for (std::size_t i = 0; i < count; ++i) {
-                auto loop = std::make_shared<acceptor_loop>(rt_, *rt_.workers[i], l.kind, factory_for(l.kind));
+                auto loop = std::make_shared<acceptor_loop>(*state_.workers[i], l.kind, factory_for(l.kind));
                 ec = loop->open(tcp::endpoint(address, port), count > 1);
                 if (ec) {
                     log::error("listen_failed", {{"listener", l.kind},
@@ -321,6 +352,15 @@ private:
         return true;
     }
 
+    // Makes the connections of one listener kind, each with what it needs.
+    acceptor_loop::factory factory_for(std::string_view kind) {
+        session_context& ctx = state_.sessions;
+        if (kind == "msnp") return [&ctx](worker& w, tcp::socket s) { return make_msnp_connection(ctx, w, std::move(s)); };
+        if (kind == "ws") return [&ctx](worker& w, tcp::socket s) { return make_ws_connection(ctx, w, std::move(s)); };
+        if (kind == "https") return [&ctx](worker& w, tcp::socket s) { return make_https_connection(ctx, w, std::move(s)); };
+        return [&ctx, &ops = state_.ops](worker& w, tcp::socket s) { return make_admin_connection(ctx, ops, w, std::move(s)); };
+    }
+
     // Drops expired TLS sessions from the caches once a minute.
     void sweep_tls_sessions() {
         sweep_->expires_after(std::chrono::minutes(1));
@@ -329,7 +369,7 @@ private:
                 return;
             }
             const auto now = static_cast<long>(std::time(nullptr));
-            for (asio::ssl::context* tls : {rt_.tls_legacy.get(), rt_.tls_modern.get()}) {
+            for (asio::ssl::context* tls : {state_.tls_legacy.get(), state_.tls_modern.get()}) {
                 if (tls != nullptr) {
                     SSL_CTX_flush_sessions(tls->native_handle(), now);
                 }
@@ -340,16 +380,16 @@ private:
 
     // Runs on the first worker.
     void begin_shutdown(std::string_view why) {
-        if (rt_.stopping.exchange(true)) {
+        if (state_.life.stopping.exchange(true)) {
             return;
         }
         log::info("shutting_down", {{"signal", why},
-                                    {"open_connections", rt_.live.load()},
-                                    {"timeout_ms", rt_.settings.shutdown_timeout.count()}});
+                                    {"open_connections", state_.life.live.load()},
+                                    {"timeout_ms", state_.settings.shutdown_timeout.count()}});
         for (auto& a : acceptors_) {
             asio::post(a->executor(), [a] { a->close(); });
         }
-        for (auto& w : rt_.workers) {
+        for (auto& w : state_.workers) {
             asio::post(w->ctx, [w = w.get()] {
                 // Copy first: shutdown() may end a connection and unregister it.
                 std::vector<std::weak_ptr<connection>> all;
@@ -363,15 +403,15 @@ private:
                 }
             });
         }
-        deadline_->expires_after(rt_.settings.shutdown_timeout);
+        deadline_->expires_after(state_.settings.shutdown_timeout);
         deadline_->async_wait([this](boost::system::error_code ec) {
             if (!ec) {
-                log::warn("shutdown_timeout", {{"open_connections", rt_.live.load()}});
+                log::warn("shutdown_timeout", {{"open_connections", state_.life.live.load()}});
                 finish("timeout");
             }
         });
-        if (rt_.live.load() == 0) {
-            asio::post(rt_.workers.front()->ctx, [this] { finish("drained"); });
+        if (state_.life.live.load() == 0) {
+            asio::post(state_.workers.front()->ctx, [this] { finish("drained"); });
         }
     }
 
@@ -385,14 +425,14 @@ private:
         if (sweep_) {
             sweep_->cancel();
         }
-        rt_.finished = true;
+        state_.life.finished = true;
         guards_.clear();
-        for (auto& w : rt_.workers) {
+        for (auto& w : state_.workers) {
             w->ctx.stop();
         }
     }
 
-    runtime rt_;
+    gateway_state state_;
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
     std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;

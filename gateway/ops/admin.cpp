@@ -11,13 +11,14 @@
 #include "gateway/net/http.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/login/passport.hpp"
-#include "gateway/net/runtime.hpp"
+#include "gateway/session/context.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
 #include <cstring>
+#include <functional>
 
 namespace switchyard::gateway {
 
@@ -30,7 +31,7 @@ using response = http_response;
 
 constexpr std::size_t max_request_body = 64 * 1024;
 
-response handle_admin(runtime& rt, const request& req) {
+response handle_admin(session_context& ctx, operations& ops, const request& req) {
     const std::string_view target = req.target();
     const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
     if (target == "/healthz") {
@@ -39,26 +40,26 @@ response handle_admin(runtime& rt, const request& req) {
     }
     if (target == "/readyz") {
         if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
-        if (rt.stopping) return make_response(req, http::status::service_unavailable, "shutting down\n");
-        if (!rt.routes.table()) return make_response(req, http::status::service_unavailable, "no routes\n");
-        if (auto h = rt.objects.check(); !h.ok) {
+        if (ctx.life.stopping) return make_response(req, http::status::service_unavailable, "shutting down\n");
+        if (!ops.routes.table()) return make_response(req, http::status::service_unavailable, "no routes\n");
+        if (auto h = ctx.objects.check(); !h.ok) {
             return make_response(req, http::status::service_unavailable, "backend " + h.detail + "\n");
         }
         return make_response(req, http::status::ok, "ready\n");
     }
     if (target == "/metrics") {
         if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
-        return make_response(req, http::status::ok, rt.stats.render(), "text/plain; version=0.0.4; charset=utf-8");
+        return make_response(req, http::status::ok, ctx.stats.render(), "text/plain; version=0.0.4; charset=utf-8");
     }
     if (target == "/routes") {
         if (!get) return make_response(req, http::status::method_not_allowed, "use GET\n");
-        return make_response(req, http::status::ok, describe_routes(*rt.routes.table()), "application/json");
+        return make_response(req, http::status::ok, describe_routes(*ops.routes.table()), "application/json");
     }
     if (target == "/routes/reload") {
         if (req.method() != http::verb::post) {
             return make_response(req, http::status::method_not_allowed, "use POST\n");
         }
-        auto table = rt.reload_routes("admin");
+        auto table = ops.reload_routes("admin");
         if (!table) {
             return make_response(req, http::status::unprocessable_entity,
                                  table.error().to_string() + "\nthe previous routes table is still active\n");
@@ -68,23 +69,21 @@ response handle_admin(runtime& rt, const request& req) {
     return make_response(req, http::status::not_found, "not found\n");
 }
 
-// The admin routes answer at once, on the connection's thread.
-void serve_admin(runtime& rt, request&& req, http_reply reply) { reply(handle_admin(rt, req)); }
 
 template <class Stream> class http_connection final : public connection {
 public:
     // Answers a request through the reply, at once or later from another thread.
-    using handler = void (*)(runtime&, request&&, http_reply);
+    using handler = std::function<void(request&&, http_reply)>;
 
     template <class... StreamArgs>
-    http_connection(runtime& rt, worker& w, listener_protocol p, handler h, StreamArgs&&... args)
-        : connection(rt, w, p), stream_(std::forward<StreamArgs>(args)...), handler_(h) {}
+    http_connection(session_context& ctx, worker& w, listener_protocol p, handler h, StreamArgs&&... args)
+        : connection(ctx, w, p), stream_(std::forward<StreamArgs>(args)...), handler_(std::move(h)) {}
 
     void start() override {
         if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
             do_read();
         } else {
-            beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.handshake_timeout);
+            beast::get_lowest_layer(stream_).expires_after(ctx_.settings.lim.handshake_timeout);
             stream_.async_handshake(asio::ssl::stream_base::server,
                                     [self = shared_from_this(), this](beast::error_code ec) {
                                         if (ec) {
@@ -108,7 +107,7 @@ private:
     void do_read() {
         parser_.emplace();
         parser_->body_limit(max_request_body);
-        beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.idle_timeout);
+        beast::get_lowest_layer(stream_).expires_after(ctx_.settings.lim.idle_timeout);
         busy_ = false;
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_read(ec); });
@@ -145,7 +144,7 @@ private:
         // The reply may come from a login thread. It moves the connection's
         // ownership back onto the connection's own thread, so the connection
         // never ends, and its stream is never touched, anywhere else.
-        handler_(rt_, std::move(req),
+        handler_(std::move(req),
                  [self = shared_from_this(), this, ex = stream_.get_executor()](response res) mutable {
                      asio::dispatch(ex, [self = std::move(self), this, res = std::move(res)]() mutable {
                          do_write(std::move(res));
@@ -255,7 +254,7 @@ private:
             beast::error_code ignored;
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
         } else {
-            beast::get_lowest_layer(stream_).expires_after(rt_.settings.lim.handshake_timeout);
+            beast::get_lowest_layer(stream_).expires_after(ctx_.settings.lim.handshake_timeout);
             stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
         }
     }
@@ -286,16 +285,19 @@ private:
 
 }  // namespace
 
-std::shared_ptr<connection> make_admin_connection(runtime& rt, worker& w, tcp::socket s) {
-    return std::make_shared<http_connection<beast::tcp_stream>>(rt, w, listener_protocol::admin, &serve_admin,
+std::shared_ptr<connection> make_admin_connection(session_context& ctx, operations& ops, worker& w, tcp::socket s) {
+    // The admin routes answer at once, on the connection's thread.
+    auto serve = [&ctx, &ops](request&& req, http_reply reply) { reply(handle_admin(ctx, ops, req)); };
+    return std::make_shared<http_connection<beast::tcp_stream>>(ctx, w, listener_protocol::admin, std::move(serve),
                                                                 std::move(s));
 }
 
-std::shared_ptr<connection> make_https_connection(runtime& rt, worker& w, tcp::socket s) {
-    const config::listener* l = rt.settings.find_listener("https");
-    asio::ssl::context& tls = l && l->tls == config::tls_profile::legacy ? *rt.tls_legacy : *rt.tls_modern;
+std::shared_ptr<connection> make_https_connection(session_context& ctx, worker& w, tcp::socket s) {
+    const config::listener* l = ctx.settings.find_listener("https");
+    asio::ssl::context& tls = l && l->tls == config::tls_profile::legacy ? *ctx.tls_legacy : *ctx.tls_modern;
+    auto serve = [&ctx](request&& req, http_reply reply) { handle_passport(ctx, std::move(req), std::move(reply)); };
     return std::make_shared<http_connection<beast::ssl_stream<beast::tcp_stream>>>(
-        rt, w, listener_protocol::https, &handle_passport, std::move(s), tls);
+        ctx, w, listener_protocol::https, std::move(serve), std::move(s), tls);
 }
 
 }  // namespace switchyard::gateway

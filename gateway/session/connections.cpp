@@ -2,7 +2,7 @@
 // sans-I/O codec from protocols/ and writes what the codec returns through a
 // bounded queue.
 #include "gateway/ops/log.hpp"
-#include "gateway/net/runtime.hpp"
+#include "gateway/session/context.hpp"
 #include "gateway/net/web_assets.hpp"
 
 #include "gateway/login/msnp_services.hpp"
@@ -28,17 +28,17 @@ namespace switchyard::gateway {
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
-connection::connection(runtime& rt, worker& w, listener_protocol p) : rt_(rt), worker_(w), protocol_(p) {
-    rt_.live.fetch_add(1);
+connection::connection(session_context& ctx, worker& w, listener_protocol p) : ctx_(ctx), worker_(w), protocol_(p) {
+    ctx_.life.live.fetch_add(1);
     worker_.connections.insert(this);
-    rt_.stats.connection_opened(p);
+    ctx_.stats.connection_opened(p);
 }
 
 connection::~connection() {
     worker_.connections.erase(this);
-    rt_.stats.connection_closed(protocol_);
-    if (rt_.live.fetch_sub(1) == 1 && rt_.stopping.load() && !rt_.finished.load()) {
-        asio::post(rt_.workers.front()->ctx, rt_.on_drained);
+    ctx_.stats.connection_closed(protocol_);
+    if (ctx_.life.live.fetch_sub(1) == 1 && ctx_.life.stopping.load() && !ctx_.life.finished.load()) {
+        asio::post(*ctx_.life.main, ctx_.life.on_drained);
     }
 }
 
@@ -76,19 +76,19 @@ std::string peer_of(const tcp::socket& s) {
 // Frames from backends arrive on backend threads and are posted here.
 class msnp_connection final : public connection, session_core::transport {
 public:
-    msnp_connection(runtime& rt, worker& w, tcp::socket s)
-        : connection(rt, w, listener_protocol::msnp),
+    msnp_connection(session_context& ctx, worker& w, tcp::socket s)
+        : connection(ctx, w, listener_protocol::msnp),
           socket_(std::move(s)),
           peer_(peer_of(socket_)),
           idle_(socket_.get_executor()),
-          codec_(*rt.msnp, msnp::framer_limits{rt.settings.lim.line_bytes, rt.settings.lim.payload_bytes},
-                 msnp::session_limits{rt.settings.lim.name_bytes, rt.settings.lim.message_bytes}),
-          core_(rt.objects, *this, codec_),
+          codec_(*ctx.msnp, msnp::framer_limits{ctx.settings.lim.line_bytes, ctx.settings.lim.payload_bytes},
+                 msnp::session_limits{ctx.settings.lim.name_bytes, ctx.settings.lim.message_bytes}),
+          core_(ctx.objects, *this, codec_),
           tokens_(burst()) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
-        if (rt_.stopping) {
+        if (ctx_.life.stopping) {
             shutdown();
             return;
         }
@@ -103,10 +103,10 @@ public:
     auto executor() { return socket_.get_executor(); }
 
 private:
-    double burst() const { return 2.0 * rt_.settings.lim.commands_per_second; }
+    double burst() const { return 2.0 * ctx_.settings.lim.commands_per_second; }
 
     void arm_idle() {
-        idle_.expires_after(rt_.settings.lim.idle_timeout);
+        idle_.expires_after(ctx_.settings.lim.idle_timeout);
         idle_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
             if (!ec) {
                 close_now("idle timeout");
@@ -154,7 +154,7 @@ private:
     // commands_per_second, bursts of twice that.
     bool take_tokens(std::uint64_t commands) {
         const auto now = std::chrono::steady_clock::now();
-        const double rate = rt_.settings.lim.commands_per_second;
+        const double rate = ctx_.settings.lim.commands_per_second;
         tokens_ = std::min(burst(), tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
         refilled_ = now;
         tokens_ -= static_cast<double>(commands);
@@ -171,7 +171,7 @@ private:
             return;
         }
         queued_bytes_ += bytes.size();
-        if (queued_bytes_ > rt_.settings.lim.write_queue_bytes) {
+        if (queued_bytes_ > ctx_.settings.lim.write_queue_bytes) {
             close_now("write queue over limit");
             return;
         }
@@ -267,12 +267,12 @@ public:
     // `next_layer_args` follow the socket into NextLayer's constructor: the
     // TLS context for wss://, nothing for ws://.
     template <class... NextLayerArgs>
-    ws_connection(runtime& rt, worker& w, tcp::socket s, NextLayerArgs&... next_layer_args)
-        : connection(rt, w, listener_protocol::ws),
+    ws_connection(session_context& ctx, worker& w, tcp::socket s, NextLayerArgs&... next_layer_args)
+        : connection(ctx, w, listener_protocol::ws),
           peer_(peer_of(s)),
           ws_(std::move(s), next_layer_args...),
-          codec_(*this, codec_limits(rt.settings)),
-          core_(rt.objects, *this, codec_) {
+          codec_(*this, codec_limits(ctx.settings)),
+          core_(ctx.objects, *this, codec_) {
         if constexpr (tls) {
             // OpenSSL frees its write buffer between writes: about 4 KiB
             // less per idle connection, which is most chat connections.
@@ -283,7 +283,7 @@ public:
     void start() override {
         log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}, {"tls", tls ? "modern" : "none"}});
         // One deadline covers the TLS handshake and the HTTP request's head.
-        beast::get_lowest_layer(ws_).expires_after(rt_.settings.lim.handshake_timeout);
+        beast::get_lowest_layer(ws_).expires_after(ctx_.settings.lim.handshake_timeout);
         if constexpr (tls) {
             ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
                                              [self = shared_from_this(), this](beast::error_code ec) {
@@ -325,7 +325,7 @@ private:
     // ---- wsjson::services
 
     void check_password(std::string_view handle, std::string_view password) override {
-        rt_.logins.check(std::string(handle), std::string(password),
+        ctx_.logins.check(std::string(handle), std::string(password),
                          [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
                              const auto result = r == login_result::ok         ? wsjson::password_check::ok
                                                  : r == login_result::rejected ? wsjson::password_check::rejected
@@ -339,10 +339,10 @@ private:
                          });
     }
     std::string issue_session_token(std::string_view handle) override {
-        return rt_.tokens->issue_ticket(handle, now_ms());
+        return ctx_.tokens.issue_ticket(handle, now_ms());
     }
     std::optional<std::string> verify_session_token(std::string_view token) override {
-        return rt_.tokens->verify_ticket(token, now_ms());
+        return ctx_.tokens.verify_ticket(token, now_ms());
     }
     std::string new_room_id() override { return random_hex(16); }
     std::string new_endpoint_id() override { return random_hex(16); }
@@ -384,7 +384,7 @@ private:
             offered = offered || std::string_view(part) == wsjson::subprotocol;
         }
         beast::get_lowest_layer(ws_).expires_never();
-        const auto& lim = rt_.settings.lim;
+        const auto& lim = ctx_.settings.lim;
         websocket::stream_base::timeout t{};
         t.handshake_timeout = lim.handshake_timeout;
         t.idle_timeout = lim.idle_timeout;
@@ -394,7 +394,7 @@ private:
         // oversize message (1009 with its reason). Beast checks the limit as
         // it inflates, so a small compressed message cannot grow past it.
         ws_.read_message_max(lim.payload_bytes + 1);
-        if (const config::listener* l = rt_.settings.find_listener("ws"); l && l->permessage_deflate) {
+        if (const config::listener* l = ctx_.settings.find_listener("ws"); l && l->permessage_deflate) {
             ws_.set_option(deflate_options());
         }
         ws_.set_option(websocket::stream_base::decorator([offered](websocket::response_type& res) {
@@ -436,7 +436,7 @@ private:
     // timeout; then the TCP FIN.
     void end_transport(std::string reason) {
         if constexpr (tls) {
-            beast::get_lowest_layer(ws_).expires_after(rt_.settings.lim.handshake_timeout);
+            beast::get_lowest_layer(ws_).expires_after(ctx_.settings.lim.handshake_timeout);
             ws_.next_layer().async_shutdown([self = shared_from_this(), this, reason = std::move(reason)](beast::error_code) {
                 beast::error_code ignored;
                 beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -479,7 +479,7 @@ private:
             return;
         }
         accepted_ = true;
-        if (rt_.stopping) {
+        if (ctx_.life.stopping) {
             shutdown();
             return;
         }
@@ -538,7 +538,7 @@ private:
             return;
         }
         queued_bytes_ += message.size();
-        if (queued_bytes_ > rt_.settings.lim.write_queue_bytes) {
+        if (queued_bytes_ > ctx_.settings.lim.write_queue_bytes) {
             finish(static_cast<std::uint16_t>(websocket::close_code::policy_error), "write queue over limit");
             return;
         }
@@ -640,17 +640,17 @@ template class ws_connection<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace
 
-std::shared_ptr<connection> make_msnp_connection(runtime& rt, worker& w, tcp::socket s) {
-    return std::make_shared<msnp_connection>(rt, w, std::move(s));
+std::shared_ptr<connection> make_msnp_connection(session_context& ctx, worker& w, tcp::socket s) {
+    return std::make_shared<msnp_connection>(ctx, w, std::move(s));
 }
 
-std::shared_ptr<connection> make_ws_connection(runtime& rt, worker& w, tcp::socket s) {
+std::shared_ptr<connection> make_ws_connection(session_context& ctx, worker& w, tcp::socket s) {
     // The listener opens with its TLS context made (net/server.cpp), or refuses to start.
-    if (const config::listener* l = rt.settings.find_listener("ws"); l && l->tls == config::tls_profile::modern) {
-        return std::make_shared<ws_connection<beast::ssl_stream<beast::tcp_stream>>>(rt, w, std::move(s),
-                                                                                       *rt.tls_modern);
+    if (const config::listener* l = ctx.settings.find_listener("ws"); l && l->tls == config::tls_profile::modern) {
+        return std::make_shared<ws_connection<beast::ssl_stream<beast::tcp_stream>>>(ctx, w, std::move(s),
+                                                                                       *ctx.tls_modern);
     }
-    return std::make_shared<ws_connection<beast::tcp_stream>>(rt, w, std::move(s));
+    return std::make_shared<ws_connection<beast::tcp_stream>>(ctx, w, std::move(s));
 }
 
 }  // namespace switchyard::gateway

@@ -1,0 +1,98 @@
+// What a connection is given, and the connection base class. Internal to
+// gateway/: includes Asio, so only the networking files include it.
+//
+// The server (net/server.cpp) owns everything a running gateway has; a
+// connection sees only its session_context: the settings, the metrics, the
+// objects, the login services, the TLS contexts and whether the gateway is
+// stopping. The admin endpoint also gets the operations on the routes.
+#pragma once
+
+#include "gateway/config/config.hpp"
+#include "gateway/login/msnp_services.hpp"
+#include "gateway/login/passport.hpp"
+#include "gateway/login/tokens.hpp"
+#include "gateway/ops/metrics.hpp"
+#include "gateway/router/hub.hpp"
+#include "gateway/router/router.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <unordered_set>
+
+namespace switchyard::gateway {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class connection;
+
+// One io_context and the connections living on its thread; the set is
+// touched only from that thread. It is declared first so the context, whose
+// destruction ends the connections still queued on it, goes first.
+struct worker {
+    std::unordered_set<connection*> connections;
+    asio::io_context ctx{1};
+};
+
+// The server's shutdown, which connections take part in but do not drive.
+struct lifecycle {
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> finished{false};  // the io_contexts are stopped; nothing may be posted
+    std::atomic<std::int64_t> live{0};  // open connections
+    // Posted to `main` once the last connection ends while stopping.
+    std::function<void()> on_drained;
+    asio::io_context* main = nullptr;
+};
+
+// What a connection may use. Everything referred to outlives every
+// connection (the server's declaration order sees to it).
+struct session_context {
+    const config::settings& settings;
+    metrics& stats;
+    hub& objects;
+    password_checker& logins;
+    token_service& tokens;
+    lifecycle& life;
+    msnp_services* msnp = nullptr;             // set before any listener accepts
+    asio::ssl::context* tls_modern = nullptr;  // made when a listener uses the profile
+    asio::ssl::context* tls_legacy = nullptr;
+};
+
+// The admin endpoint's operations on the running gateway.
+struct operations {
+    router& routes;
+    // Validates the routes file and swaps it in; logs and counts the outcome.
+    std::function<tl::expected<std::shared_ptr<const config::route_table>, config::error>(std::string_view trigger)>
+        reload_routes;
+};
+
+// A client or admin connection. Lives on one worker's thread; registers
+// itself there so shutdown can reach it.
+class connection : public std::enable_shared_from_this<connection> {
+public:
+    connection(session_context& ctx, worker& w, listener_protocol p);
+    virtual ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    virtual void start() = 0;
+    // The gateway is stopping: tell the client why, then close.
+    virtual void shutdown() = 0;
+
+protected:
+    session_context& ctx_;
+    worker& worker_;
+    listener_protocol protocol_;
+};
+
+std::shared_ptr<connection> make_msnp_connection(session_context& ctx, worker& w, tcp::socket s);
+std::shared_ptr<connection> make_ws_connection(session_context& ctx, worker& w, tcp::socket s);
+std::shared_ptr<connection> make_admin_connection(session_context& ctx, operations& ops, worker& w, tcp::socket s);
+std::shared_ptr<connection> make_https_connection(session_context& ctx, worker& w, tcp::socket s);
+
+}  // namespace switchyard::gateway
