@@ -969,7 +969,7 @@ private:
             } else if (!pending_.empty()) {
                 do_write();
             } else if (finishing_) {
-                ended(end_reason_);
+                ended(close_reason_);
             }
         });
     }
@@ -1003,9 +1003,9 @@ private:
             return;
         }
         finishing_ = true;
-        end_reason_ = std::move(reason);
+        close_reason_ = std::move(reason);
         if (!writing_) {
-            ended(end_reason_);
+            ended(close_reason_);
         } else {
             arm_timer(ctx_.settings.lim.handshake_timeout);
         }
@@ -1049,8 +1049,7 @@ private:
     bool closing_ = false;    // our close frame is queued or sent
     bool finishing_ = false;  // the connection ends once the queue is written
     bool ended_ = false;
-    std::string close_reason_;
-    std::string end_reason_;
+    std::string close_reason_;  // our close frame's reason, then why the connection ends
 };
 
 // The two transports of the WebSocket listener.
