@@ -9,12 +9,16 @@
 #include "gateway/session/core.hpp"
 
 #include "protocols/msnp/msnp.hpp"
+#include "protocols/websocket/framer.hpp"
 #include "protocols/wsjson/wsjson.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
@@ -27,6 +31,7 @@ namespace switchyard::gateway {
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
+namespace rfc6455 = switchyard::websocket;  // the sans-I/O framer
 
 connection::connection(session_context& ctx, worker& w, listener_protocol p) : ctx_(ctx), worker_(w), protocol_(p) {
     ctx_.life.live.fetch_add(1);
@@ -248,31 +253,133 @@ private:
 
 // ------------------------------------------------------------------ WebSocket
 
-// One WebSocket client, over plain TCP (ws://, NextLayer = beast::tcp_stream)
-// or TLS (wss://, beast::ssl_stream<beast::tcp_stream>). The two differ only
+// The codec's limits from the settings. The named rooms are built once per
+// thread and shared by the connections' codecs, not copied into each.
+const wsjson::limits& ws_codec_limits(const config::settings& s) {
+    thread_local const config::settings* made_for = nullptr;
+    thread_local wsjson::limits out;
+    if (made_for != &s) {
+        const config::limits& l = s.lim;
+        out = {};
+        if (const config::listener* ws = s.find_listener("ws")) out.named_rooms = ws->rooms;
+        out.payload_bytes = l.payload_bytes;
+        out.message_bytes = l.message_bytes;
+        out.name_bytes = l.name_bytes;
+        out.rate_per_second = l.commands_per_second;
+        out.rate_burst = 2 * l.commands_per_second;
+        made_for = &s;
+    }
+    return out;
+}
+
+constexpr std::string_view ws_path = "/ws";
+constexpr std::uint16_t ws_policy_error = 1008;
+
+// What every WebSocket connection has, whatever carries its frames: the
+// codec, its session core, and the codec's services (password checks go to
+// the login pool and come back to the connection's thread).
+class ws_session : public connection, protected session_core::transport, protected wsjson::services {
+public:
+    session_core& core() { return core_; }
+    auto executor() { return worker_.ctx.get_executor(); }
+
+protected:
+    ws_session(session_context& ctx, worker& w)
+        : connection(ctx, w, listener_protocol::ws), codec_(*this, ws_codec_limits(ctx.settings)), core_(ctx.objects, *this, codec_) {}
+
+    local_sink watch_sink() override { return watch_sink_for(*this); }
+    backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
+
+    // ---- wsjson::services
+
+    void check_password(std::string_view handle, std::string_view password) override {
+        ctx_.logins.check(std::string(handle), std::string(password),
+                         [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
+                             const auto result = r == login_result::ok         ? wsjson::password_check::ok
+                                                 : r == login_result::rejected ? wsjson::password_check::rejected
+                                                                               : wsjson::password_check::unavailable;
+                             asio::post(executor, [weak, h, result] {
+                                 if (auto self = weak.lock()) {
+                                     auto& c = static_cast<ws_session&>(*self);
+                                     c.core_.apply(c.codec_.on_password_checked(h, result));
+                                 }
+                             });
+                         });
+    }
+    std::string issue_session_token(std::string_view handle) override {
+        return ctx_.tokens.issue_ticket(handle, now_ms());
+    }
+    std::optional<std::string> verify_session_token(std::string_view token) override {
+        return ctx_.tokens.verify_ticket(token, now_ms());
+    }
+    std::string new_room_id() override { return random_hex(16); }
+    std::string new_endpoint_id() override { return random_hex(16); }
+    std::uint64_t now_ms() override {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    }
+
+    wsjson::connection codec_;
+    session_core core_;
+};
+
+using http_request = beast::http::request<beast::http::empty_body>;
+using http_response = beast::http::response<beast::http::string_body>;
+
+// A plain HTTP request on the WebSocket port (the page's files,
+// gateway/net/web_assets.hpp) or a refused upgrade: the response, to be
+// written and then the connection closed. Refusals are logged.
+std::shared_ptr<http_response> http_answer(web_answer a, const http_request& req) {
+    const auto status = static_cast<beast::http::status>(a.status);
+    auto res = std::make_shared<http_response>(status, req.version());
+    res->set(beast::http::field::server, "switchyard");
+    if (!a.content_type.empty()) res->set(beast::http::field::content_type, a.content_type);
+    for (const auto& [name, value] : a.headers) res->set(name, value);
+    res->keep_alive(false);
+    res->body() = std::move(a.body);
+    if (a.status != 304) res->content_length(a.content_length);
+    if (a.status >= 400) {
+        log::info("http_request_refused", {{"listener", "ws"},
+                                           {"method", std::string(req.method_string())},
+                                           {"target", std::string(req.target())},
+                                           {"status", static_cast<unsigned>(status)},
+                                           {"reason", res->body().substr(0, res->body().find('\n'))}});
+    }
+    return res;
+}
+
+// Browsers fail a connection whose server names a subprotocol they did not
+// offer, so it is named only when offered.
+bool subprotocol_offered(const http_request& req) {
+    bool offered = false;
+    for (const auto& part : beast::http::token_list(req[beast::http::field::sec_websocket_protocol])) {
+        offered = offered || std::string_view(part) == wsjson::subprotocol;
+    }
+    return offered;
+}
+
+// One WebSocket client on Beast's stream: over TLS (wss://,
+// NextLayer = beast::ssl_stream<beast::tcp_stream>), or over plain TCP
+// (ws://, beast::tcp_stream) when permessage-deflate is on; plain ws://
+// without it is ws_plain_connection's. The two differ only
 // in how a connection starts (a TLS handshake first) and how one that never
 // became a WebSocket ends (close_notify before the FIN); Beast's close
 // handshake ends TLS itself. The port also answers plain HTTP: the request
 // is read first, and only an upgrade on `ws_path` becomes a WebSocket.
 // Writes go out one message at a time (Beast allows one write in flight); a
 // close decision drops what is queued behind the message being written,
-// then sends the close frame. The connection is its codec's services:
-// password checks go to the login pool and come back to this thread.
+// then sends the close frame.
 template <class NextLayer>
-class ws_connection final : public connection, session_core::transport, wsjson::services {
+class ws_connection final : public ws_session {
 public:
     static constexpr bool tls = !std::is_same_v<NextLayer, beast::tcp_stream>;
-    static constexpr std::string_view ws_path = "/ws";
 
     // `next_layer_args` follow the socket into NextLayer's constructor: the
     // TLS context for wss://, nothing for ws://.
     template <class... NextLayerArgs>
     ws_connection(session_context& ctx, worker& w, tcp::socket s, NextLayerArgs&... next_layer_args)
-        : connection(ctx, w, listener_protocol::ws),
-          peer_(peer_of(s)),
-          ws_(std::move(s), next_layer_args...),
-          codec_(*this, codec_limits(ctx.settings)),
-          core_(ctx.objects, *this, codec_) {
+        : ws_session(ctx, w), peer_(peer_of(s)), ws_(std::move(s), next_layer_args...) {
         if constexpr (tls) {
             // OpenSSL frees its write buffer between writes: about 4 KiB
             // less per idle connection, which is most chat connections.
@@ -306,52 +413,7 @@ public:
         }
     }
 
-    session_core& core() { return core_; }
-    auto executor() { return ws_.get_executor(); }
-
 private:
-    static wsjson::limits codec_limits(const config::settings& s) {
-        const config::limits& l = s.lim;
-        wsjson::limits out;
-        if (const config::listener* ws = s.find_listener("ws")) out.named_rooms = ws->rooms;
-        out.payload_bytes = l.payload_bytes;
-        out.message_bytes = l.message_bytes;
-        out.name_bytes = l.name_bytes;
-        out.rate_per_second = l.commands_per_second;
-        out.rate_burst = 2 * l.commands_per_second;
-        return out;
-    }
-
-    // ---- wsjson::services
-
-    void check_password(std::string_view handle, std::string_view password) override {
-        ctx_.logins.check(std::string(handle), std::string(password),
-                         [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
-                             const auto result = r == login_result::ok         ? wsjson::password_check::ok
-                                                 : r == login_result::rejected ? wsjson::password_check::rejected
-                                                                               : wsjson::password_check::unavailable;
-                             asio::post(executor, [weak, h, result] {
-                                 if (auto self = weak.lock()) {
-                                     auto& c = static_cast<ws_connection&>(*self);
-                                     c.core_.apply(c.codec_.on_password_checked(h, result));
-                                 }
-                             });
-                         });
-    }
-    std::string issue_session_token(std::string_view handle) override {
-        return ctx_.tokens.issue_ticket(handle, now_ms());
-    }
-    std::optional<std::string> verify_session_token(std::string_view token) override {
-        return ctx_.tokens.verify_ticket(token, now_ms());
-    }
-    std::string new_room_id() override { return random_hex(16); }
-    std::string new_endpoint_id() override { return random_hex(16); }
-    std::uint64_t now_ms() override {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
-    }
-
     // ---- the HTTP request, then the upgrade
 
     void read_request() {
@@ -377,12 +439,7 @@ private:
         if (path != ws_path) {
             return answer_http(web_text_answer(404, "WebSocket upgrades are served on " + std::string(ws_path) + "\n"));
         }
-        // Browsers fail a connection whose server names a subprotocol they
-        // did not offer, so it is named only when offered.
-        bool offered = false;
-        for (const auto& part : beast::http::token_list(req[beast::http::field::sec_websocket_protocol])) {
-            offered = offered || std::string_view(part) == wsjson::subprotocol;
-        }
+        const bool offered = subprotocol_offered(req);
         beast::get_lowest_layer(ws_).expires_never();
         const auto& lim = ctx_.settings.lim;
         websocket::stream_base::timeout t{};
@@ -404,24 +461,9 @@ private:
         ws_.async_accept(request_->release(), [self = shared_from_this(), this](beast::error_code e) { on_accept(e); });
     }
 
-    // A plain HTTP request on the WebSocket port (the page's files,
-    // gateway/net/web_assets.hpp): answered, then closed.
+    // A plain HTTP request on the WebSocket port: answered, then closed.
     void answer_http(web_answer a) {
-        const auto status = static_cast<beast::http::status>(a.status);
-        auto res = std::make_shared<beast::http::response<beast::http::string_body>>(status, request_->get().version());
-        res->set(beast::http::field::server, "switchyard");
-        if (!a.content_type.empty()) res->set(beast::http::field::content_type, a.content_type);
-        for (const auto& [name, value] : a.headers) res->set(name, value);
-        res->keep_alive(false);
-        res->body() = std::move(a.body);
-        if (a.status != 304) res->content_length(a.content_length);
-        if (a.status >= 400) {
-            log::info("http_request_refused", {{"listener", "ws"},
-                                               {"method", std::string(request_->get().method_string())},
-                                               {"target", std::string(request_->get().target())},
-                                               {"status", static_cast<unsigned>(status)},
-                                               {"reason", res->body().substr(0, res->body().find('\n'))}});
-        }
+        auto res = http_answer(std::move(a), request_->get());
         beast::http::async_write(ws_.next_layer(), *res, [self = shared_from_this(), this, res](beast::error_code ec, std::size_t) {
             if (ec) {
                 ended(ec.message());
@@ -530,9 +572,6 @@ private:
         }
     }
 
-    local_sink watch_sink() override { return watch_sink_for(*this); }
-    backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
-
     void write(std::string message) override {
         if (closing_) {
             return;
@@ -622,8 +661,6 @@ private:
     websocket::stream<NextLayer> ws_;
     beast::flat_buffer buffer_;
     std::optional<beast::http::request_parser<beast::http::empty_body>> request_;
-    wsjson::connection codec_;
-    session_core core_;
     std::deque<std::string> queue_;
     std::size_t queued_bytes_ = 0;
     bool writing_ = false;
@@ -632,6 +669,387 @@ private:
     bool pending_close_ = false;
     bool ended_ = false;
     websocket::close_reason close_reason_;
+};
+
+// Sec-WebSocket-Accept for a client's key (RFC 6455 section 4.2.2):
+// base64(SHA-1(key + the protocol's GUID)).
+std::string websocket_accept(std::string_view key) {
+    static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    std::string input(key);
+    input.append(guid);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    std::string out(4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), digest, SHA_DIGEST_LENGTH);
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+// A Sec-WebSocket-Key is 16 bytes in base64: 22 characters and "==".
+bool valid_websocket_key(std::string_view key) {
+    if (key.size() != 24 || key.substr(22) != "==") return false;
+    return std::ranges::all_of(key.substr(0, 22), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    });
+}
+
+// One WebSocket client over plain TCP without extensions (ws://,
+// permessage_deflate off). The HTTP request is read with Beast's parser and
+// the 101 written here; after it the connection is served like
+// msnp_connection: it waits for readability and drains the socket into a
+// per-thread buffer, the RFC 6455 framer (protocols/websocket) turns the
+// bytes into messages for the codec, and everything queued goes out in one
+// gathered write. An idle connection holds no read buffer, no pending read
+// operation and no queue.
+//
+// One timer serves every deadline: the HTTP request's (handshake_timeout);
+// then idleness: after idle_timeout / 2 without a byte from the client a
+// ping goes out, and after another half the connection is dropped; then,
+// once our close frame is sent, the wait for the client's
+// (handshake_timeout).
+class ws_plain_connection final : public ws_session {
+public:
+    ws_plain_connection(session_context& ctx, worker& w, tcp::socket s)
+        : ws_session(ctx, w),
+          socket_(std::move(s)),
+          peer_(peer_of(socket_)),
+          timer_(socket_.get_executor()),
+          framer_(ctx.settings.lim.payload_bytes + 1) {}
+
+    void start() override {
+        log::debug("connection_opened", {{"protocol", "ws"}, {"peer", peer_}, {"tls", "none"}});
+        arm_timer(ctx_.settings.lim.handshake_timeout);
+        handshake_ = std::make_unique<handshake>();
+        handshake_->parser.header_limit(8192);
+        handshake_->parser.body_limit(0);
+        beast::http::async_read(socket_, handshake_->buffer, handshake_->parser,
+                                [self = shared_from_this(), this](beast::error_code ec, std::size_t) { on_request(ec); });
+    }
+
+    // Before the upgrade there is no WebSocket to close yet: on_request
+    // sees the gateway stopping once the 101 is queued.
+    void shutdown() override {
+        if (upgraded_) {
+            core_.shutdown();
+        }
+    }
+
+private:
+    // Only while the HTTP request is read.
+    struct handshake {
+        beast::flat_buffer buffer;
+        beast::http::request_parser<beast::http::empty_body> parser;
+    };
+
+    // ---- the HTTP request, then the upgrade
+
+    void on_request(beast::error_code ec) {
+        if (ended_) {
+            return;
+        }
+        if (ec) {
+            ended(ec == beast::http::error::end_of_stream ? "client closed" : ec.message());
+            return;
+        }
+        const http_request& req = handshake_->parser.get();
+        const std::string_view target = req.target();
+        const std::string_view path = target.substr(0, target.find('?'));
+        if (!websocket::is_upgrade(req)) {
+            return answer_http(answer_web_request(req.method_string(), target,
+                                                  req[beast::http::field::if_none_match], ws_path));
+        }
+        if (path != ws_path) {
+            return answer_http(web_text_answer(404, "WebSocket upgrades are served on " + std::string(ws_path) + "\n"));
+        }
+        if (req[beast::http::field::sec_websocket_version] != "13") {
+            web_answer a = web_text_answer(426, "WebSocket version 13 is required\n");
+            a.headers.emplace_back("Sec-WebSocket-Version", "13");
+            return answer_http(std::move(a));
+        }
+        const std::string_view key = req[beast::http::field::sec_websocket_key];
+        if (!valid_websocket_key(key)) {
+            return answer_http(web_text_answer(400, "missing or invalid Sec-WebSocket-Key\n"));
+        }
+        std::string response = "HTTP/1.1 101 Switching Protocols\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Server: switchyard\r\n"
+                               "Sec-WebSocket-Accept: " + websocket_accept(key) + "\r\n";
+        if (subprotocol_offered(req)) {
+            response += "Sec-WebSocket-Protocol: " + std::string(wsjson::subprotocol) + "\r\n";
+        }
+        response += "\r\n";
+        // Bytes the client sent after its request are its first frames.
+        const auto rest = handshake_->buffer.cdata();
+        const std::string early(static_cast<const char*>(rest.data()), rest.size());
+        handshake_.reset();
+        upgraded_ = true;
+        socket_.non_blocking(true);
+        enqueue_raw(std::move(response));
+        arm_idle();
+        if (ctx_.life.stopping) {
+            shutdown();
+        }
+        if (!early.empty() && !take(early)) {
+            return;
+        }
+        do_wait();
+    }
+
+    void answer_http(web_answer a) {
+        auto res = http_answer(std::move(a), handshake_->parser.get());
+        beast::http::async_write(socket_, *res, [self = shared_from_this(), this, res](beast::error_code ec, std::size_t) {
+            ended(ec ? ec.message() : std::string{"plain HTTP request answered"});
+        });
+    }
+
+    // ---- reading
+
+    void do_wait() {
+        socket_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this(), this](boost::system::error_code ec) { on_readable(ec); });
+    }
+
+    void on_readable(boost::system::error_code ec) {
+        if (ended_ || finishing_) {
+            return;
+        }
+        if (ec) {
+            ended(ec.message());
+            return;
+        }
+        thread_local std::array<char, 65536> buffer;
+        for (;;) {
+            const std::size_t n = socket_.read_some(asio::buffer(buffer), ec);
+            if (ec == asio::error::would_block) {
+                break;
+            }
+            if (ec) {
+                ended(ec == asio::error::eof ? (closing_ ? close_reason_ : std::string{"client closed"}) : ec.message());
+                return;
+            }
+            if (!closing_) {
+                pinged_ = false;
+                arm_idle();
+            }
+            if (!take({buffer.data(), n})) {
+                return;
+            }
+        }
+        do_wait();
+    }
+
+    // Feeds the framer and carries out what it gives; false when no more
+    // is to be read.
+    bool take(std::string_view bytes) {
+        rfc6455::output out = framer_.feed(bytes);
+        for (rfc6455::message& m : out.messages) {
+            if (closing_ || ended_) {
+                break;
+            }
+            core_.apply(m.text ? codec_.on_message(m.data) : codec_.on_binary(m.data));
+        }
+        if (ended_) {
+            return false;
+        }
+        if (out.finished) {
+            if (closing_) {
+                // The client's answer to our close: the handshake is complete.
+                end_after_writes(close_reason_);
+            } else if (out.refused) {
+                closing_ = true;
+                close_code_ = out.close_code;
+                close_reason_ = out.close_reason;
+                enqueue_raw(std::move(out.send));
+                end_after_writes(close_reason_);
+            } else {
+                // The client closed: its close is echoed, then the connection ends.
+                enqueue_raw(std::move(out.send));
+                end_after_writes("client closed");
+            }
+            return false;
+        }
+        // Pongs decided before a close of ours in this batch stay unsent:
+        // nothing may follow a close frame.
+        if (!closing_) {
+            enqueue_raw(std::move(out.send));
+        }
+        return !finishing_;
+    }
+
+    // ---- timers
+
+    void arm_timer(std::chrono::steady_clock::duration d) {
+        timer_.expires_after(d);
+        timer_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
+            if (!ec) {
+                on_timer();
+            }
+        });
+    }
+
+    // No idle deadline when idle_timeout is 0.
+    void arm_idle() {
+        const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.settings.lim.idle_timeout);
+        if (idle.count() > 0) {
+            arm_timer(idle / 2);
+        } else {
+            timer_.cancel();
+        }
+    }
+
+    void on_timer() {
+        if (ended_) {
+            return;
+        }
+        if (!upgraded_) {
+            ended("handshake timeout");
+        } else if (closing_ || finishing_) {
+            ended(close_reason_.empty() ? std::string{"close timeout"} : close_reason_);
+        } else if (!pinged_) {
+            pinged_ = true;
+            enqueue_raw(rfc6455::framer::encode_ping());
+            arm_idle();
+        } else {
+            ended("idle timeout");
+        }
+    }
+
+    // ---- writing
+
+    void write(std::string message) override {
+        if (closing_ || ended_) {
+            return;
+        }
+        std::string header = rfc6455::framer::text_header(message.size());
+        queued_bytes_ += header.size() + message.size();
+        if (queued_bytes_ > ctx_.settings.lim.write_queue_bytes) {
+            finish(ws_policy_error, "write queue over limit");
+            return;
+        }
+        pending_.push_back(std::move(header));
+        pending_.push_back(std::move(message));
+        if (!writing_) {
+            do_write();
+        }
+    }
+
+    // Frames of the connection's own (the 101, pongs, pings, close): not
+    // held to the queue's limit.
+    void enqueue_raw(std::string bytes) {
+        if (bytes.empty() || ended_) {
+            return;
+        }
+        queued_bytes_ += bytes.size();
+        pending_.push_back(std::move(bytes));
+        if (!writing_) {
+            do_write();
+        }
+    }
+
+    // Everything queued goes out in one gathered write: one writev per turn.
+    void do_write() {
+        writing_ = true;
+        in_flight_.swap(pending_);
+        std::vector<asio::const_buffer> buffers;
+        buffers.reserve(in_flight_.size());
+        for (const std::string& b : in_flight_) {
+            buffers.emplace_back(asio::buffer(b));
+        }
+        asio::async_write(socket_, buffers, [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
+            writing_ = false;
+            queued_bytes_ -= n;
+            // Released, not just cleared: most sessions sit idle between writes.
+            std::vector<std::string>().swap(in_flight_);
+            if (ended_) {
+                return;
+            }
+            if (ec) {
+                ended(ec.message());
+            } else if (!pending_.empty()) {
+                do_write();
+            } else if (finishing_) {
+                ended(close_reason_);
+            }
+        });
+    }
+
+    // The codec's close decision (or the write queue's): what is queued
+    // and not yet being written is dropped, the close frame goes out, and
+    // the client's close is awaited for at most handshake_timeout.
+    void finish(std::uint16_t code, std::string reason) override {
+        if (closing_ || ended_) {
+            return;
+        }
+        closing_ = true;
+        close_code_ = code;
+        close_reason_ = std::move(reason);
+        for (const std::string& b : pending_) {
+            queued_bytes_ -= b.size();
+        }
+        std::vector<std::string>().swap(pending_);
+        std::string frame = framer_.close(code, close_reason_);
+        if (frame.empty() || !upgraded_) {
+            end_after_writes(close_reason_);
+            return;
+        }
+        enqueue_raw(std::move(frame));
+        arm_timer(ctx_.settings.lim.handshake_timeout);
+    }
+
+    // Writes what is queued, then ends the connection.
+    void end_after_writes(std::string reason) {
+        if (finishing_ || ended_) {
+            return;
+        }
+        finishing_ = true;
+        close_reason_ = std::move(reason);
+        if (!writing_) {
+            ended(close_reason_);
+        } else {
+            arm_timer(ctx_.settings.lim.handshake_timeout);
+        }
+    }
+
+    // Every way a connection ends comes here once: one log line, and the
+    // objects learn that the client is gone.
+    void ended(const std::string& reason) {
+        if (ended_) {
+            return;
+        }
+        ended_ = true;
+        timer_.cancel();
+        if (close_code_ != 0) {
+            log::info("connection_closed", {{"protocol", "ws"},
+                                            {"peer", peer_},
+                                            {"reason", reason},
+                                            {"code", static_cast<unsigned>(close_code_)},
+                                            {"close_error", std::string{"none"}}});
+        } else {
+            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
+        }
+        core_.closed();
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+    tcp::socket socket_;
+    std::string peer_;
+    asio::steady_timer timer_;
+    rfc6455::framer framer_;
+    std::unique_ptr<handshake> handshake_;
+    std::vector<std::string> pending_;
+    std::vector<std::string> in_flight_;
+    std::size_t queued_bytes_ = 0;
+    std::uint16_t close_code_ = 0;
+    bool upgraded_ = false;
+    bool pinged_ = false;
+    bool writing_ = false;
+    bool closing_ = false;    // our close frame is queued or sent
+    bool finishing_ = false;  // the connection ends once the queue is written
+    bool ended_ = false;
+    std::string close_reason_;  // our close frame's reason, then why the connection ends
 };
 
 // The two transports of the WebSocket listener.
@@ -650,7 +1068,11 @@ std::shared_ptr<connection> make_ws_connection(session_context& ctx, worker& w, 
         return std::make_shared<ws_connection<beast::ssl_stream<beast::tcp_stream>>>(ctx, w, std::move(s),
                                                                                        *ctx.tls_modern);
     }
-    return std::make_shared<ws_connection<beast::tcp_stream>>(ctx, w, std::move(s));
+    // Plain ws:// without extensions needs none of Beast's stream.
+    if (const config::listener* l = ctx.settings.find_listener("ws"); l && l->permessage_deflate) {
+        return std::make_shared<ws_connection<beast::tcp_stream>>(ctx, w, std::move(s));
+    }
+    return std::make_shared<ws_plain_connection>(ctx, w, std::move(s));
 }
 
 }  // namespace switchyard::gateway

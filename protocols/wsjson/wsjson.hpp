@@ -9,6 +9,7 @@
 #include "protocols/frame/output.hpp"
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,26 @@ enum class close_code : std::uint16_t {
     internal_error = 1011,
 };
 
+// A list of names shared by every connection made with the same limits:
+// copying it copies a pointer, not the names.
+class name_list {
+public:
+    name_list() = default;
+    name_list(std::vector<std::string> names)
+        : names_(std::make_shared<const std::vector<std::string>>(std::move(names))) {}
+    name_list(std::initializer_list<std::string> names) : name_list(std::vector<std::string>(names)) {}
+
+    std::vector<std::string>::const_iterator begin() const { return names_ ? names_->begin() : empty().begin(); }
+    std::vector<std::string>::const_iterator end() const { return names_ ? names_->end() : empty().end(); }
+
+private:
+    static const std::vector<std::string>& empty() {
+        static const std::vector<std::string> none;
+        return none;
+    }
+    std::shared_ptr<const std::vector<std::string>> names_;
+};
+
 // Per-connection limits (uWebSockets' behaviour struct is the model): the
 // gateway fills them from its settings.
 struct limits {
@@ -50,7 +71,7 @@ struct limits {
     std::size_t max_invitees = 20;       // handles in one `chat_open`
     // The named rooms clients may join by name (lowercase); none: no
     // named rooms. Clients cannot create rooms of other names.
-    std::vector<std::string> named_rooms;
+    name_list named_rooms;
 };
 
 // The outcome of services::check_password.
