@@ -88,3 +88,29 @@ TEST_CASE("the WebSocket port answers plain HTTP, upgrades only on /ws, and refu
     CHECK(forged.error() == websocket::error::closed);
     CHECK(forged.close_reason().code == websocket::close_code::policy_error);
 }
+
+TEST_CASE("an upgrade with a wrong version or key is refused with its HTTP status, and the port serves on", "[ws]") {
+    gateway_under_test gw;
+    const auto upgrade = [&](std::string_view version, std::string_view key) {
+        tcp_client c(gw.ws_port);
+        c.send("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Version: " + std::string(version) + "\r\nSec-WebSocket-Key: " + std::string(key) +
+               "\r\n\r\n");
+        const auto answer = c.read_until("\r\n\r\n");
+        REQUIRE(answer);
+        return *answer;
+    };
+    const std::string good_key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 section 1.3
+    const auto wrong_version = upgrade("8", good_key);
+    CHECK(wrong_version.starts_with("HTTP/1.1 426"));
+    CHECK(contains(wrong_version, "Sec-WebSocket-Version: 13"));
+    CHECK(upgrade("13", "not-a-key").starts_with("HTTP/1.1 400"));
+    // The RFC's own example: the accept value is the one section 1.3 gives.
+    const auto accepted = upgrade("13", good_key);
+    CHECK(accepted.starts_with("HTTP/1.1 101"));
+    CHECK(contains(accepted, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+
+    ws_client after(gw.ws_port);
+    REQUIRE_FALSE(after.handshake_error());
+    CHECK(after.request(1, {{"type", "ping"}}).contains("time"));
+}
