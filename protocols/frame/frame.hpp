@@ -523,6 +523,10 @@ struct room_message {
     // must not be given it (a block silences the blocked user in
     // conversations already open).
     std::vector<std::string> withheld_from;
+    // From the room (an optional value): the sender's display name as the
+    // room knows it, so that a codec showing it to every member of a large
+    // room need not keep the whole member list to look it up.
+    std::vector<std::string> sender_name;
     template <class V> void visit(V& v) {
         v(1, "seq", seq);
         v(2, "message_id", message_id, limits::token);
@@ -532,6 +536,7 @@ struct room_message {
         // Before the last required field, so a frame cut after any of its
         // entries is still refused as truncated.
         v(7, "withheld_from", withheld_from, limits::members, limits::handle);
+        v(8, "sender_name", sender_name, limits::optional, limits::name);
         v(6, "ack_requested", ack_requested);
     }
     SWITCHYARD_FRAME_BODY(room_message, 16);

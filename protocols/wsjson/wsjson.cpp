@@ -961,24 +961,59 @@ struct connection::impl {
         return a;
     }
 
+    static const std::string& sender_name(const std::string& sender, const room_state* r) {
+        if (r) {
+            if (const auto u = r->users.find(sender); u != r->users.end() && !u->second.display_name.empty()) {
+                return u->second.display_name;
+            }
+        }
+        return sender;
+    }
+
     static json::object message_json(const std::string& room, const std::string& sender, const frame::room_message& m,
                                      const room_state* r) {
         json::object o = event("message");
         o["room"] = room_id(room);
         o["seq"] = m.seq;
         o["from"] = sender;
-        std::string name = sender;
-        if (r) {
-            if (const auto u = r->users.find(sender); u != r->users.end() && !u->second.display_name.empty()) {
-                name = u->second.display_name;
-            }
-        }
-        o["from_name"] = name;
+        o["from_name"] = m.sender_name.empty() ? sender_name(sender, r) : m.sender_name.front();
         o["time"] = m.timestamp_ms;
         o["text"] = m.text;
         if (!format_is_plain(m.format)) o["format"] = format_json(m.format);
         if (const auto cid = client_id_of(sender, m.message_id); !cid.empty()) o["client_id"] = cid;
         return o;
+    }
+
+    // Every member of a room gets the same bytes for a message: the last
+    // event rendered on this thread is kept, and a message equal in
+    // everything the event shows (the room's view of the sender's name
+    // included) reuses it. Correct by construction, whatever the frame's
+    // address or the order in which connections ask.
+    static std::string rendered_message(const std::string& room, const std::string& sender, const frame::room_message& m,
+                                        const room_state& r) {
+        struct last_rendered {
+            std::string room, sender, name;
+            frame::room_message message;
+            std::string text;
+        };
+        thread_local last_rendered last;
+        const std::string& name = m.sender_name.empty() ? sender_name(sender, &r) : m.sender_name.front();
+        const frame::room_message& k = last.message;
+        if (!last.text.empty() && k.seq == m.seq && k.timestamp_ms == m.timestamp_ms && last.room == room &&
+            last.sender == sender && last.name == name && k.message_id == m.message_id && k.text == m.text &&
+            k.format == m.format) {
+            return last.text;
+        }
+        last.text = json::serialize(message_json(room, sender, m, &r));
+        last.room = room;
+        last.sender = sender;
+        last.name = name;
+        last.message.seq = m.seq;
+        last.message.timestamp_ms = m.timestamp_ms;
+        last.message.message_id = m.message_id;
+        last.message.text = m.text;
+        last.message.format = m.format;
+        return last.text;
     }
 
     void generic_reply(const slot& s, const frame::body& b, frame::output& out) {
@@ -1284,7 +1319,7 @@ struct connection::impl {
         } else if (const auto* m = std::get_if<frame::room_message>(&f.content)) {
             if (withheld(m->withheld_from, handle) || (m->seq != 0 && m->seq <= r.delivered)) return out;
             r.delivered = std::max(r.delivered, m->seq);
-            put(out, message_json(f.object, f.sender, *m, &r));
+            out.messages.push_back(rendered_message(f.object, f.sender, *m, r));
         } else if (const auto* t = std::get_if<frame::room_typing>(&f.content)) {
             if (f.sender == handle || withheld(t->withheld_from, handle)) return out;
             json::object o = event("typing");

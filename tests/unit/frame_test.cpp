@@ -395,7 +395,7 @@ TEST_CASE("the README example encodes to the documented bytes", "[frame]") {
     CHECK(to_text(f) == R"(room_message corr=300 object="room:lobby" sender="bob@example.com" seq=42 )"
                         R"(message_id="m1" timestamp_ms=1700000000000 text="Grüße" format={font="Arial" )"
                         R"(effects="B" color=16711680 charset=0 pitch_family=0 right_to_left=false} )"
-                        R"(withheld_from=[] ack_requested=true)");
+                        R"(withheld_from=[] sender_name=[] ack_requested=true)");
 }
 
 TEST_CASE("decode errors describe themselves", "[frame]") {
@@ -670,6 +670,19 @@ TEST_CASE("an optional value may be absent or given once, not twice", "[frame][s
     const auto members = decode(frame_of<room_members>(lfield(2, "e1")));
     REQUIRE(members);
     CHECK(std::get<room_members>(members->content).epoch == std::vector<std::string>{"e1"});
+
+    const auto message = [](std::string_view names) {
+        return frame_of<room_message>(vfield(1, 7) + lfield(2, "m1") + vfield(3, 0) + lfield(4, "hi") +
+                                      lfield(5, format_fields()) + std::string(names) + vfield(6, 1));
+    };
+    const auto unnamed = decode(message(""));
+    REQUIRE(unnamed);
+    CHECK(std::get<room_message>(unnamed->content).sender_name.empty());
+    const auto named = decode(message(lfield(8, "Bob ☕")));
+    REQUIRE(named);
+    CHECK(std::get<room_message>(named->content).sender_name == std::vector<std::string>{"Bob ☕"});
+    CHECK(outcome_of(message(lfield(8, "a") + lfield(8, "b"))) == fails(errc::oversize, "sender_name"));
+    CHECK(outcome_of(message(lfield(8, std::string(limits::name + 1, 'n')))) == fails(errc::oversize, "sender_name"));
     const auto own = [](std::string_view optional) {
         const std::string phones = lfield(1, "") + lfield(2, "") + lfield(3, "") + vfield(4, 0);
         return frame_of<roster>(vfield(1, 1) + vfield(2, 0) + vfield(3, 0) + lfield(4, "Bob") + lfield(7, phones) +

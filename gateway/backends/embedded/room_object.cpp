@@ -447,6 +447,14 @@ private:
         }
         frame::room_message stored = m;
         stored.withheld_from = std::move(withheld);
+        stored.sender_name.clear();
+        // The name the sender's latest endpoint joined with, as codecs show it.
+        for (auto e = endpoints_.rbegin(); e != endpoints_.rend(); ++e) {
+            if (e->user == f.sender && !e->display_name.empty()) {
+                stored.sender_name.push_back(e->display_name);
+                break;
+            }
+        }
         stored.seq = ++last_seq_;
         stored.timestamp_ms = ctx.now_ms;
         ctx.db
