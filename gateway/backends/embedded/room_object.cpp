@@ -495,13 +495,16 @@ private:
     // like an invitation's (allows).
     // An endpoint in a grace period counts as present: it gets what it
     // missed from the history when it comes back.
+    // The blockers come from one indexed read, not one per member: a
+    // message to a large room costs one query.
     bool may_reach_anyone(const std::string& sender, std::vector<std::string>& withheld, context& ctx) {
+        const std::vector<std::string> blockers = blockers_of(ctx.db, sender);
         bool reachable = false;
         const auto consider = [&](const frame::member& e) {
             if (e.user == sender || std::ranges::find(withheld, e.user) != withheld.end()) {
                 return;
             }
-            if (stored_lists(ctx.db, e.user, sender) & block_bit) {
+            if (std::ranges::find(blockers, e.user) != blockers.end()) {
                 withheld.push_back(e.user);
             } else {
                 reachable = true;

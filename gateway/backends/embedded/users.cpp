@@ -60,6 +60,16 @@ std::uint32_t stored_lists(database& db, std::string_view owner, std::string_vie
     return lists;
 }
 
+std::vector<std::string> blockers_of(database& db, std::string_view contact) {
+    auto& q = db.prepare("SELECT owner FROM contacts WHERE contact = ?1 AND (lists & ?2) != 0");
+    q.bind(contact, static_cast<std::int64_t>(block_bit));
+    std::vector<std::string> out;
+    while (q.step()) {
+        out.push_back(q.text(0));
+    }
+    return out;
+}
+
 bool allows(database& db, const user_row& u, std::string_view watcher) {
     const std::uint32_t lists = stored_lists(db, u.handle, watcher);
     if (lists & block_bit) {

@@ -40,6 +40,9 @@ bool user_exists(database& db, std::string_view handle);
 // The FL/AL/BL bits `owner` has set for `contact` (0 when none).
 std::uint32_t stored_lists(database& db, std::string_view owner, std::string_view contact);
 
+// The users whose block list holds `contact` (the contacts_by_contact index).
+std::vector<std::string> blockers_of(database& db, std::string_view contact);
+
 // Whether `u`'s privacy lets `watcher` see it and reach it: not on u's BL,
 // and on u's AL or u's default is allow.
 bool allows(database& db, const user_row& u, std::string_view watcher);
