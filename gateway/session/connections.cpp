@@ -47,16 +47,65 @@ connection::~connection() {
     }
 }
 
+void worker::deliver(const std::weak_ptr<connection>& to, deliver_fn fn, shared_frame f) {
+    bool post = false;
+    {
+        const std::lock_guard lock(mutex_);
+        queued_.push_back({to, fn, std::move(f)});
+        post = !std::exchange(posted_, true);
+    }
+    if (post) {
+        asio::post(ctx, [this] { drain(); });
+    }
+}
+
+bool worker::flush_later(std::shared_ptr<connection> c) {
+    if (!draining_) {
+        return false;
+    }
+    to_flush_.push_back(std::move(c));
+    return true;
+}
+
+// Frames queued while a batch is delivered join it: the writes wait until
+// nothing more is queued, so a backend releasing a burst meets one flush.
+void worker::drain() {
+    std::vector<delivery> batch = std::move(spare_);
+    draining_ = true;
+    for (;;) {
+        {
+            const std::lock_guard lock(mutex_);
+            batch.swap(queued_);
+            if (batch.empty()) {
+                posted_ = false;
+                break;
+            }
+        }
+        for (const delivery& d : batch) {
+            if (auto c = d.to.lock()) {
+                d.fn(*c, *d.f);
+            }
+        }
+        batch.clear();
+    }
+    draining_ = false;
+    spare_ = std::move(batch);
+    std::vector<std::shared_ptr<connection>> flushes;
+    flushes.swap(to_flush_);
+    for (const auto& c : flushes) {
+        c->flush();
+    }
+}
+
 namespace {
 
 // Sinks that bring a core's watched frames and replies onto the
 // connection's thread, if the connection still exists then. They hold a
 // weak pointer and an executor: nothing the connection owns.
 template <class Connection> local_sink watch_sink_for(Connection& c) {
-    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](shared_frame f) {
-        asio::post(executor, [weak, f = std::move(f)] {
-            if (auto self = weak.lock()) static_cast<Connection&>(*self).core().deliver(*f);
-        });
+    return [weak = std::weak_ptr<connection>(c.shared_from_this()), &w = c.worker_of()](shared_frame f) {
+        w.deliver(weak, [](connection& to, const frame::frame& got) { static_cast<Connection&>(to).core().deliver(got); },
+                  std::move(f));
     };
 }
 
@@ -73,6 +122,75 @@ std::string peer_of(const tcp::socket& s) {
     const auto ep = s.remote_endpoint(ec);
     return ec ? std::string{"?"} : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
+
+// A plain socket's outgoing bytes: appended to one buffer and sent at once
+// with a non-blocking send; what the socket does not take goes out in one
+// asynchronous write, and what is appended meanwhile waits for it. While
+// the worker delivers a batch of watched frames the send waits for the
+// batch's end (worker::flush_later), so a burst costs one send.
+//
+// The owner has `written(error_code)`, called after an asynchronous write,
+// and a flush() that calls flushed(). Nothing is kept between writes: an
+// idle connection holds no buffer.
+class outbox {
+public:
+    // Queued and not yet taken by the socket.
+    std::size_t bytes() const { return pending_.size() + in_flight_.size() - sent_; }
+    // No write in flight and none waiting for the batch's end.
+    bool idle() const { return !writing_ && !held_; }
+    void append(std::string_view bytes) { pending_.append(bytes); }
+    void drop_pending() { std::string().swap(pending_); }
+
+    // Sends what is pending, now or at the end of the worker's batch.
+    template <class Owner> void send(Owner& owner, tcp::socket& socket) {
+        if (writing_ || held_ || pending_.empty()) {
+            return;
+        }
+        if (owner.worker_of().flush_later(owner.shared_from_this())) {
+            held_ = true;
+            return;
+        }
+        in_flight_.swap(pending_);
+        sent_ = 0;
+        boost::system::error_code ec;
+        while (sent_ < in_flight_.size()) {
+            const std::size_t n = socket.write_some(asio::buffer(in_flight_.data() + sent_, in_flight_.size() - sent_), ec);
+            if (ec) {
+                break;  // would_block, or an error the asynchronous write reports
+            }
+            sent_ += n;
+        }
+        if (sent_ == in_flight_.size()) {
+            release();
+            return;
+        }
+        writing_ = true;
+        asio::async_write(socket, asio::buffer(in_flight_.data() + sent_, in_flight_.size() - sent_),
+                          [self = owner.shared_from_this(), &owner, this](boost::system::error_code error, std::size_t) {
+                              writing_ = false;
+                              release();
+                              owner.written(error);
+                          });
+    }
+
+    // The worker's batch has ended.
+    template <class Owner> void flushed(Owner& owner, tcp::socket& socket) {
+        held_ = false;
+        send(owner, socket);
+    }
+
+private:
+    void release() {
+        std::string().swap(in_flight_);
+        sent_ = 0;
+    }
+
+    std::string pending_;
+    std::string in_flight_;
+    std::size_t sent_ = 0;  // of in_flight_
+    bool writing_ = false;
+    bool held_ = false;
+};
 
 // ------------------------------------------------------------------ MSNP
 
@@ -93,11 +211,11 @@ public:
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
+        socket_.non_blocking(true);
         if (ctx_.life.stopping) {
             shutdown();
             return;
         }
-        socket_.non_blocking(true);
         arm_idle();
         do_wait();
     }
@@ -175,39 +293,38 @@ private:
         if (bytes.empty() || closed_) {
             return;
         }
-        queued_bytes_ += bytes.size();
-        if (queued_bytes_ > ctx_.settings.lim.write_queue_bytes) {
+        if (out_.bytes() + bytes.size() > ctx_.settings.lim.write_queue_bytes) {
             close_now("write queue over limit");
             return;
         }
-        pending_.push_back(std::move(bytes));
-        if (!writing_) {
-            do_write();
+        out_.append(bytes);
+        out_.send(*this, socket_);
+    }
+
+    void flush() override {
+        if (!closed_) {
+            out_.flushed(*this, socket_);
+            after_write();
         }
     }
 
-    // Everything queued goes out in one gathered write: one writev per turn.
-    void do_write() {
-        writing_ = true;
-        in_flight_.swap(pending_);
-        std::vector<asio::const_buffer> buffers;
-        buffers.reserve(in_flight_.size());
-        for (const std::string& b : in_flight_) {
-            buffers.emplace_back(asio::buffer(b));
+    friend class outbox;
+    void written(boost::system::error_code ec) {
+        if (closed_) {
+            return;
         }
-        asio::async_write(socket_, buffers, [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
-            writing_ = false;
-            queued_bytes_ -= n;
-            // Released, not just cleared: most sessions sit idle between writes.
-            std::vector<std::string>().swap(in_flight_);
-            if (ec) {
-                close_now(ec.message());
-            } else if (!pending_.empty()) {
-                do_write();
-            } else if (closing_) {
-                close_now(close_reason_);
-            }
-        });
+        if (ec) {
+            close_now(ec.message());
+            return;
+        }
+        out_.send(*this, socket_);
+        after_write();
+    }
+
+    void after_write() {
+        if (closing_ && out_.idle()) {
+            close_now(close_reason_);
+        }
     }
 
     // Writes what is queued, then closes.
@@ -217,9 +334,7 @@ private:
         }
         closing_ = true;
         close_reason_ = std::move(reason);
-        if (!writing_) {
-            close_now(close_reason_);
-        }
+        after_write();
     }
 
     void close_now(const std::string& reason) {
@@ -240,12 +355,9 @@ private:
     asio::steady_timer idle_;
     msnp::connection codec_;
     session_core core_;
-    std::vector<std::string> pending_;
-    std::vector<std::string> in_flight_;
-    std::size_t queued_bytes_ = 0;
+    outbox out_;
     double tokens_;
     std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
-    bool writing_ = false;
     bool closing_ = false;
     bool closed_ = false;
     std::string close_reason_;
@@ -921,17 +1033,14 @@ private:
         if (closing_ || ended_) {
             return;
         }
-        std::string header = rfc6455::framer::text_header(message.size());
-        queued_bytes_ += header.size() + message.size();
-        if (queued_bytes_ > ctx_.settings.lim.write_queue_bytes) {
+        const std::string header = rfc6455::framer::text_header(message.size());
+        if (out_.bytes() + header.size() + message.size() > ctx_.settings.lim.write_queue_bytes) {
             finish(ws_policy_error, "write queue over limit");
             return;
         }
-        pending_.push_back(std::move(header));
-        pending_.push_back(std::move(message));
-        if (!writing_) {
-            do_write();
-        }
+        out_.append(header);
+        out_.append(message);
+        out_.send(*this, socket_);
     }
 
     // Frames of the connection's own (the 101, pongs, pings, close): not
@@ -940,38 +1049,34 @@ private:
         if (bytes.empty() || ended_) {
             return;
         }
-        queued_bytes_ += bytes.size();
-        pending_.push_back(std::move(bytes));
-        if (!writing_) {
-            do_write();
+        out_.append(bytes);
+        out_.send(*this, socket_);
+    }
+
+    void flush() override {
+        if (!ended_) {
+            out_.flushed(*this, socket_);
+            after_write();
         }
     }
 
-    // Everything queued goes out in one gathered write: one writev per turn.
-    void do_write() {
-        writing_ = true;
-        in_flight_.swap(pending_);
-        std::vector<asio::const_buffer> buffers;
-        buffers.reserve(in_flight_.size());
-        for (const std::string& b : in_flight_) {
-            buffers.emplace_back(asio::buffer(b));
+    friend class outbox;
+    void written(boost::system::error_code ec) {
+        if (ended_) {
+            return;
         }
-        asio::async_write(socket_, buffers, [self = shared_from_this(), this](boost::system::error_code ec, std::size_t n) {
-            writing_ = false;
-            queued_bytes_ -= n;
-            // Released, not just cleared: most sessions sit idle between writes.
-            std::vector<std::string>().swap(in_flight_);
-            if (ended_) {
-                return;
-            }
-            if (ec) {
-                ended(ec.message());
-            } else if (!pending_.empty()) {
-                do_write();
-            } else if (finishing_) {
-                ended(close_reason_);
-            }
-        });
+        if (ec) {
+            ended(ec.message());
+            return;
+        }
+        out_.send(*this, socket_);
+        after_write();
+    }
+
+    void after_write() {
+        if (finishing_ && out_.idle()) {
+            ended(close_reason_);
+        }
     }
 
     // The codec's close decision (or the write queue's): what is queued
@@ -984,10 +1089,7 @@ private:
         closing_ = true;
         close_code_ = code;
         close_reason_ = std::move(reason);
-        for (const std::string& b : pending_) {
-            queued_bytes_ -= b.size();
-        }
-        std::vector<std::string>().swap(pending_);
+        out_.drop_pending();
         std::string frame = framer_.close(code, close_reason_);
         if (frame.empty() || !upgraded_) {
             end_after_writes(close_reason_);
@@ -1004,7 +1106,7 @@ private:
         }
         finishing_ = true;
         close_reason_ = std::move(reason);
-        if (!writing_) {
+        if (out_.idle()) {
             ended(close_reason_);
         } else {
             arm_timer(ctx_.settings.lim.handshake_timeout);
@@ -1039,13 +1141,10 @@ private:
     asio::steady_timer timer_;
     rfc6455::framer framer_;
     std::unique_ptr<handshake> handshake_;
-    std::vector<std::string> pending_;
-    std::vector<std::string> in_flight_;
-    std::size_t queued_bytes_ = 0;
+    outbox out_;
     std::uint16_t close_code_ = 0;
     bool upgraded_ = false;
     bool pinged_ = false;
-    bool writing_ = false;
     bool closing_ = false;    // our close frame is queued or sent
     bool finishing_ = false;  // the connection ends once the queue is written
     bool ended_ = false;

@@ -21,8 +21,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 namespace switchyard::gateway {
 
@@ -34,9 +36,38 @@ class connection;
 // One io_context and the connections living on its thread; the set is
 // touched only from that thread. It is declared first so the context, whose
 // destruction ends the connections still queued on it, goes first.
+//
+// Watched objects' frames reach the worker's connections in batches: a
+// backend thread queues each (connection, frame) pair and the first of a
+// batch posts one drain, however many connections and frames follow. While
+// a batch is delivered, connections hold their writes back (flush_later)
+// and send once at its end: a room's burst costs each member one send, not
+// one per message.
 struct worker {
     std::unordered_set<connection*> connections;
     asio::io_context ctx{1};
+
+    using deliver_fn = void (*)(connection&, const frame::frame&);
+    // Any thread. fn runs on the worker's thread if the connection still exists.
+    void deliver(const std::weak_ptr<connection>& to, deliver_fn fn, shared_frame f);
+    // The worker's thread. True while a batch is delivered: the connection's
+    // flush() is called at the batch's end (once, however often it asks).
+    bool flush_later(std::shared_ptr<connection> c);
+
+private:
+    struct delivery {
+        std::weak_ptr<connection> to;
+        deliver_fn fn;
+        shared_frame f;
+    };
+    void drain();
+
+    std::mutex mutex_;
+    std::vector<delivery> queued_;  // under mutex_
+    bool posted_ = false;           // a drain is posted; under mutex_
+    std::vector<delivery> spare_;   // the worker's thread: the last batch's storage
+    bool draining_ = false;
+    std::vector<std::shared_ptr<connection>> to_flush_;
 };
 
 // The server's shutdown, which connections take part in but do not drive.
@@ -83,6 +114,10 @@ public:
     virtual void start() = 0;
     // The gateway is stopping: tell the client why, then close.
     virtual void shutdown() = 0;
+    // Writes what was held back during a batch (worker::flush_later).
+    virtual void flush() {}
+
+    worker& worker_of() { return worker_; }
 
 protected:
     session_context& ctx_;

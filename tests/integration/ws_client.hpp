@@ -200,6 +200,13 @@ public:
         ws_.next_layer().close(ec);
     }
 
+    // A small, fixed receive buffer: what the client does not read backs up
+    // into the gateway's queue soon, not after megabytes.
+    void shrink_receive_buffer() {
+        const int bytes = 65536;
+        ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    }
+
     // Everything read so far.
     const std::vector<ws_detail::json::value>& seen() const { return seen_; }
 

@@ -2,7 +2,9 @@
 // Messenger users: a browser user (the JSON protocol over a real WebSocket)
 // and an MSNP5 user add each other, see each other's presence and chat
 // both ways. Also what the WebSocket port answers to plain HTTP, to an
-// upgrade elsewhere than /ws, and to a forged token.
+// upgrade elsewhere than /ws, and to a forged token; and what a member that
+// stops reading gets: everything in order once it reads again, or a close
+// once its queue is over the limit.
 #include "msnp_client.hpp"
 #include "ws_client.hpp"
 
@@ -113,4 +115,89 @@ TEST_CASE("an upgrade with a wrong version or key is refused with its HTTP statu
     ws_client after(gw.ws_port);
     REQUIRE_FALSE(after.handshake_error());
     CHECK(after.request(1, {{"type", "ping"}}).contains("time"));
+}
+
+namespace {
+
+// A named room, no command rate limit to speak of, and the given write
+// queue limit.
+struct lobby_gateway : ws_gateway {
+    explicit lobby_gateway(std::size_t write_queue_bytes)
+        : ws_gateway(SWITCHYARD_BINARY, "rooms = [\"lobby\"]",
+                     "[limits]\ncommands_per_second = 100000\nwrite_queue_bytes = " + std::to_string(write_queue_bytes) +
+                         "\n") {
+        add_user("alice@example.com", "secret-alice");
+        add_user("bob@example.com", "secret-bob");
+        start();
+    }
+};
+
+// Alice sends `count` messages of 14,000 bytes to the room, at most 8 in
+// flight; message i starts with "<i>:". About 8 MB for 600: more than the
+// kernel buffers between the gateway and a member that does not read.
+void send_many(ws_client& alice, const std::string& room, int count) {
+    const std::string filler(14000, 'x');
+    int next_id = 100;
+    for (int sent = 0; sent < count;) {
+        const int first_id = next_id;
+        for (int k = 0; k < 8 && sent < count; ++k, ++sent) {
+            alice.send({{"type", "send"}, {"id", next_id++}, {"room", room}, {"text", std::to_string(sent) + ":" + filler}});
+        }
+        for (int id = first_id; id < next_id; ++id) {
+            alice.reply(id);
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a member that stops reading gets every message, whole and in order, once it reads again", "[ws]") {
+    lobby_gateway gw(64u << 20);
+    ws_client alice(gw.ws_port);
+    ws_client bob(gw.ws_port);
+    bob.shrink_receive_buffer();
+    alice.login("alice@example.com", "secret-alice");
+    bob.login("bob@example.com", "secret-bob");
+    const std::string room(alice.request(2, {{"type", "join"}, {"name", "lobby"}}).at("room").as_string());
+    bob.request(2, {{"type", "join"}, {"name", "lobby"}});
+
+    constexpr int count = 600;
+    send_many(alice, room, count);
+    std::uint64_t last_seq = 0;
+    for (int i = 0; i < count; ++i) {
+        const auto m = bob.wait([](const json::object& o) { return o.at("type") == "message"; });
+        const std::string text(m.at("text").as_string());
+        INFO("message " << i);
+        REQUIRE(text.starts_with(std::to_string(i) + ":"));
+        CHECK(text.size() == std::to_string(i).size() + 1 + 14000);
+        const auto seq = m.at("seq").to_number<std::uint64_t>();
+        CHECK((last_seq == 0 || seq == last_seq + 1));
+        last_seq = seq;
+    }
+    CHECK(bob.request(3, {{"type", "ping"}}).contains("time"));
+}
+
+TEST_CASE("a member whose queue passes write_queue_bytes is closed with 1008; the room goes on", "[ws]") {
+    lobby_gateway gw(256u << 10);
+    ws_client alice(gw.ws_port);
+    ws_client bob(gw.ws_port);
+    bob.shrink_receive_buffer();
+    alice.login("alice@example.com", "secret-alice");
+    bob.login("bob@example.com", "secret-bob");
+    const std::string room(alice.request(2, {{"type", "join"}, {"name", "lobby"}}).at("room").as_string());
+    bob.request(2, {{"type", "join"}, {"name", "lobby"}});
+
+    send_many(alice, room, 600);
+    // What was already on its way arrives, in order, then the close.
+    int messages = 0;
+    for (json::value v = bob.next(); !v.is_null(); v = bob.next()) {
+        if (v.at("type") == "message") {
+            REQUIRE(v.at("text").as_string().starts_with(std::to_string(messages) + ":"));
+            ++messages;
+        }
+    }
+    CHECK(messages < 600);
+    CHECK(bob.close_reason().code == websocket::close_code::policy_error);
+    CHECK(bob.close_reason().reason == "write queue over limit");
+    CHECK(alice.request(3, {{"type", "ping"}}).contains("time"));
 }
