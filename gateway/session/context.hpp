@@ -53,6 +53,7 @@ struct worker {
     // The worker's thread. True while a batch is delivered: the connection's
     // flush() is called at the batch's end (once, however often it asks).
     bool flush_later(std::shared_ptr<connection> c);
+    bool batching() const { return draining_; }
 
 private:
     struct delivery {
