@@ -55,7 +55,7 @@ void worker::deliver(const std::weak_ptr<connection>& to, deliver_fn fn, shared_
         post = !std::exchange(posted_, true);
     }
     if (post) {
-        asio::post(ctx, [this] { drain(); });
+        backends::release_burst::at_end([this] { asio::post(ctx, [this] { drain(); }); });
     }
 }
 
@@ -113,11 +113,12 @@ template <class Connection> local_sink watch_sink_for(Connection& c) {
     };
 }
 
+// Replies take the same queue as watched frames, so a connection meets
+// both in the order the backend released them.
 template <class Connection> backends::frame_sink reply_sink_for(Connection& c) {
-    return [weak = std::weak_ptr<connection>(c.shared_from_this()), executor = c.executor()](frame::frame r) {
-        asio::post(executor, [weak, r = std::move(r)] {
-            if (auto self = weak.lock()) static_cast<Connection&>(*self).core().deliver(r);
-        });
+    return [weak = std::weak_ptr<connection>(c.shared_from_this()), &w = c.worker_of()](frame::frame r) {
+        w.deliver(weak, [](connection& to, const frame::frame& got) { static_cast<Connection&>(to).core().deliver(got); },
+                  std::make_shared<const frame::frame>(std::move(r)));
     };
 }
 
@@ -249,7 +250,6 @@ public:
     void shutdown() override { core_.shutdown(); }
 
     session_core& core() { return core_; }
-    auto executor() { return socket_.get_executor(); }
 
 private:
     double burst() const { return 2.0 * ctx_.settings.lim.commands_per_second; }

@@ -244,6 +244,8 @@ private:
         local_.unsynced_commits += relaxed ? 1 : 0;
         publish_stats();  // before the replies, so a requester sees its own batch counted
 
+        // One burst for what follows: receivers wake their threads once.
+        const backends::release_burst burst;
         // The output gate: nothing leaves before the commit above. Frames to
         // other objects are queued first: a client that has seen its reply
         // and then acts on another object (a contact signs in and SYNs right
