@@ -104,8 +104,9 @@ void worker::drain() {
 namespace {
 
 // Sinks that bring a core's watched frames and replies onto the
-// connection's thread, if the connection still exists then. They hold a
-// weak pointer and an executor: nothing the connection owns.
+// connection's thread through its worker's queue, if the connection still
+// exists then. They hold a weak pointer and the worker: nothing the
+// connection owns.
 template <class Connection> local_sink watch_sink_for(Connection& c) {
     return [weak = std::weak_ptr<connection>(c.shared_from_this()), &w = c.worker_of()](shared_frame f) {
         w.deliver(weak, [](connection& to, const frame::frame& got) { static_cast<Connection&>(to).core().deliver(got); },
