@@ -422,12 +422,12 @@ struct ns_session::impl {
         output out;
         out.watch.push_back(user_object(handle));
         // Before multiple points of presence (MSNP16) an account has one session.
-        std::vector<std::string> capabilities;
+        std::vector<std::string> announced;
         if (dialect < 16) {
-            capabilities.emplace_back(frame::capability::single_session);
+            announced.emplace_back(frame::capability::single_session);
         }
         out.append(to_user(frame::hello{frame::client_protocol::msnp, static_cast<std::uint32_t>(dialect), handle,
-                                        endpoint, std::move(client_name), std::move(capabilities)},
+                                        endpoint, std::move(client_name), std::move(announced)},
                             c, pending::step::hello));
         client_name = {};
         out.append(to_user(frame::roster_get{}, c, pending::step::login));
