@@ -17,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -1162,10 +1163,11 @@ struct connection::impl {
 
     json::array members_json(const room_state& r) const {
         json::array a;
-        std::vector<std::string> seen;
+        a.reserve(r.users.size());
+        std::unordered_set<std::string_view> seen;  // a room of thousands: no pass over a list per member
+        seen.reserve(r.users.size());
         for (const auto& [ep, m] : r.members) {
-            if (std::ranges::find(seen, m.user) != seen.end()) continue;
-            seen.push_back(m.user);
+            if (!seen.insert(m.user).second) continue;
             json::object j;
             j["user"] = m.user;
             j["display_name"] = m.display_name.empty() ? m.user : m.display_name;
