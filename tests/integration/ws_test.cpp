@@ -201,3 +201,42 @@ TEST_CASE("a member whose queue passes write_queue_bytes is closed with 1008; th
     CHECK(bob.close_reason().reason == "write queue over limit");
     CHECK(alice.request(3, {{"type", "ping"}}).contains("time"));
 }
+
+TEST_CASE("a silent ws:// client is pinged at half the idle timeout, kept while it answers, dropped when it does not",
+          "[ws]") {
+    // 2 s between pings leaves a loaded machine time to answer.
+    ws_gateway gw(SWITCHYARD_BINARY, "", "[limits]\nidle_timeout = \"4s\"\n");
+    gw.start();
+    const auto upgrade = [&](tcp_client& c) {
+        c.send("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+        const auto answer = c.read_until("\r\n\r\n");
+        REQUIRE(answer);
+        REQUIRE(answer->starts_with("HTTP/1.1 101"));
+    };
+    using namespace std::string_literals;
+    const std::string ping = "\x89\x00"s;                   // the server's: unmasked, no payload
+    const std::string pong = "\x8a\x80\x01\x02\x03\x04"s;  // a client's: masked, no payload
+    const auto next = [](tcp_client& c) {
+        const auto got = c.read_some(std::chrono::seconds(10));
+        REQUIRE(got);
+        return *got;
+    };
+
+    // Both connect; one answers every ping, the other stays silent.
+    tcp_client answering(gw.ws_port);
+    tcp_client silent(gw.ws_port);
+    upgrade(answering);
+    upgrade(silent);
+
+    CHECK(next(answering) == ping);
+    answering.send(pong);
+    CHECK(next(silent) == ping);
+    // The silent one is dropped once the rest of the timeout passes; the
+    // one that answered is pinged again.
+    CHECK(next(silent).empty());
+    CHECK(gw.proc->wait_for_line("idle timeout"));
+    CHECK(next(answering) == ping);
+    answering.send(pong);
+    CHECK(next(answering) == ping);
+}
