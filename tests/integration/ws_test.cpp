@@ -120,15 +120,29 @@ TEST_CASE("an upgrade with a wrong version or key is refused with its HTTP statu
 namespace {
 
 // A named room, no command rate limit to speak of, and the given write
-// queue limit.
-struct lobby_gateway : ws_gateway {
-    explicit lobby_gateway(std::size_t write_queue_bytes)
+// queue limit; Alice and Bob in the room, Bob with a small receive buffer.
+struct lobby_pair : ws_gateway {
+    ws_client alice{start_and_port()};
+    ws_client bob{ws_port};
+    std::string room;
+
+    explicit lobby_pair(std::size_t write_queue_bytes)
         : ws_gateway(SWITCHYARD_BINARY, "rooms = [\"lobby\"]",
                      "[limits]\ncommands_per_second = 100000\nwrite_queue_bytes = " + std::to_string(write_queue_bytes) +
                          "\n") {
+        bob.shrink_receive_buffer();
+        alice.login("alice@example.com", "secret-alice");
+        bob.login("bob@example.com", "secret-bob");
+        room = std::string(alice.request(2, {{"type", "join"}, {"name", "lobby"}}).at("room").as_string());
+        bob.request(2, {{"type", "join"}, {"name", "lobby"}});
+    }
+
+private:
+    unsigned short start_and_port() {
         add_user("alice@example.com", "secret-alice");
         add_user("bob@example.com", "secret-bob");
         start();
+        return ws_port;
     }
 };
 
@@ -152,17 +166,10 @@ void send_many(ws_client& alice, const std::string& room, int count) {
 }  // namespace
 
 TEST_CASE("a member that stops reading gets every message, whole and in order, once it reads again", "[ws]") {
-    lobby_gateway gw(64u << 20);
-    ws_client alice(gw.ws_port);
-    ws_client bob(gw.ws_port);
-    bob.shrink_receive_buffer();
-    alice.login("alice@example.com", "secret-alice");
-    bob.login("bob@example.com", "secret-bob");
-    const std::string room(alice.request(2, {{"type", "join"}, {"name", "lobby"}}).at("room").as_string());
-    bob.request(2, {{"type", "join"}, {"name", "lobby"}});
-
+    lobby_pair p(64u << 20);
+    ws_client& bob = p.bob;
     constexpr int count = 600;
-    send_many(alice, room, count);
+    send_many(p.alice, p.room, count);
     std::uint64_t last_seq = 0;
     for (int i = 0; i < count; ++i) {
         const auto m = bob.wait([](const json::object& o) { return o.at("type") == "message"; });
@@ -178,16 +185,9 @@ TEST_CASE("a member that stops reading gets every message, whole and in order, o
 }
 
 TEST_CASE("a member whose queue passes write_queue_bytes is closed with 1008; the room goes on", "[ws]") {
-    lobby_gateway gw(256u << 10);
-    ws_client alice(gw.ws_port);
-    ws_client bob(gw.ws_port);
-    bob.shrink_receive_buffer();
-    alice.login("alice@example.com", "secret-alice");
-    bob.login("bob@example.com", "secret-bob");
-    const std::string room(alice.request(2, {{"type", "join"}, {"name", "lobby"}}).at("room").as_string());
-    bob.request(2, {{"type", "join"}, {"name", "lobby"}});
-
-    send_many(alice, room, 600);
+    lobby_pair p(256u << 10);
+    ws_client& bob = p.bob;
+    send_many(p.alice, p.room, 600);
     // What was already on its way arrives, in order, then the close.
     int messages = 0;
     for (json::value v = bob.next(); !v.is_null(); v = bob.next()) {
@@ -199,7 +199,7 @@ TEST_CASE("a member whose queue passes write_queue_bytes is closed with 1008; th
     CHECK(messages < 600);
     CHECK(bob.close_reason().code == websocket::close_code::policy_error);
     CHECK(bob.close_reason().reason == "write queue over limit");
-    CHECK(alice.request(3, {{"type", "ping"}}).contains("time"));
+    CHECK(p.alice.request(3, {{"type", "ping"}}).contains("time"));
 }
 
 TEST_CASE("a silent ws:// client is pinged at half the idle timeout, kept while it answers, dropped when it does not",
