@@ -135,9 +135,10 @@ std::string peer_of(const tcp::socket& s) {
 // the worker delivers a batch of watched frames the send waits for the
 // batch's end (worker::flush_later), so a burst costs one send.
 //
-// The owner has `written(error_code)`, called after an asynchronous write,
-// and a flush() that calls flushed(). Nothing is kept between writes: an
-// idle connection holds no buffer.
+// The owner (a friend) has ended_ (nothing more is read or written),
+// finishing_ (it ends once its queue is written), close_reason_ and
+// ended(reason); its flush() calls flushed(). Nothing is kept between
+// writes: an idle connection holds no buffer.
 class outbox {
 public:
     // Queued and not yet taken by the socket.
@@ -194,17 +195,34 @@ public:
         }
         writing_ = true;
         asio::async_write(socket, asio::buffer(in_flight_.data() + sent_, in_flight_.size() - sent_),
-                          [self = owner.shared_from_this(), &owner, this](boost::system::error_code error, std::size_t) {
+                          [self = owner.shared_from_this(), &owner, &socket, this](boost::system::error_code error,
+                                                                                    std::size_t) {
                               writing_ = false;
                               release();
-                              owner.written(error);
+                              settle(owner, socket, error);
                           });
     }
 
     // The worker's batch has ended.
     template <class Owner> void flushed(Owner& owner, tcp::socket& socket) {
         held_ = false;
+        settle(owner, socket);
+    }
+
+    // After a write or a batch: the owner ends on an error, and a finishing
+    // owner once everything is written; otherwise what is pending goes out.
+    template <class Owner> void settle(Owner& owner, tcp::socket& socket, boost::system::error_code error = {}) {
+        if (owner.ended_) {
+            return;
+        }
+        if (error) {
+            owner.ended(error.message());
+            return;
+        }
         send(owner, socket);
+        if (owner.finishing_ && idle()) {
+            owner.ended(owner.close_reason_);
+        }
     }
 
 private:
@@ -259,7 +277,7 @@ private:
         idle_.expires_after(ctx_.settings.lim.idle_timeout);
         idle_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
             if (!ec) {
-                close_now("idle timeout");
+                ended("idle timeout");
             }
         });
     }
@@ -271,8 +289,8 @@ private:
     }
 
     void on_readable(boost::system::error_code ec) {
-        if (ec || closed_) {
-            if (!closed_) close_now(ec.message());
+        if (ec || ended_) {
+            if (!ended_) ended(ec.message());
             return;
         }
         thread_local std::array<char, 65536> buffer;
@@ -282,18 +300,18 @@ private:
                 break;
             }
             if (ec) {
-                close_now(ec == asio::error::eof ? "client closed" : ec.message());
+                ended(ec == asio::error::eof ? "client closed" : ec.message());
                 return;
             }
             arm_idle();
             const std::uint64_t before = codec_.commands();
             msnp::output out = codec_.feed({buffer.data(), n});
             if (!take_tokens(codec_.commands() - before)) {
-                close_now("command rate over limit");
+                ended("command rate over limit");
                 return;
             }
             core_.apply(std::move(out));
-            if (closed_ || closing_) {
+            if (ended_ || finishing_) {
                 return;
             }
         }
@@ -317,57 +335,34 @@ private:
     backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
 
     void enqueue(std::string bytes) {
-        if (bytes.empty() || closed_) {
+        if (bytes.empty() || ended_) {
             return;
         }
         if (out_.bytes() + bytes.size() > ctx_.settings.lim.write_queue_bytes) {
-            close_now("write queue over limit");
+            ended("write queue over limit");
             return;
         }
         out_.write(*this, socket_, bytes);
     }
 
-    void flush() override {
-        if (!closed_) {
-            out_.flushed(*this, socket_);
-            after_write();
-        }
-    }
-
     friend class outbox;
-    void written(boost::system::error_code ec) {
-        if (closed_) {
-            return;
-        }
-        if (ec) {
-            close_now(ec.message());
-            return;
-        }
-        out_.send(*this, socket_);
-        after_write();
-    }
-
-    void after_write() {
-        if (closing_ && out_.idle()) {
-            close_now(close_reason_);
-        }
-    }
+    void flush() override { out_.flushed(*this, socket_); }
 
     // Writes what is queued, then closes.
     void finish(std::string reason) {
-        if (closing_ || closed_) {
+        if (finishing_ || ended_) {
             return;
         }
-        closing_ = true;
+        finishing_ = true;
         close_reason_ = std::move(reason);
-        after_write();
+        out_.settle(*this, socket_);
     }
 
-    void close_now(const std::string& reason) {
-        if (closed_) {
+    void ended(const std::string& reason) {
+        if (ended_) {
             return;
         }
-        closed_ = true;
+        ended_ = true;
         idle_.cancel();
         log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
         core_.closed();
@@ -384,8 +379,8 @@ private:
     outbox out_;
     double tokens_;
     std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
-    bool closing_ = false;
-    bool closed_ = false;
+    bool finishing_ = false;
+    bool ended_ = false;
     std::string close_reason_;
 };
 
@@ -1079,31 +1074,8 @@ private:
         out_.write(*this, socket_, bytes);
     }
 
-    void flush() override {
-        if (!ended_) {
-            out_.flushed(*this, socket_);
-            after_write();
-        }
-    }
-
     friend class outbox;
-    void written(boost::system::error_code ec) {
-        if (ended_) {
-            return;
-        }
-        if (ec) {
-            ended(ec.message());
-            return;
-        }
-        out_.send(*this, socket_);
-        after_write();
-    }
-
-    void after_write() {
-        if (finishing_ && out_.idle()) {
-            ended(close_reason_);
-        }
-    }
+    void flush() override { out_.flushed(*this, socket_); }
 
     // The codec's close decision (or the write queue's): what is queued
     // and not yet being written is dropped, the close frame goes out, and
