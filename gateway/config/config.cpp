@@ -20,16 +20,18 @@ using namespace std::chrono_literals;
 // Enum names in enum order (detail::reader::get maps an index to the enum).
 constexpr std::array<std::string_view, 3> tls_profile_names{"none", "modern", "legacy"};
 constexpr std::array<std::string_view, 5> log_level_names{"trace", "debug", "info", "warn", "error"};
-constexpr std::array<std::string_view, 1> backend_kind_names{"embedded"};
+constexpr std::array<std::string_view, 2> backend_kind_names{"embedded", "link"};
 
 constexpr std::array top_level_keys{"gateway"sv, "listeners"sv, "tls"sv, "limits"sv, "keys"sv, "backends"sv,
                                     "accounts"sv};
-constexpr std::array gateway_keys{"data_dir"sv, "routes_file"sv, "threads"sv, "shutdown_timeout"sv, "log_level"sv};
-constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv};
+constexpr std::array gateway_keys{"data_dir"sv,         "routes_file"sv, "threads"sv,
+                                  "shutdown_timeout"sv, "log_level"sv,   "name"sv};
+constexpr std::array listener_kinds{"msnp"sv, "ws"sv, "https"sv, "admin"sv, "link"sv};
 constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
 constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv, "permessage_deflate"sv};
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
+constexpr std::array link_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "backend"sv, "lease"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
 constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes"sv,
@@ -39,6 +41,7 @@ constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
 constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "durability"sv,
                                   "shards"sv,         "max_list_entries"sv, "max_groups"sv,
                                   "max_room_members"sv, "named_rooms_open"sv, "rejoin_grace"sv};
+constexpr std::array link_backend_keys{"kind"sv, "address"sv, "port"sv};
 constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
 constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
                                    "scrypt_p"sv, "max_concurrent_logins"sv};
@@ -65,8 +68,12 @@ std::vector<listener> default_listeners() {
     // It needs certificate files, so it stays off until configured.
     https.enabled = false;
     https.tls = tls_profile::legacy;
+    // Other gateways reach this process's objects through it: off unless
+    // this process is meant to be a backend node.
+    auto link = default_listener("link", 1864);
+    link.enabled = false;
     return {default_listener("msnp", 1863), default_listener("ws", 8080), std::move(https),
-            default_listener("admin", 9090)};
+            default_listener("admin", 9090), std::move(link)};
 }
 
 struct ip_address {
@@ -135,6 +142,13 @@ toml::source_region position(const toml::table& root, const toml::table* t, std:
     return t->source();
 }
 
+bool is_gateway_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::ranges::all_of(name, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+               c == '.';
+    });
+}
+
 void read_gateway(detail::reader& r, const toml::table& root, const std::filesystem::path& base, settings& s) {
     std::string data_dir = "data";
     std::string routes_file = "routes.toml";
@@ -145,6 +159,10 @@ void read_gateway(detail::reader& r, const toml::table& root, const std::filesys
         r.get(*t, "threads", s.threads, 0u, max_threads);
         r.get(*t, "shutdown_timeout", s.shutdown_timeout, 0ms);
         r.get(*t, "log_level", s.log, log_level_names);
+        if (r.get(*t, "name", s.gateway_name) && !s.gateway_name.empty() && !is_gateway_name(s.gateway_name)) {
+            r.fail(t->get("name")->source(),
+                   "expected 1 to 64 letters, digits, '-', '_' or '.' for name, found \"" + s.gateway_name + "\"");
+        }
     }
     s.data_dir = resolve(base, data_dir);
     s.routes_file = resolve(base, routes_file);
@@ -179,7 +197,8 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
     const bool https = l.kind == "https";
     r.check_keys(t, where,
                  msnp || https        ? std::span<const std::string_view>(public_listener_keys)
-                 : l.kind == "ws" ? std::span<const std::string_view>(ws_listener_keys)
+                 : l.kind == "ws"     ? std::span<const std::string_view>(ws_listener_keys)
+                 : l.kind == "link"   ? std::span<const std::string_view>(link_listener_keys)
                                       : std::span<const std::string_view>(listener_keys));
     r.get(t, "enabled", l.enabled);
     if (r.get_nonempty(t, "address", l.address) && !parse_ip(l.address)) {
@@ -200,6 +219,14 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
         }
         if (const toml::node* rooms = t.get("rooms")) read_room_names(r, *rooms, l.rooms);
         r.get(t, "permessage_deflate", l.permessage_deflate);
+    }
+    if (l.kind == "link") {
+        if (l.tls != tls_profile::none) {
+            r.fail(t.get("tls")->source(), "expected tls = \"none\" for [listeners.link]: backend links are for "
+                                           "a private network");
+        }
+        r.get_nonempty(t, "backend", l.backend);
+        r.get(t, "lease", l.lease, 100ms);
     }
     if (https && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
         !is_login_host(l.public_endpoint)) {
@@ -306,7 +333,6 @@ void read_backends(detail::reader& r, const toml::table& root, std::vector<backe
         const auto* t = r.as_table(name.str(), value);
         if (!t) continue;
         const std::string where = "in [backends." + std::string(name.str()) + "]";
-        r.check_keys(*t, where, backend_keys);
         backend b;
         b.name = name.str();
         std::string kind;
@@ -320,6 +346,16 @@ void read_backends(detail::reader& r, const toml::table& root, std::vector<backe
                 b.kind = static_cast<backend_kind>(known - backend_kind_names.begin());
             }
         }
+        if (b.kind == backend_kind::link) {
+            r.check_keys(*t, where, link_backend_keys);
+            if (r.get_nonempty(*t, "address", b.address) && !parse_ip(b.address)) {
+                r.fail(t->get("address")->source(), "expected an IP address for address, found \"" + b.address + "\"");
+            }
+            if (r.require(*t, where, "port")) r.get(*t, "port", b.port, std::uint16_t{1});
+            backends.push_back(std::move(b));
+            continue;
+        }
+        r.check_keys(*t, where, backend_keys);
         r.get(*t, "hibernate_after", b.hibernate_after, 1ms);
         r.get(*t, "durability", b.sync, durability_names);
         r.get(*t, "shards", b.shards, 0u, max_threads);
@@ -388,6 +424,24 @@ void check_ports(detail::reader& r, const toml::table& root, const listener_tabl
                                     "; expected different ports");
             return;
         }
+    }
+}
+
+// A backend node serves one of its own embedded backends; serving a link
+// backend again would chain gateways, which leases do not cover.
+void check_link_listener(detail::reader& r, const toml::table& root, const listener_tables& tables,
+                         const settings& s) {
+    const std::size_t i = s.listeners.size() - 1;
+    const listener& l = s.listeners[i];
+    if (!l.enabled) return;
+    const backend* b = s.find_backend(l.backend);
+    if (b == nullptr) {
+        r.fail(position(root, tables[i], "backend"),
+               "[listeners.link] serves backend \"" + l.backend + "\", which is not in [backends]");
+    } else if (b->kind != backend_kind::embedded) {
+        r.fail(position(root, tables[i], "backend"), "[listeners.link] serves backend \"" + l.backend +
+                                                         "\" of kind \"" + std::string(to_string(b->kind)) +
+                                                         "\"; expected an embedded one");
     }
 }
 
@@ -467,6 +521,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     // The cross-checks assume every value above parsed.
     if (r.ok()) check_ports(r, root, tables, s);
     if (r.ok()) check_tls_profiles(r, root, tables, s);
+    if (r.ok()) check_link_listener(r, root, tables, s);
     if (!r.ok()) return tl::unexpected(r.failure());
     return s;
 }

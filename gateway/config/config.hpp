@@ -24,7 +24,7 @@ std::string_view to_string(log_level l);
 
 // One listening socket. `kind` is the table name in [listeners.<kind>].
 struct listener {
-    std::string kind;             // "msnp", "ws", "https" or "admin"
+    std::string kind;             // "msnp", "ws", "https", "admin" or "link"
     bool enabled = true;
     std::string address = "127.0.0.1";
     std::uint16_t port = 0;       // 0 = any free port (tests)
@@ -41,6 +41,11 @@ struct listener {
     // it. Off by default: each connection that uses it keeps compression
     // state (gateway/session/connections.cpp says how much).
     bool permessage_deflate = false;
+    // link: the backend this listener lets other gateways reach (an embedded
+    // one), and how long the endpoints a gateway registered outlive its last
+    // sign of life.
+    std::string backend = "embedded";
+    std::chrono::milliseconds lease{15000};
 };
 
 struct tls_settings {
@@ -66,7 +71,7 @@ struct hmac_key {
     std::string secret;  // raw bytes (decoded from base64 in the file)
 };
 
-enum class backend_kind { embedded };
+enum class backend_kind { embedded, link };
 std::string_view to_string(backend_kind k);
 
 enum class durability { full, normal };
@@ -86,6 +91,10 @@ struct backend {
     // How long a WebSocket client whose connection dropped keeps its place
     // in its rooms (a resume within it continues unseen by the others); 0: none.
     std::chrono::milliseconds rejoin_grace{60000};
+    // Link backend settings: the [listeners.link] of the process that holds
+    // the objects.
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 0;
 };
 
 // Accounts of the embedded backend (`switchyard user ...`): the password
@@ -108,9 +117,10 @@ struct settings {
     std::filesystem::path data_dir;    // absolute after loading
     std::filesystem::path routes_file; // absolute after loading
     log_level log = log_level::info;
+    std::string gateway_name;          // this gateway on backend links; empty = the host name
     unsigned threads = 0;              // 0 = one per core
     std::chrono::milliseconds shutdown_timeout{10000};
-    std::vector<listener> listeners;   // always msnp, ws, https, admin in that order
+    std::vector<listener> listeners;   // always msnp, ws, https, admin, link in that order
     std::map<std::string, tls_settings, std::less<>> tls;  // "modern", "legacy"
     limits lim;
     std::vector<hmac_key> keys;        // empty = generated into data_dir on first start
