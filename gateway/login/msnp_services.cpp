@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <stdexcept>
 
@@ -26,12 +27,13 @@ std::string random_hex(std::size_t bytes) {
 }
 
 msnp_services::msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
-                             std::string sb_endpoint, std::string dummy_salt_secret)
+                             std::string sb_endpoint, std::string dummy_salt_secret, const remote_accounts& remote)
     : settings_(settings),
       routes_(routes),
       tokens_(tokens),
       sb_endpoint_(std::move(sb_endpoint)),
-      dummy_salt_secret_(std::move(dummy_salt_secret)) {}
+      dummy_salt_secret_(std::move(dummy_salt_secret)),
+      remote_(remote) {}
 
 // MD5 logins read the account on the connection's own thread: one indexed
 // SQLite read, no KDF (the record is compared, not derived). Each thread
@@ -51,10 +53,39 @@ embedded::database* database_for(const config::settings& s, const std::string& b
     return it->second.get();
 }
 
+// An MD5 check of an account behind a backend link waits for the backend's
+// answer on the connection's thread: MSNP's services are synchronous, and
+// the check is one indexed read there. A backend that does not answer in
+// time fails the login.
+constexpr auto remote_wait = std::chrono::seconds(5);
+
+std::optional<std::pair<frame::link::account_status, std::string>> ask(link::client& remote,
+                                                                       frame::link::account_op op,
+                                                                       std::string_view handle,
+                                                                       std::string_view data) {
+    auto answer = std::make_shared<std::promise<std::pair<frame::link::account_status, std::string>>>();
+    auto future = answer->get_future();
+    remote.account(op, std::string(handle), std::string(data),
+                   [answer](frame::link::account_status status, std::string got) {
+                       answer->set_value({status, std::move(got)});
+                   });
+    if (future.wait_for(remote_wait) != std::future_status::ready) {
+        return std::nullopt;
+    }
+    return future.get();
+}
+
 }  // namespace
 
 std::string msnp_services::md5_salt(std::string_view handle) {
     const auto table = routes_.table();
+    if (link::client* remote = table ? remote_for(remote_, *table, handle) : nullptr) {
+        const auto got = ask(*remote, frame::link::account_op::md5_salt, handle, {});
+        if (got && got->first == frame::link::account_status::ok) {
+            return got->second;
+        }
+        return random_hex(8).substr(0, 15);  // the backend is unreachable: this login fails anyway
+    }
     embedded::database* db = table ? database_for(settings_, user_backend(*table, handle)) : nullptr;
     if (!db) {
         return random_hex(8).substr(0, 15);  // storage is down: this login fails anyway
@@ -64,6 +95,10 @@ std::string msnp_services::md5_salt(std::string_view handle) {
 
 bool msnp_services::verify_md5(std::string_view handle, std::string_view response_hex) {
     const auto table = routes_.table();
+    if (link::client* remote = table ? remote_for(remote_, *table, handle) : nullptr) {
+        const auto got = ask(*remote, frame::link::account_op::verify_md5, handle, response_hex);
+        return got && got->first == frame::link::account_status::ok;
+    }
     embedded::database* db = table ? database_for(settings_, user_backend(*table, handle)) : nullptr;
     if (!db) {
         return false;

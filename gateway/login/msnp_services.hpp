@@ -5,6 +5,7 @@
 
 #include "gateway/router/router.hpp"
 #include "gateway/login/tokens.hpp"
+#include "gateway/login/user_accounts.hpp"
 
 #include "protocols/msnp/session.hpp"
 
@@ -18,7 +19,7 @@ class msnp_services final : public msnp::services {
 public:
     // `dummy_salt_secret` keys the salts unknown users get (a signing key's secret).
     msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
-                  std::string sb_endpoint, std::string dummy_salt_secret);
+                  std::string sb_endpoint, std::string dummy_salt_secret, const remote_accounts& remote);
 
     std::string md5_salt(std::string_view handle) override;
     bool verify_md5(std::string_view handle, std::string_view response_hex) override;
@@ -36,6 +37,7 @@ private:
     token_service& tokens_;
     std::string sb_endpoint_;
     std::string dummy_salt_secret_;  // unknown users get a stable, real-looking salt
+    const remote_accounts& remote_;
 };
 
 }  // namespace switchyard::gateway

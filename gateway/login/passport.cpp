@@ -22,8 +22,8 @@ constexpr std::size_t waiting_per_thread = 32;
 
 }  // namespace
 
-password_checker::password_checker(const config::settings& s, const router& routes)
-    : settings_(s), routes_(routes), max_waiting_(waiting_per_thread * s.accounts.max_concurrent_logins) {}
+password_checker::password_checker(const config::settings& s, const router& routes, const remote_accounts& remote)
+    : settings_(s), routes_(routes), remote_(remote), max_waiting_(waiting_per_thread * s.accounts.max_concurrent_logins) {}
 
 password_checker::~password_checker() {
     {
@@ -35,6 +35,17 @@ password_checker::~password_checker() {
 }
 
 void password_checker::check(std::string handle, std::string password, completion done) {
+    if (const auto table = routes_.table()) {
+        if (link::client* remote = remote_for(remote_, *table, handle)) {
+            remote->account(frame::link::account_op::verify_password, std::move(handle), std::move(password),
+                            [done = std::move(done)](frame::link::account_status status, const std::string&) {
+                                done(status == frame::link::account_status::ok         ? login_result::ok
+                                     : status == frame::link::account_status::rejected ? login_result::rejected
+                                                                                       : login_result::unavailable);
+                            });
+            return;
+        }
+    }
     {
         std::unique_lock lock(mutex_);
         if (waiting_.size() < max_waiting_) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "gateway/config/config.hpp"
+#include "gateway/login/user_accounts.hpp"
 #include "gateway/net/http.hpp"
 
 #include <condition_variable>
@@ -44,7 +45,8 @@ class password_checker {
 public:
     using completion = std::function<void(login_result)>;
 
-    password_checker(const config::settings& s, const router& routes);
+    // `remote`: link backends, filled before the first check.
+    password_checker(const config::settings& s, const router& routes, const remote_accounts& remote);
     // Stops the threads after the checks under way; checks still waiting are
     // dropped with their completions.
     ~password_checker();
@@ -53,7 +55,9 @@ public:
 
     // Checks `password` for `handle` in the embedded backend the routes give
     // `user:<handle>`, then runs `done` on a checker thread; when too many
-    // checks wait already, runs it with `busy` at once on the caller's.
+    // checks wait already, runs it with `busy` at once on the caller's. An
+    // account behind a backend link is checked by the process at the other
+    // end, and `done` runs on the link's thread.
     void check(std::string handle, std::string password, completion done);
 
 private:
@@ -67,6 +71,7 @@ private:
 
     const config::settings& settings_;
     const router& routes_;
+    const remote_accounts& remote_;
     const std::size_t max_waiting_;
     std::mutex mutex_;
     std::condition_variable wake_;

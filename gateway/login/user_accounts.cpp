@@ -35,4 +35,10 @@ std::string user_backend(const config::route_table& routes, std::string_view han
     return std::string(routes.lookup("user:" + normalised.value_or(std::string(handle))).backend);
 }
 
+link::client* remote_for(const remote_accounts& remote, const config::route_table& routes, std::string_view handle) {
+    if (remote.empty()) return nullptr;
+    const auto it = remote.find(user_backend(routes, handle));
+    return it == remote.end() ? nullptr : it->second.get();
+}
+
 }  // namespace switchyard::gateway

@@ -1,6 +1,8 @@
 #include "gateway/net/server.hpp"
 
 #include "gateway/backends/embedded/backend.hpp"
+#include "gateway/backends/link/client.hpp"
+#include "gateway/backends/link/server.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/login/keys.hpp"
 #include "gateway/session/context.hpp"
@@ -12,6 +14,8 @@
 
 #include <ctime>
 #include <thread>
+
+#include <unistd.h>
 
 namespace switchyard::gateway {
 
@@ -36,7 +40,7 @@ struct gateway_state {
           routes(s.routes_file, backend_names(s)),
           keys(std::move(k)),
           tokens(keys.keys),
-          logins(s, routes),
+          logins(s, routes, remote),
           objects(routes, stats),
           sessions{settings, stats, objects, logins, tokens, life},
           ops{routes, [this](std::string_view trigger) { return reload_routes(trigger); }} {}
@@ -49,6 +53,7 @@ struct gateway_state {
     token_service tokens;
     lifecycle life;
     std::vector<std::unique_ptr<worker>> workers;
+    remote_accounts remote;   // link backends, whose accounts their backend checks
     password_checker logins;  // password checks off the I/O threads
     std::unique_ptr<asio::ssl::context> tls_modern;
     std::unique_ptr<asio::ssl::context> tls_legacy;
@@ -231,7 +236,7 @@ public:
             return 1;
         }
         state_.msnp = std::make_unique<msnp_services>(s, state_.routes, state_.tokens, msnp_endpoint_,
-                                                   state_.keys.keys.front().secret);
+                                                   state_.keys.keys.front().secret, state_.remote);
         state_.sessions.msnp = state_.msnp.get();
         sweep_.emplace(main_ctx);
         sweep_tls_sessions();
@@ -258,9 +263,42 @@ public:
     }
 
 private:
+    // The name this gateway gives backend nodes: the configured one, else
+    // the host name.
+    static std::string gateway_name(const config::settings& s) {
+        if (!s.gateway_name.empty()) {
+            return s.gateway_name;
+        }
+        std::array<char, 256> host{};
+        if (gethostname(host.data(), host.size() - 1) != 0 || host[0] == '\0') {
+            return "gateway";
+        }
+        return host.data();
+    }
+
     bool open_backends() {
         const config::settings& s = state_.settings;
+        const std::string incarnation = link::new_incarnation();
         for (const config::backend& b : s.backends) {
+            if (b.kind == config::backend_kind::link) {
+                link::client_options opt;
+                opt.name = b.name;
+                opt.address = b.address;
+                opt.port = b.port;
+                opt.gateway = gateway_name(s);
+                opt.incarnation = incarnation;
+                opt.max_frame = s.lim.frame_bytes;
+                auto client = std::make_shared<link::client>(opt);
+                state_.remote.emplace(b.name, client);
+                state_.objects.add_backend(b.name, std::move(client));
+                log::info("backend", {{"name", b.name},
+                                      {"kind", config::to_string(b.kind)},
+                                      {"address", b.address},
+                                      {"port", b.port},
+                                      {"gateway", opt.gateway},
+                                      {"incarnation", incarnation}});
+                continue;
+            }
             embedded::options opt;
             opt.file = embedded::database_file(s.data_dir, b.name);
             opt.hibernate_after = b.hibernate_after;
@@ -290,6 +328,10 @@ private:
         const config::settings& s = state_.settings;
         for (const config::listener& l : s.listeners) {
             if (!l.enabled) {
+                continue;
+            }
+            if (l.kind == "link") {
+                if (!open_link_listener(l)) return false;
                 continue;
             }
             if (l.kind == "https" && l.tls == config::tls_profile::none) {
@@ -352,6 +394,47 @@ private:
         return true;
     }
 
+    // Other gateways reach this process's embedded backend through it; it
+    // runs on the first worker (links are few: one per gateway).
+    bool open_link_listener(const config::listener& l) {
+        boost::system::error_code ec;
+        const auto address = asio::ip::make_address(l.address, ec);
+        auto backend = state_.objects.backend(l.backend);
+        link::server_options opt;
+        opt.lease = l.lease;
+        opt.max_frame = state_.settings.lim.frame_bytes;
+        opt.instance = link::new_incarnation();
+        // Other gateways' logins, checked here where the accounts are.
+        opt.accounts.verify_password = [this](std::string handle, std::string password,
+                                              std::function<void(frame::link::account_status)> done) {
+            state_.logins.check(std::move(handle), std::move(password), [done = std::move(done)](login_result r) {
+                done(r == login_result::ok         ? frame::link::account_status::ok
+                     : r == login_result::rejected ? frame::link::account_status::rejected
+                                                   : frame::link::account_status::unavailable);
+            });
+        };
+        opt.accounts.md5_salt = [this](const std::string& handle) { return state_.msnp->md5_salt(handle); };
+        opt.accounts.verify_md5 = [this](const std::string& handle, const std::string& response) {
+            return state_.msnp->verify_md5(handle, response);
+        };
+        link_ = std::make_unique<link::server>(state_.workers.front()->ctx, std::move(backend), opt);
+        if (!ec) ec = link_->listen(tcp::endpoint(address, l.port));
+        if (ec) {
+            log::error("listen_failed",
+                       {{"listener", l.kind}, {"address", l.address}, {"port", l.port}, {"error", ec.message()}});
+            return false;
+        }
+        link_->start();
+        log::info("listening", {{"listener", l.kind},
+                                {"address", l.address},
+                                {"port", link_->port()},
+                                {"tls", config::to_string(l.tls)},
+                                {"backend", l.backend},
+                                {"lease_ms", l.lease.count()},
+                                {"instance", opt.instance}});
+        return true;
+    }
+
     // Makes the connections of one listener kind, each with what it needs.
     acceptor_loop::factory factory_for(std::string_view kind) {
         session_context& ctx = state_.sessions;
@@ -388,6 +471,9 @@ private:
                                     {"timeout_ms", state_.settings.shutdown_timeout.count()}});
         for (auto& a : acceptors_) {
             asio::post(a->executor(), [a] { a->close(); });
+        }
+        if (link_) {
+            link_->close();
         }
         for (auto& w : state_.workers) {
             asio::post(w->ctx, [w = w.get()] {
@@ -434,6 +520,7 @@ private:
 
     gateway_state state_;
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
+    std::unique_ptr<link::server> link_;  // [listeners.link], when enabled
     std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;
     std::optional<asio::steady_timer> sweep_;  // TLS session caches

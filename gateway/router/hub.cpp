@@ -17,6 +17,11 @@ void hub::add_backend(std::string name, std::shared_ptr<backends::adapter> adapt
     backends_.insert_or_assign(std::move(name), std::move(adapter));
 }
 
+std::shared_ptr<backends::adapter> hub::backend(std::string_view name) const {
+    const auto it = backends_.find(std::string(name));
+    return it == backends_.end() ? nullptr : it->second;
+}
+
 std::shared_ptr<backends::adapter> hub::adapter_for(std::string_view object_id) const {
     const auto table = routes_.table();
     if (!table) {

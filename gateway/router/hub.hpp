@@ -25,6 +25,8 @@ public:
 
     // Backends by the names the settings and routes files use.
     void add_backend(std::string name, std::shared_ptr<backends::adapter> adapter);
+    // The backend of that name, or nullptr.
+    std::shared_ptr<backends::adapter> backend(std::string_view name) const;
 
     // Sends a frame to the backend the routes choose for f.object. Returns
     // false (and sends nothing) when no backend serves that object.
