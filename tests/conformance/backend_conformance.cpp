@@ -345,14 +345,14 @@ inline frame::room_history history(driver& d, const std::string& who, const std:
     return as<frame::room_history>(d.ask(who, room, h));
 }
 
-// Waits, bounded, until the target holds no object in memory. Polls: a
-// backend has no event for an object leaving memory.
-inline bool all_hibernated(conformance_target& t) {
+// Waits, bounded, until the target holds no object in memory; returns how
+// many it still holds (0 for a target that cannot tell). Polls: a backend
+// has no event for an object leaving memory.
+inline std::size_t resident_after_waiting(conformance_target& t) {
     const auto deadline = std::chrono::steady_clock::now() + wait_limit;
     for (;;) {
-        const auto n = t.resident_objects();
-        if (!n || *n == 0) return true;
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        const std::size_t n = t.resident_objects().value_or(0);
+        if (n == 0 || std::chrono::steady_clock::now() > deadline) return n;
         std::this_thread::sleep_for(1ms);
     }
 }
@@ -400,6 +400,18 @@ void run_conformance(conformance_target& target) {
         CHECK(allowed.handle == ghost);
         CHECK(allowed.display_name == ghost);  // no account: its handle
         CHECK(lists_in(d, alice, ghost) == AL);
+    }
+
+    SECTION("replies: requests with corr 0 get errors only") {
+        // A change that succeeds says nothing; one that fails says why.
+        d.tell(alice, user(alice), psm("quietly"));
+        d.tell(alice, user(alice), presence(status::offline));
+        CHECK(roster_of(d, alice).personal_message == std::vector<std::string>{"quietly"});
+        const auto refusal = d.errors->next("the refusal of a corr 0 request");
+        CHECK(refusal.f.corr == 0);
+        CHECK(refusal.f.object == user(alice));
+        CHECK(error_of(refusal.f) == error_code::malformed);
+        CHECK(d.errors->size() == 0);
     }
 
     SECTION("rosters: the forward list, the derived reverse and pending lists, and their notices") {
@@ -504,6 +516,8 @@ void run_conformance(conformance_target& target) {
         CHECK(friends.version == v0 + 1);
         CHECK(error_of(group(frame::change_op::add, {}, "Friends")) == error_code::already_on_list);
         CHECK(error_of(group(frame::change_op::add, {}, "")) == error_code::invalid_text);
+        CHECK(error_of(group(frame::change_op::add, {}, std::string(frame::limits::group_name + 1, 'g'))) ==
+              error_code::oversize);
         const auto work = as<frame::group_change>(group(frame::change_op::add, {}, "Work"));
         CHECK(work.target.id != friends.target.id);
         {
@@ -605,6 +619,27 @@ void run_conformance(conformance_target& target) {
         CHECK(next_presence(bob_q, alice).changed ==
               (frame::profile_bits::status | frame::profile_bits::personal_message));
 
+        // The name is the profile's, not the endpoint's; a new name reaches watchers.
+        frame::presence_set named = presence(status::online);
+        named.presence.display_name = "Not Alice";
+        set_status(d, alice, status::online);  // unchanged: nothing published
+        as<frame::ack>(d.ask(alice, user(alice), named));
+        frame::profile_set rename;
+        rename.fields = frame::profile_bits::display_name;
+        rename.display_name = "Alice A.";
+        as<frame::ack>(d.ask(alice, user(alice), rename));
+        const auto renamed = next_presence(bob_q, alice);
+        CHECK(renamed.changed == frame::profile_bits::display_name);
+        CHECK(renamed.presence.display_name == "Alice A.");
+        rename.display_name = "";  // stands for the handle
+        as<frame::ack>(d.ask(alice, user(alice), rename));
+        CHECK(next_presence(bob_q, alice).presence.display_name == alice);
+        CHECK(roster_of(d, alice).display_name == alice);
+
+        // A hello on a known endpoint starts it over: offline, then a fresh burst.
+        as<frame::ack>(d.ask(bob, user(bob), hello_ws(bob)));
+        CHECK(d.request(bob, user(bob), presence(status::online)).size() == 2);
+
         // Invisible is offline to watchers.
         set_status(d, alice, status::invisible);
         CHECK(next_presence(bob_q, alice).presence.state == status::offline);
@@ -649,6 +684,16 @@ void run_conformance(conformance_target& target) {
         CHECK(next_presence(bob_q, alice).presence.state == status::offline);
         change(d, alice, removing(list::block, bob));
         CHECK(next_presence(bob_q, alice).presence.state == status::online);
+
+        // The default, never stored, is stored when stated; restated, nothing changes.
+        const std::uint64_t v_default = roster_of(d, alice).version;
+        const auto stated = as<frame::privacy_set>(
+            d.ask(alice, user(alice), frame::privacy_set{frame::privacy_default::allow, frame::add_prompt::prompt, 0}));
+        CHECK(stated.version == v_default + 1);
+        CHECK(as<frame::privacy_set>(d.ask(alice, user(alice),
+                                           frame::privacy_set{frame::privacy_default::allow,
+                                                              frame::add_prompt::prompt, 0}))
+                  .version == stated.version);
 
         // privacy block: only the allow list sees the owner.
         const std::uint64_t v = roster_of(d, alice).version;
@@ -704,6 +749,13 @@ void run_conformance(conformance_target& target) {
         CHECK(entry(roster_of(d, alice), bob)->phones.home == "+1 555 0100");
         change(d, bob, adding(list::block, alice));
         CHECK(entry(roster_of(d, alice), bob)->phones == frame::phones{});
+        // An empty number clears it; the fields not named stay.
+        phones.fields = frame::profile_bits::phone_home;
+        phones.phones.home.clear();
+        as<frame::ack>(d.ask(bob, user(bob), phones));
+        const frame::roster own = roster_of(d, bob);
+        CHECK(own.phones.home.empty());
+        CHECK(own.mobile_device);
     }
 
     SECTION("a single-session login signs out the others; its notice arrives before its reply") {
@@ -1002,8 +1054,7 @@ void run_conformance(conformance_target& target) {
         const frame::room_history before = history(d, alice, "room:lobby");
 
         target.advance_clock(idle_enough_to_hibernate);
-        INFO("objects still in memory after an idle hour: " << target.resident_objects().value_or(0));
-        REQUIRE(all_hibernated(target));
+        REQUIRE(resident_after_waiting(target) == 0);
 
         CHECK(roster_of(d, alice) == alices);
         CHECK(roster_of(d, bob) == bobs);
@@ -1019,7 +1070,7 @@ void run_conformance(conformance_target& target) {
         CHECK(say(d, alice, "room:lobby", "after the nap") == seq + 1);
         // Subscriptions outlast hibernation.
         target.advance_clock(idle_enough_to_hibernate);
-        REQUIRE(all_hibernated(target));
+        REQUIRE(resident_after_waiting(target) == 0);
         set_status(d, alice, status::online);
         CHECK(next_presence(bob_q, alice).presence.state == status::online);
     }
