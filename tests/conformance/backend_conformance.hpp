@@ -19,7 +19,8 @@
 // an object idle for an hour of its clock leave memory.
 //
 // Waits are bounded (a missing reply or publication fails the test) and
-// nothing sleeps to let something happen. A check that something was NOT
+// nothing sleeps to let something happen; only the hibernation check polls
+// resident_objects(), with a deadline. A check that something was NOT
 // published waits for a later publication of the same object instead: one
 // object's publications reach a gateway in the order it made them.
 #pragma once
