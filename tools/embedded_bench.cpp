@@ -4,10 +4,13 @@
 //
 // 1. durable frames/s into one room: pipelined room_message frames, counted
 //    when their ack (sent only after commit) arrives; FULL and NORMAL sync.
-// 2. deliveries/s to a room's local watchers through the hub (10 and 1,000).
-// 3. wake latency: a request to a hibernated room with 100 messages of
+// 2. contact adds/s: pipelined roster_change{add, forward} between pairs of
+//    users, counted when both objects have committed (the owner's reply and
+//    the contact's published reverse-list notice); FULL and NORMAL sync.
+// 3. deliveries/s to a room's local watchers through the hub (10 and 1,000).
+// 4. wake latency: a request to a hibernated room with 100 messages of
 //    history, against the same request to a resident room.
-// 4. memory per hibernated object.
+// 5. memory per hibernated object.
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/router/hub.hpp"
 
@@ -122,6 +125,62 @@ void durable_throughput(const std::filesystem::path& dir, std::uint64_t n) {
         if (errors) std::printf("(%llu errors)\n", static_cast<unsigned long long>(errors.load()));
         std::printf("| %s | %.0f | %.0f | %.2f |\n", sync == embedded::durability::full ? "FULL" : "NORMAL",
                     static_cast<double>(n) / secs,
+                    static_cast<double>(after.frames - before.frames) /
+                        static_cast<double>(std::max<std::uint64_t>(1, after.commits - before.commits)),
+                    secs);
+    }
+}
+
+// Each add commits twice: the owner's forward-list row (then its reply), and
+// on the contact's object the reverse-list notice that takes the contact's
+// next list version (then its publication). An add counts once both are in.
+void contact_adds(const std::filesystem::path& dir, std::uint64_t n) {
+    const std::uint64_t users = std::max<std::uint64_t>(2, std::min<std::uint64_t>(1000, n));
+    const std::uint64_t per_owner = std::max<std::uint64_t>(1, std::min(users - 1, n / users));
+    const std::uint64_t adds = users * per_owner;
+    std::printf("\n## contact adds/s (%llu pipelined roster_change{add, forward} among %llu users: the owner's reply "
+                "and the contact's reverse-list notice, both after commit)\n\n",
+                static_cast<unsigned long long>(adds), static_cast<unsigned long long>(users));
+    std::printf("| sync | adds/s | frames per commit | elapsed s |\n|---|---:|---:|---:|\n");
+    const auto handle = [](std::uint64_t i) { return "u" + std::to_string(i) + "@example.com"; };
+    for (const auto sync : {embedded::durability::full, embedded::durability::normal}) {
+        auto opt = base_options(dir, sync == embedded::durability::full ? "adds-full" : "adds-normal");
+        opt.sync = sync;
+        opt.max_list_entries = std::max<std::size_t>(opt.max_list_entries, per_owner);
+        embedded::backend be(opt);
+        for (std::uint64_t i = 0; i < users; ++i) add_user(opt.file, handle(i));
+        countdown done(2 * adds);  // replies and notices
+        std::atomic<std::uint64_t> errors{0};
+        for (std::uint64_t i = 0; i < users; ++i) {
+            be.subscribe("user:" + handle(i), [&](frame::frame f) {
+                if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
+                    done.hit();
+                }
+            });
+        }
+        const auto before = be.stats();
+        const auto start = clock_type::now();
+        std::uint64_t corr = 0;
+        for (std::uint64_t k = 1; k <= per_owner; ++k) {
+            for (std::uint64_t i = 0; i < users; ++i) {
+                be.send(frame::frame{++corr, "user:" + handle(i), handle(i),
+                                     frame::list_edit(frame::change_op::add, frame::list::forward,
+                                                      handle((i + k) % users))},
+                        [&](frame::frame r) {
+                            if (!std::holds_alternative<frame::roster_change>(r.content)) errors.fetch_add(1);
+                            done.hit();
+                        });
+            }
+        }
+        if (!done.wait()) {
+            std::printf("timed out\n");
+            std::exit(1);
+        }
+        const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+        const auto after = be.stats();
+        if (errors) std::printf("(%llu errors)\n", static_cast<unsigned long long>(errors.load()));
+        std::printf("| %s | %.0f | %.0f | %.2f |\n", sync == embedded::durability::full ? "FULL" : "NORMAL",
+                    static_cast<double>(adds) / secs,
                     static_cast<double>(after.frames - before.frames) /
                         static_cast<double>(std::max<std::uint64_t>(1, after.commits - before.commits)),
                     secs);
@@ -279,6 +338,7 @@ int main(int argc, char** argv) {
     std::printf("\nmachine: %u cores; database in %s; %u shards\n", std::thread::hardware_concurrency(),
                 dir.c_str(), std::thread::hardware_concurrency());
     durable_throughput(dir, messages);
+    contact_adds(dir, messages / 10);
     fanout(dir, messages / 50);
     wake_latency(dir, rooms);
     hibernated_memory(dir, rooms * 50);

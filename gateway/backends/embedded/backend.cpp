@@ -29,21 +29,16 @@ struct envelope {
 
 bool is_room(std::string_view id) { return id.starts_with("room:"); }
 
-// Frames that change nothing a restart keeps: a user object applies them by
-// writing only live endpoints and their presence (which the backend clears
-// at start), or nothing. Keep this list in step with user_object.cpp.
-bool changes_endpoints_only(const frame::frame& f) {
-    if (!f.object.starts_with("user:")) {
-        return false;
+// Whether the frame's object may write anything a restart keeps: the
+// object kind answers (object.hpp). Ids of neither kind are refused.
+bool needs_sync(const frame::frame& f) {
+    if (f.object.starts_with("user:")) {
+        return user_needs_sync(f);
     }
-    return std::visit(
-        [](const auto& body) {
-            using T = std::decay_t<decltype(body)>;
-            return std::is_same_v<T, frame::hello> || std::is_same_v<T, frame::bye> ||
-                   std::is_same_v<T, frame::presence_set> || std::is_same_v<T, frame::roster_get> ||
-                   std::is_same_v<T, frame::presence_update> || std::is_same_v<T, frame::room_invite>;
-        },
-        f.content);
+    if (is_room(f.object)) {
+        return room_needs_sync(f);
+    }
+    return true;
 }
 
 }  // namespace
@@ -173,14 +168,16 @@ private:
         touched.reserve(batch.size());
 
         // Sign-ins, sign-outs and status changes would otherwise wait for the
-        // disk under durability = full. A batch of only those commits without
+        // disk under durability = full. A batch whose objects say none of its
+        // frames writes more than live endpoints (needs_sync) commits without
         // the sync: a crash of the process still keeps it, the next synced
         // commit makes it durable too (the WAL is one sequence), and a power
         // loss before then loses only state a restart clears anyway. SQLite
-        // allows the change between transactions only.
+        // allows the change between transactions only, so the objects answer
+        // from the frames before the transaction begins.
         const bool relaxed_frames = opt_.sync == durability::full &&
-                                    std::all_of(batch.begin(), batch.end(),
-                                                [](const envelope& e) { return changes_endpoints_only(e.f); });
+                                    std::none_of(batch.begin(), batch.end(),
+                                                 [](const envelope& e) { return needs_sync(e.f); });
         // Deadlines that have passed count among the batch's changes.
         std::vector<std::string> due;
         for (const auto& [id, at] : deadlines_) {

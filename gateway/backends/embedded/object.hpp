@@ -93,6 +93,16 @@ public:
 std::unique_ptr<object> load_user(database& db, std::string_view handle);
 std::unique_ptr<object> load_room(database& db, std::string_view room_id);
 
+// Whether applying `f` to an object of that kind may write anything a
+// restart keeps, that is, anything beyond live endpoints and their presence
+// (clear_endpoints removes those at start). Each kind answers beside the
+// code that applies the frame, from the frame alone, since the shard must
+// choose how its transaction commits before it begins: under durability
+// full, a batch whose frames all answer false commits without waiting for
+// the disk.
+bool user_needs_sync(const frame::frame& f);
+bool room_needs_sync(const frame::frame& f);
+
 // Creates the schema, or checks that an existing file has the current one
 // (throws std::runtime_error when it has another).
 void create_schema(database& db);

@@ -110,6 +110,14 @@ public:
             f.content);
     }
 
+    // What may outlive the process (room_needs_sync): a room's joined
+    // endpoints are cleared at start like users' presence, but joins and
+    // leaves also change its members and invitations, messages its history,
+    // and even a frame that writes nothing may wake a room stored before
+    // epochs, which names its history as it loads. Every room frame
+    // commits durably.
+    static bool needs_sync(const frame::frame&) { return true; }
+
     std::uint64_t deadline_ms() const override {
         std::uint64_t first = 0;
         for (const graced& g : graced_) {
@@ -602,5 +610,7 @@ private:
 std::unique_ptr<object> load_room(database& db, std::string_view room_id) {
     return std::make_unique<room_object>(db, room_id);
 }
+
+bool room_needs_sync(const frame::frame& f) { return room_object::needs_sync(f); }
 
 }  // namespace switchyard::gateway::embedded

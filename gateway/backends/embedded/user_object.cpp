@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -174,6 +175,23 @@ public:
             return;
         }
         std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+    }
+
+    // What may outlive the process (user_needs_sync): sign-ins, sign-outs
+    // and status changes write only the endpoints' rows; a roster read and
+    // the contacts' presence and invitations passed on to the owner write
+    // nothing (from the owner they are refused, which writes nothing
+    // either). Everything else may write the owner's profile, lists or
+    // version, a reverse-list notice included.
+    static bool needs_sync(const frame::frame& f) {
+        return std::visit(
+            [](const auto& body) {
+                using T = std::decay_t<decltype(body)>;
+                return !(std::is_same_v<T, frame::hello> || std::is_same_v<T, frame::bye> ||
+                         std::is_same_v<T, frame::presence_set> || std::is_same_v<T, frame::roster_get> ||
+                         std::is_same_v<T, frame::presence_update> || std::is_same_v<T, frame::room_invite>);
+            },
+            f.content);
     }
 
 private:
@@ -977,5 +995,7 @@ private:
 std::unique_ptr<object> load_user(database& db, std::string_view handle) {
     return std::make_unique<user_object>(db, handle);
 }
+
+bool user_needs_sync(const frame::frame& f) { return user_object::needs_sync(f); }
 
 }  // namespace switchyard::gateway::embedded
