@@ -4,10 +4,11 @@
 //
 // Memory holds the user's own committed rows and nothing else, so an
 // evicted object loses nothing and a resident one costs what its own lists
-// cost. The reverse and pending lists, and contacts' presence, belong to
-// other users' rows: they are read from the database when needed, never
-// cached. What other users must learn (list notices, presence) goes to
-// their objects as frames after commit; this object writes only its rows.
+// cost. The reverse list is the user's own rows too, written only from the
+// contacts' notices; it is read from the database when needed, never cached,
+// since a popular user's can be long. What other users must learn (list
+// notices, presence) goes to their objects as frames after commit; this
+// object writes only its rows.
 #include "gateway/backends/embedded/object.hpp"
 #include "gateway/backends/embedded/users.hpp"
 
@@ -250,9 +251,11 @@ private:
     void from_other(const frame::frame& f, context& ctx) {
         // Objects never set corr, so a frame with one is a client acting on
         // someone else's object. Clients may also send corr 0 under their
-        // own name: the accepted notices are checked against what the
-        // sender's committed rows say, so a forged one can only tell the
-        // truth. Refusals of object frames are dropped by the shard.
+        // own name: each accepted frame is a statement about the sender's
+        // own lists (its `handle` or `user` must be the sender), or is
+        // checked against the owner's rows, so a forged one can only say
+        // what the sender could make true itself. Refusals of object frames
+        // are dropped by the shard.
         if (f.corr == 0) {
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
                 reverse_notice(f.sender, *r, ctx);
@@ -266,25 +269,82 @@ private:
                 invitation(f.sender, *i, ctx);
                 return;
             }
+            if (const auto* a = std::get_if<frame::ack>(&f.content)) {
+                acknowledged(f.sender, *a, ctx);
+                return;
+            }
         }
         ctx.fail(error_code::not_allowed, "only " + me_.handle + " may use this object");
     }
 
-    // Someone added the owner to, or removed it from, their forward list.
+    // The sender added the owner to, or removed it from, its forward list:
+    // its own statement, at its list version r.version. Notices from one
+    // sender are applied in version order, each once: one no newer than the
+    // last applied (sent again after a crash, or overtaken) changes nothing.
+    // Either way the sender's object is told, so it can forget the notice.
     void reverse_notice(const std::string& sender, const frame::roster_change& r, context& ctx) {
-        if (r.handle != sender || (r.op != frame::change_op::add && r.op != frame::change_op::remove)) {
+        if (r.handle != sender || (r.op != frame::change_op::add && r.op != frame::change_op::remove) ||
+            r.version == 0) {
             return;
         }
-        const bool listed = (stored_lists(ctx.db, sender, me_.handle) & forward_bit) != 0;
-        if (listed != (r.op == frame::change_op::add)) {
-            return;  // stale (changed back since) or untrue
+        auto& q = ctx.db.prepare("SELECT listed, version FROM reverse_contacts WHERE owner = ?1 AND contact = ?2");
+        q.bind(me_.handle, sender);
+        bool listed = false;
+        std::uint64_t applied = 0;
+        if (q.step()) {
+            listed = q.integer(0) != 0;
+            applied = static_cast<std::uint64_t>(q.integer(1));
         }
-        const auto row = read_user(ctx.db, sender);
-        // RL changes take the owner's next list version, as MSNP's `ADD 0 RL ver`.
-        bump_version(ctx);
-        ctx.publish(frame::frame{0, {}, sender,
-                                 frame::roster_change{r.op, frame::list::reverse, sender,
-                                                      row ? row->display_name : sender, {}, me_.list_version, {}, {}}});
+        q.run();
+        if (r.version > applied) {
+            const bool now = r.op == frame::change_op::add;
+            const std::string name =
+                r.display_name.empty() || !text::check_text(r.display_name, ctx.opt.name_bytes) ? sender
+                                                                                               : r.display_name;
+            ctx.db
+                .prepare("INSERT OR REPLACE INTO reverse_contacts (owner, contact, listed, display_name, version) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)")
+                .bind(me_.handle, sender, now, name, r.version)
+                .run();
+            if (now != listed) {
+                // RL changes take the owner's next list version, as MSNP's `ADD 0 RL ver`.
+                bump_version(ctx);
+                ctx.publish(frame::frame{0, {}, sender,
+                                         frame::roster_change{r.op, frame::list::reverse, sender, name, {},
+                                                              me_.list_version, {}, {}}});
+            }
+        }
+        ctx.send(frame::frame{0, user_object_id(sender), me_.handle, frame::ack{r.version}});
+    }
+
+    // The contact's object has applied the owner's notices up to a.seq (a
+    // list version of the owner's): those leave the outbox. A newer notice
+    // to the same contact stays until it is acknowledged in turn.
+    void acknowledged(const std::string& sender, const frame::ack& a, context& ctx) {
+        ctx.db.prepare("DELETE FROM outbox WHERE owner = ?1 AND contact = ?2 AND version <= ?3")
+            .bind(me_.handle, sender, a.seq)
+            .run();
+    }
+
+    // The owner's reverse-list notice to `contact`, kept in the outbox in
+    // this transaction and sent after commit: if the process dies between
+    // this commit and the contact's, the backend sends it again at start.
+    void tell_contact(context& ctx, const std::string& contact, frame::change_op op) {
+        ctx.db
+            .prepare("INSERT OR REPLACE INTO outbox (owner, contact, op, display_name, version) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(me_.handle, contact, static_cast<unsigned>(op), me_.display_name, me_.list_version)
+            .run();
+        ctx.send(embedded::reverse_notice(me_.handle, contact, op, me_.display_name, me_.list_version));
+    }
+
+    // Whether `watcher` has the owner on its forward list, as its notices said.
+    bool watched_by(database& db, std::string_view watcher) const {
+        auto& q = db.prepare("SELECT 1 FROM reverse_contacts WHERE owner = ?1 AND contact = ?2 AND listed = 1");
+        q.bind(me_.handle, watcher);
+        const bool found = q.step();
+        q.run();
+        return found;
     }
 
     void contact_presence(const std::string& sender, const frame::presence_update& u, context& ctx) {
@@ -408,9 +468,8 @@ private:
         std::size_t reverse_only_room =
             frame::limits::roster_entries - std::min(frame::limits::roster_entries, contacts_.size());
         auto& q = ctx.db.prepare(
-            "SELECT c.owner, u.display_name FROM contacts AS c JOIN users AS u ON u.handle = c.owner "
-            "WHERE c.contact = ?1 AND (c.lists & ?2) != 0 ORDER BY c.owner");
-        q.bind(me_.handle, forward_bit);
+            "SELECT contact, display_name FROM reverse_contacts WHERE owner = ?1 AND listed = 1 ORDER BY contact");
+        q.bind(me_.handle);
         std::string watcher;
         std::string watcher_name;
         const auto next_watcher = [&] {
@@ -564,9 +623,7 @@ private:
             store_membership(ctx.db, handle, r.group_id);
         }
         if (r.which == frame::list::forward) {
-            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
-                                  frame::roster_change{frame::change_op::add, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}, {}}});
+            tell_contact(ctx, handle, frame::change_op::add);
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
             if (auto seen = seen_online(ctx.db, handle)) {
@@ -646,9 +703,7 @@ private:
         }
         ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version, {}, {}});
         if (r.which == frame::list::forward) {
-            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
-                                  frame::roster_change{frame::change_op::remove, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}, {}}});
+            tell_contact(ctx, handle, frame::change_op::remove);
         } else {
             refresh_watcher(ctx, handle, old_lists);
         }
@@ -857,8 +912,8 @@ private:
         if (before == after || (!is_online(before.effective.state) && !is_online(after.effective.state))) {
             return;  // nothing changed, or everyone saw offline before and after
         }
-        auto& q = ctx.db.prepare("SELECT owner FROM contacts WHERE contact = ?1 AND (lists & ?2) != 0");
-        q.bind(me_.handle, forward_bit);
+        auto& q = ctx.db.prepare("SELECT contact FROM reverse_contacts WHERE owner = ?1 AND listed = 1");
+        q.bind(me_.handle);
         while (q.step()) {
             const std::string watcher = q.text(0);
             const std::uint32_t lists = lists_of(watcher);
@@ -870,7 +925,7 @@ private:
     // effect at once.
     void refresh_watcher(context& ctx, const std::string& watcher, std::uint32_t old_lists) {
         const snapshot now = snap();
-        if (!is_online(now.effective.state) || !(stored_lists(ctx.db, watcher, me_.handle) & forward_bit)) {
+        if (!is_online(now.effective.state) || !watched_by(ctx.db, watcher)) {
             return;
         }
         notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
