@@ -244,6 +244,9 @@ private:
         ++local_.commits;
         local_.unsynced_commits += relaxed ? 1 : 0;
         publish_stats();  // before the replies, so a requester sees its own batch counted
+        if (opt_.after_commit) {
+            opt_.after_commit(ctx.sends.size());
+        }
 
         // One burst for what follows: receivers wake their threads once.
         const backends::release_burst burst;
