@@ -228,6 +228,10 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
                "('bob@example.com', 'alice@example.com', 1, 'Alice', 9)");
     f.db->exec("INSERT INTO outbox (owner, contact, op, display_name, version) VALUES "
                "('alice@example.com', 'bob@example.com', 0, 'Alice', 9)");
+    f.db->exec("INSERT INTO contact_views (owner, contact, state, display_name, personal_message, current_media, "
+               "capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, phone_mobile, "
+               "mobile_pageable) VALUES ('bob@example.com', 'alice@example.com', 1, 'Alice', '', '', 0, 0, '', "
+               "'ep', '', '', '', 0)");
     INFO((f.db->failed() ? f.db->error() : ""));
     REQUIRE_FALSE(f.db->failed());
 
@@ -236,6 +240,7 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
     // Bob's reverse entry for Alice goes too: it holds her list version 9,
     // and an account created again under her handle counts from 0.
     CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 0);
+    CHECK(f.count("SELECT count(*) FROM contact_views") == 0);  // gone is offline
     CHECK(f.count("SELECT count(*) FROM users WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM credentials WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM contacts WHERE owner = 'alice@example.com'") == 0);

@@ -7,6 +7,7 @@
 #include "embedded_fixture.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <string>
@@ -785,6 +786,7 @@ TEST_CASE("a schema version 1 database gains the phone and session columns and k
         db.exec("ALTER TABLE presence DROP COLUMN single_session");
         db.exec("DROP TABLE reverse_contacts");
         db.exec("DROP TABLE outbox");
+        db.exec("DROP TABLE contact_views");
         db.exec("PRAGMA user_version = 1");
         REQUIRE_FALSE(db.failed());
     }
@@ -1148,6 +1150,7 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     f.be.reset();
     exec(f, "DROP TABLE reverse_contacts");
     exec(f, "DROP TABLE outbox");
+    exec(f, "DROP TABLE contact_views");
     exec(f, "PRAGMA user_version = 3");
     f.restart();
     CHECK(count_rows(f, "PRAGMA user_version") == 4);
@@ -1165,4 +1168,64 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     change(f, carol, removing(list::forward, alice));
     CHECK(next_notice(alice_q, carol).op == frame::change_op::remove);
     CHECK(entry(roster_of(f, alice), carol)->lists == 2);  // AL
+}
+
+// ---------------------------------------------------------------- contacts' presence as they showed it
+
+TEST_CASE("the initial burst shows contacts as their objects showed them, not their rows") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    change(f, bob, adding(list::forward, carol));
+    sign_in(f, alice, status::away);
+    // Carol online behind her object's back: Bob's object was never told.
+    exec(f, "INSERT INTO presence (handle, endpoint, state, capabilities, capabilities_ex, msn_object) "
+            "VALUES ('carol@example.com', 'ep-x', 1, 0, 0, '')");
+    const auto burst = sign_in(f, bob);
+    REQUIRE(burst.size() == 2);
+    const auto& seen = as<frame::presence_update>(burst[0]);
+    CHECK(seen.user == alice);
+    CHECK(seen.initial);
+    CHECK(seen.presence.state == status::away);
+}
+
+TEST_CASE("a contact sends a new watcher its presence, which is not shown twice") {
+    users_fixture f;
+    sign_in(f, alice);
+    auto& bob_q = f.subscribe(user(bob));
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    REQUIRE(replies.size() == 2);
+    CHECK(as<frame::presence_update>(replies[0]).presence.state == status::online);
+    // Alice's object has applied Bob's notice, and sent him her presence,
+    // once this reply is out (her shard is first in, first out).
+    roster_of(f, alice);
+    change(f, carol, adding(list::forward, bob));  // marker
+    CHECK(next_notice(bob_q, carol).op == frame::change_op::add);
+    CHECK(bob_q.size() == 0);
+}
+
+TEST_CASE("a contact whose presence changed before it learned it is watched shows the change") {
+    // Alice goes away after Bob's add read her rows and before her object
+    // applies his notice: her fan-out did not include him yet, so the view
+    // her object sends with the notice is the only way he learns it. The
+    // hook puts her presence_set ahead of the notice on her shard.
+    embedded::options o;
+    auto be = std::make_shared<std::atomic<embedded::backend*>>(nullptr);
+    o.after_commit = [be](std::size_t sends) {
+        if (sends == 0) return;
+        if (embedded::backend* b = be->exchange(nullptr)) {
+            b->send(frame::frame{0, user(alice), alice, presence(status::away)}, [](frame::frame) {});
+        }
+    };
+    users_fixture f(o);
+    sign_in(f, alice);
+    auto& bob_q = f.subscribe(user(bob));
+    *be = f.be.get();
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    REQUIRE(replies.size() == 2);
+    CHECK(as<frame::presence_update>(replies[0]).presence.state == status::online);
+    CHECK(next_presence(bob_q, alice).state == status::away);
+    // And his next sign-in shows her away.
+    const auto burst = sign_in(f, bob);
+    REQUIRE(burst.size() == 2);
+    CHECK(as<frame::presence_update>(burst[0]).presence.state == status::away);
 }

@@ -376,6 +376,9 @@ tl::expected<void, account_error> accounts::remove(std::string_view handle) {
         // created again under the handle counts its versions from 0.
         db_.prepare("DELETE FROM users WHERE handle = ?1").bind(*h).run();
         db_.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(*h).run();
+        // And what it last showed its watchers: an account that is gone is
+        // offline to everyone.
+        db_.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(*h).run();
         return {};
     });
 }

@@ -3,7 +3,8 @@
 // belongs to, as the contacts' objects told it (reverse_contacts); the
 // contacts' objects keep what they told until it is acknowledged (outbox),
 // so the two sides agree again after a crash between their commits
-// (gateway/backends/README.md, "Reverse-list exchange").
+// (gateway/backends/README.md, "Reverse-list exchange"). What contacts
+// showed a user of their presence is the user's own too (contact_views).
 #include "gateway/backends/embedded/object.hpp"
 
 #include <stdexcept>
@@ -97,6 +98,28 @@ CREATE TABLE contact_groups (
     group_id TEXT NOT NULL,
     PRIMARY KEY (owner, contact, group_id),
     FOREIGN KEY (owner, contact) REFERENCES contacts(owner, contact) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- What each forward-list contact last showed the owner while online: the
+-- view its object sent (presence_update), or the one read when the owner
+-- added it. No row: offline. Emptied at start like presence, since every
+-- endpoint is gone. Added by schema version 4.
+CREATE TABLE contact_views (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    state            INTEGER NOT NULL,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL,
+    current_media    TEXT NOT NULL,
+    capabilities     INTEGER NOT NULL,
+    capabilities_ex  INTEGER NOT NULL,
+    msn_object       TEXT NOT NULL,
+    endpoint         TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
 ) WITHOUT ROWID;
 
 -- Live endpoints; emptied at start, since every endpoint of this process is gone.
@@ -196,7 +219,8 @@ ALTER TABLE presence ADD COLUMN single_session INTEGER NOT NULL DEFAULT 0;
 // Version 3 databases derived reverse lists from the other users' forward
 // lists. Each user gets the entries those lists imply, once, as if every
 // contact's object had just sent its notice at its current list version, so
-// the next notice of each is newer.
+// the next notice of each is newer. Contact views start empty, as they do
+// at every start.
 constexpr const char* upgrade_v3_to_v4 = R"sql(
 CREATE TABLE reverse_contacts (
     owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
@@ -212,6 +236,23 @@ CREATE TABLE outbox (
     op           INTEGER NOT NULL,
     display_name TEXT NOT NULL,
     version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+CREATE TABLE contact_views (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    state            INTEGER NOT NULL,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL,
+    current_media    TEXT NOT NULL,
+    capabilities     INTEGER NOT NULL,
+    capabilities_ex  INTEGER NOT NULL,
+    msn_object       TEXT NOT NULL,
+    endpoint         TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
     PRIMARY KEY (owner, contact)
 ) WITHOUT ROWID;
 INSERT INTO reverse_contacts (owner, contact, listed, display_name, version)
@@ -255,6 +296,7 @@ void create_schema(database& db) {
 
 void clear_endpoints(database& db) {
     db.exec("DELETE FROM presence");
+    db.exec("DELETE FROM contact_views");
     db.exec("DELETE FROM room_endpoints");
 }
 

@@ -312,6 +312,14 @@ private:
                 ctx.publish(frame::frame{0, {}, sender,
                                          frame::roster_change{r.op, frame::list::reverse, sender, name, {},
                                                               me_.list_version, {}, {}}});
+                // The new watcher's view of the owner: what changed since
+                // its add read the owner's rows was fanned out before it
+                // was on the reverse list.
+                if (now) {
+                    const snapshot s = snap();
+                    const frame::presence_info seen = view(s, lists_of(sender));
+                    notify_if_changed(ctx, sender, offline_as(seen.display_name), seen);
+                }
             }
         }
         ctx.send(frame::frame{0, user_object_id(sender), me_.handle, frame::ack{r.version}});
@@ -353,6 +361,14 @@ private:
         if (u.user != sender || !(lists_of(sender) & forward_bit)) {
             return;
         }
+        // A contact sends its view when it changes, and once when it learns
+        // the owner watches it: that one repeats what the owner's add read,
+        // unless the contact changed in between.
+        const auto before = stored_view(ctx.db, sender);
+        if (is_online(u.presence.state) && before && *before == u.presence) {
+            return;
+        }
+        store_view(ctx.db, sender, u.presence);
         ctx.publish(frame::frame{0, {}, sender, u});
     }
 
@@ -626,7 +642,9 @@ private:
             tell_contact(ctx, handle, frame::change_op::add);
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
-            if (auto seen = seen_online(ctx.db, handle)) {
+            auto seen = seen_online(ctx.db, handle);
+            store_view(ctx.db, handle, seen ? *seen : offline_as(handle));
+            if (seen) {
                 ctx.reply(frame::presence_update{handle, false, std::move(*seen)});
             }
         } else {
@@ -693,6 +711,9 @@ private:
             ctx.db.prepare("DELETE FROM contact_groups WHERE owner = ?1 AND contact = ?2")
                 .bind(me_.handle, handle)
                 .run();
+        }
+        if (r.which == frame::list::forward) {
+            store_view(ctx.db, handle, offline_as(handle));  // no longer watched
         }
         bump_version(ctx);
         if (c.lists == 0) {
@@ -931,7 +952,9 @@ private:
         notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
     }
 
-    // A contact's presence as the owner sees it, when that is online.
+    // A contact's presence as the owner sees it, when that is online, from
+    // the contact's rows: only when the owner adds it, before the contact's
+    // object knows it is watched and sends its views itself.
     std::optional<frame::presence_info> seen_online(database& db, const std::string& handle) const {
         const auto row = read_user(db, handle);
         if (!row) {
@@ -944,16 +967,66 @@ private:
         return seen;
     }
 
-    // MSNP's ILN burst: every forward-list contact the owner sees online.
+    // MSNP's ILN burst: every forward-list contact the owner sees online,
+    // as the contacts last showed it (contact_views), in handle order.
     void initial_burst(context& ctx) {
-        for (const auto& [handle, c] : contacts_) {
-            if (!(c.lists & forward_bit)) {
-                continue;
-            }
-            if (auto seen = seen_online(ctx.db, handle)) {
-                ctx.reply(frame::presence_update{handle, true, std::move(*seen)});
+        auto& q = ctx.db.prepare(
+            "SELECT contact, state, display_name, personal_message, current_media, capabilities, capabilities_ex, "
+            "msn_object, endpoint, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_views "
+            "WHERE owner = ?1 ORDER BY contact");
+        q.bind(me_.handle);
+        while (q.step()) {
+            std::string handle = q.text(0);
+            if (lists_of(handle) & forward_bit) {
+                ctx.reply(frame::presence_update{std::move(handle), true, view_at(q, 1)});
             }
         }
+    }
+
+    // A contact_views row's presence, from column `first` on.
+    static frame::presence_info view_at(const statement& q, int first) {
+        frame::presence_info p;
+        p.state = static_cast<frame::status>(q.integer(first));
+        p.display_name = q.text(first + 1);
+        p.personal_message = q.text(first + 2);
+        p.current_media = q.text(first + 3);
+        p.capabilities = static_cast<std::uint64_t>(q.integer(first + 4));
+        p.capabilities_ex = static_cast<std::uint64_t>(q.integer(first + 5));
+        p.msn_object = q.text(first + 6);
+        p.endpoint = q.text(first + 7);
+        p.phones = {q.text(first + 8), q.text(first + 9), q.text(first + 10), q.integer(first + 11) != 0};
+        return p;
+    }
+
+    // What `contact` last showed the owner, when that was online.
+    std::optional<frame::presence_info> stored_view(database& db, std::string_view contact) const {
+        auto& q = db.prepare(
+            "SELECT state, display_name, personal_message, current_media, capabilities, capabilities_ex, msn_object, "
+            "endpoint, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_views "
+            "WHERE owner = ?1 AND contact = ?2");
+        q.bind(me_.handle, contact);
+        std::optional<frame::presence_info> out;
+        if (q.step()) {
+            out = view_at(q, 0);
+        }
+        q.run();
+        return out;
+    }
+
+    // Keeps what `contact` shows the owner now; an offline view keeps nothing.
+    void store_view(database& db, const std::string& contact, const frame::presence_info& p) {
+        if (!is_online(p.state)) {
+            db.prepare("DELETE FROM contact_views WHERE owner = ?1 AND contact = ?2").bind(me_.handle, contact).run();
+            return;
+        }
+        db.prepare(
+              "INSERT OR REPLACE INTO contact_views (owner, contact, state, display_name, personal_message, "
+              "current_media, capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, "
+              "phone_mobile, mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+            .bind(me_.handle, contact, static_cast<unsigned>(p.state), p.display_name, p.personal_message,
+                  p.current_media, p.capabilities, p.capabilities_ex, p.msn_object, p.endpoint, p.phones.home,
+                  p.phones.work, p.phones.mobile, p.phones.pageable)
+            .run();
     }
 
     // ------------------------------------------------------------ helpers
