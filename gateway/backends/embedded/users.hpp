@@ -1,9 +1,10 @@
 // Reads of user rows shared by user and room objects. Only the user's own
 // object writes them. An object should read only its own rows too (design
-// section 2): the reverse list is the user's own (reverse_contacts); what
-// still reads another user's rows through these (a contact's presence and
-// privacy for the initial burst and phones, a room's checks of an invitee
-// and of blocks) is to move to frames between the objects.
+// section 2): the reverse list and the contacts' presence are the user's
+// own (reverse_contacts, contact_views); what still reads another user's
+// rows through these (a contact's presence, privacy and phones when it is
+// added and in the roster, a room's checks of an invitee and of blocks) is
+// to move to frames between the objects.
 #pragma once
 
 #include "gateway/backends/embedded/sqlite.hpp"
