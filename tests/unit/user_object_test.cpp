@@ -1229,3 +1229,34 @@ TEST_CASE("a contact whose presence changed before it learned it is watched show
     REQUIRE(burst.size() == 2);
     CHECK(as<frame::presence_update>(burst[0]).presence.state == status::away);
 }
+
+TEST_CASE("a notice lost to its receiver's failed commit is sent again after a while") {
+    auto now = std::make_shared<std::atomic<std::uint64_t>>(1'000'000'000);
+    embedded::options o;
+    o.clock = [now] { return now->load(); };
+    users_fixture f(o);
+    // Alice's commit of Bob's notice fails, and is rolled back.
+    exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON reverse_contacts BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    change(f, bob, adding(list::forward, alice));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (f.be->stats().storage_errors == 0) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(1ms);
+    }
+    exec(f, "DROP TRIGGER refuse");
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+    CHECK(count_rows(f, "SELECT count(*) FROM outbox") == 1);
+
+    // Not yet: Bob's object waits a minute for the acknowledgement.
+    *now += 59'000;
+    roster_of(f, bob);
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+    // Then sends the notice again: the frame that wakes Bob's shard finds
+    // the deadline passed, and his reply leaves after the notice.
+    *now += 1'001;
+    roster_of(f, bob);
+    const auto r = roster_of(f, alice);
+    REQUIRE(entry(r, bob));
+    CHECK(entry(r, bob)->lists == 24);
+    CHECK(outbox_empties(f));
+}

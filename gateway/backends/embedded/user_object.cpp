@@ -83,6 +83,14 @@ bool check_text(context& ctx, std::string_view value, std::size_t limit, std::st
     return ok.has_value();
 }
 
+// A notice not acknowledged in this long is sent again, at most
+// max_resends times in one run, each wait twice the last: a receiver's
+// commit that failed loses it until then. The backend also sends every
+// unacknowledged notice when it starts, so giving up in a run (a receiver
+// whose account is gone never acknowledges) loses nothing.
+constexpr std::uint64_t resend_after_ms = 60000;
+constexpr unsigned max_resends = 4;
+
 template <class E> bool in_range(E v) { return static_cast<unsigned>(v) <= frame::enum_traits<E>::max_value; }
 
 std::string user_object_id(std::string_view handle) { return "user:" + std::string(handle); }
@@ -170,11 +178,45 @@ public:
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
         }
+        if (!outbox_checked_) {
+            // Loaded with notices still unacknowledged (a failed batch
+            // dropped this object, or a run ended): wait for them as if
+            // they had just been sent.
+            outbox_checked_ = true;
+            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
+                resend_at_ = ctx.now_ms + resend_after_ms;
+            }
+        }
         if (f.sender != me_.handle) {
             from_other(f, ctx);
             return;
         }
         std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+    }
+
+    std::uint64_t deadline_ms() const override { return resend_at_; }
+
+    // Notices still unacknowledged after a while are sent again.
+    void expire(context& ctx) override {
+        resend_at_ = 0;
+        revalidate(ctx.db);
+        if (!exists_) {
+            return;
+        }
+        auto& q = ctx.db.prepare(
+            "SELECT contact, op, display_name, version FROM outbox WHERE owner = ?1 ORDER BY version");
+        q.bind(me_.handle);
+        bool any = false;
+        while (q.step()) {
+            const auto op = q.integer(1) == static_cast<int>(frame::change_op::remove) ? frame::change_op::remove
+                                                                                        : frame::change_op::add;
+            ctx.send(embedded::reverse_notice(me_.handle, q.text(0), op, q.text(2),
+                                              static_cast<std::uint64_t>(q.integer(3))));
+            any = true;
+        }
+        if (any && ++resends_ < max_resends) {
+            resend_at_ = ctx.now_ms + (resend_after_ms << resends_);
+        }
     }
 
 private:
@@ -332,6 +374,18 @@ private:
         ctx.db.prepare("DELETE FROM outbox WHERE owner = ?1 AND contact = ?2 AND version <= ?3")
             .bind(me_.handle, sender, a.seq)
             .run();
+        if (resend_at_ != 0 && !outbox_waiting(ctx.db)) {
+            resend_at_ = 0;
+            resends_ = 0;
+        }
+    }
+
+    bool outbox_waiting(database& db) const {
+        auto& q = db.prepare("SELECT 1 FROM outbox WHERE owner = ?1 LIMIT 1");
+        q.bind(me_.handle);
+        const bool found = q.step();
+        q.run();
+        return found;
     }
 
     // The owner's reverse-list notice to `contact`, kept in the outbox in
@@ -344,6 +398,10 @@ private:
             .bind(me_.handle, contact, static_cast<unsigned>(op), me_.display_name, me_.list_version)
             .run();
         ctx.send(embedded::reverse_notice(me_.handle, contact, op, me_.display_name, me_.list_version));
+        if (resend_at_ == 0) {
+            resend_at_ = ctx.now_ms + resend_after_ms;
+            resends_ = 0;
+        }
     }
 
     // Whether `watcher` has the owner on its forward list, as its notices said.
@@ -1095,6 +1153,11 @@ private:
     user_row me_;  // profile, privacy and list version; me_.handle is the owner
     bool exists_ = false;
     std::int64_t created_ms_ = 0;
+    // When unacknowledged notices are sent again (0: none waiting), and how
+    // often they were in this run.
+    std::uint64_t resend_at_ = 0;
+    unsigned resends_ = 0;
+    bool outbox_checked_ = false;
     std::map<std::string, contact, std::less<>> contacts_;  // FL, AL and BL, by handle
     std::vector<group_entry> groups_;                      // in creation order
     std::map<std::string, endpoint_state, std::less<>> endpoints_;
