@@ -360,7 +360,7 @@ private:
                 if (now) {
                     const snapshot s = snap();
                     const frame::presence_info seen = view(s, lists_of(sender));
-                    notify_if_changed(ctx, sender, offline_as(seen.display_name), seen);
+                    notify_if_changed(ctx, sender, offline_as(seen.display_name), seen, true);
                 }
             }
         }
@@ -419,15 +419,20 @@ private:
         if (u.user != sender || !(lists_of(sender) & forward_bit)) {
             return;
         }
-        // A contact sends its view when it changes, and once when it learns
-        // the owner watches it: that one repeats what the owner's add read,
-        // unless the contact changed in between.
-        const auto before = stored_view(ctx.db, sender);
-        if (is_online(u.presence.state) && before && *before == u.presence) {
-            return;
+        // A contact sends its view when it changes, and once, marked
+        // initial, when it learns the owner watches it: that one repeats
+        // what the owner's add read, unless the contact changed in between.
+        // Only it needs the comparison, which would cost every update a read.
+        if (u.initial) {
+            const auto before = stored_view(ctx.db, sender);
+            if (is_online(u.presence.state) && before && *before == u.presence) {
+                return;
+            }
         }
         store_view(ctx.db, sender, u.presence);
-        ctx.publish(frame::frame{0, {}, sender, u});
+        frame::presence_update shown = u;
+        shown.initial = false;  // for the owner's endpoints, a change like any other
+        ctx.publish(frame::frame{0, {}, sender, std::move(shown)});
     }
 
     // From a room on behalf of the inviter (the sender): the room checked
@@ -973,15 +978,16 @@ private:
         return offline_as(s.effective.display_name);
     }
 
+    // `initial`: the first view a new watcher gets (see contact_presence).
     void notify_if_changed(context& ctx, const std::string& watcher, const frame::presence_info& before,
-                           frame::presence_info after) {
+                           frame::presence_info after, bool initial = false) {
         const bool offline_both = before.state == frame::status::offline && after.state == frame::status::offline;
         if (offline_both || before == after) {
             return;
         }
         const std::uint32_t changed = differences(before, after);
         ctx.send(frame::frame{0, user_object_id(watcher), me_.handle,
-                              frame::presence_update{me_.handle, false, std::move(after), changed}});
+                              frame::presence_update{me_.handle, initial, std::move(after), changed}});
     }
 
     // After a change of presence, profile or privacy: every watcher (on the
@@ -1078,9 +1084,12 @@ private:
             return;
         }
         db.prepare(
-              "INSERT OR REPLACE INTO contact_views (owner, contact, state, display_name, personal_message, "
-              "current_media, capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, "
-              "phone_mobile, mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+              "INSERT INTO contact_views (owner, contact, state, display_name, personal_message, current_media, "
+              "capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, phone_mobile, "
+              "mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+              "ON CONFLICT (owner, contact) DO UPDATE SET state = ?3, display_name = ?4, personal_message = ?5, "
+              "current_media = ?6, capabilities = ?7, capabilities_ex = ?8, msn_object = ?9, endpoint = ?10, "
+              "phone_home = ?11, phone_work = ?12, phone_mobile = ?13, mobile_pageable = ?14")
             .bind(me_.handle, contact, static_cast<unsigned>(p.state), p.display_name, p.personal_message,
                   p.current_media, p.capabilities, p.capabilities_ex, p.msn_object, p.endpoint, p.phones.home,
                   p.phones.work, p.phones.mobile, p.phones.pageable)
