@@ -1204,16 +1204,20 @@ TEST_CASE("a contact sends a new watcher its presence, which is not shown twice"
 }
 
 TEST_CASE("a contact whose presence changed before it learned it is watched shows the change") {
-    // Alice goes away after Bob's add read her rows and before her object
-    // applies his notice: her fan-out did not include him yet, so the view
-    // her object sends with the notice is the only way he learns it. The
-    // hook puts her presence_set ahead of the notice on her shard.
+    // Alice goes away, or signs out, after Bob's add read her rows and
+    // before her object applies his notice: her fan-out did not include him
+    // yet, so the view her object sends with the notice is the only way he
+    // learns it. The hook puts her change ahead of the notice on her shard.
+    const bool signs_out = GENERATE(false, true);
+    INFO((signs_out ? "signs out" : "goes away"));
+    frame::body change_of_alice = presence(status::away);
+    if (signs_out) change_of_alice = frame::bye{error_code::internal, true, {}, "ep-1"};
     embedded::options o;
     auto be = std::make_shared<std::atomic<embedded::backend*>>(nullptr);
-    o.after_commit = [be](std::size_t sends) {
+    o.after_commit = [be, change_of_alice](std::size_t sends) {
         if (sends == 0) return;
         if (embedded::backend* b = be->exchange(nullptr)) {
-            b->send(frame::frame{0, user(alice), alice, presence(status::away)}, [](frame::frame) {});
+            b->send(frame::frame{0, user(alice), alice, change_of_alice}, [](frame::frame) {});
         }
     };
     users_fixture f(o);
@@ -1223,11 +1227,27 @@ TEST_CASE("a contact whose presence changed before it learned it is watched show
     const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
     REQUIRE(replies.size() == 2);
     CHECK(as<frame::presence_update>(replies[0]).presence.state == status::online);
-    CHECK(next_presence(bob_q, alice).state == status::away);
-    // And his next sign-in shows her away.
+    const auto now = signs_out ? status::offline : status::away;
+    CHECK(next_presence(bob_q, alice).state == now);
+    // And his next sign-in shows her so.
     const auto burst = sign_in(f, bob);
-    REQUIRE(burst.size() == 2);
-    CHECK(as<frame::presence_update>(burst[0]).presence.state == status::away);
+    if (signs_out) {
+        CHECK(burst.size() == 1);
+    } else {
+        REQUIRE(burst.size() == 2);
+        CHECK(as<frame::presence_update>(burst[0]).presence.state == status::away);
+    }
+}
+
+TEST_CASE("a contact offline when added and when it learns it is watched shows nothing more") {
+    users_fixture f;
+    auto& bob_q = f.subscribe(user(bob));
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    CHECK(replies.size() == 1);
+    roster_of(f, alice);  // her view has gone to Bob by then
+    change(f, carol, adding(list::forward, bob));  // marker
+    CHECK(next_notice(bob_q, carol).op == frame::change_op::add);
+    CHECK(bob_q.size() == 0);
 }
 
 TEST_CASE("a notice lost to its receiver's failed commit is sent again after a while") {

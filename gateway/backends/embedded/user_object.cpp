@@ -354,13 +354,14 @@ private:
                 ctx.publish(frame::frame{0, {}, sender,
                                          frame::roster_change{r.op, frame::list::reverse, sender, name, {},
                                                               me_.list_version, {}, {}}});
-                // The new watcher's view of the owner: what changed since
-                // its add read the owner's rows was fanned out before it
-                // was on the reverse list.
+                // The new watcher's view of the owner, offline too: what
+                // changed since its add read the owner's rows was fanned out
+                // before it was on the reverse list.
                 if (now) {
-                    const snapshot s = snap();
-                    const frame::presence_info seen = view(s, lists_of(sender));
-                    notify_if_changed(ctx, sender, offline_as(seen.display_name), seen, true);
+                    frame::presence_info seen = view(snap(), lists_of(sender));
+                    const std::uint32_t changed = differences(offline_as(seen.display_name), seen);
+                    ctx.send(frame::frame{0, user_object_id(sender), me_.handle,
+                                          frame::presence_update{me_.handle, true, std::move(seen), changed}});
                 }
             }
         }
@@ -421,11 +422,12 @@ private:
         }
         // A contact sends its view when it changes, and once, marked
         // initial, when it learns the owner watches it: that one repeats
-        // what the owner's add read, unless the contact changed in between.
-        // Only it needs the comparison, which would cost every update a read.
+        // what the owner's add read (offline: no stored view), unless the
+        // contact changed in between. Only it needs the comparison, which
+        // would cost every update a read.
         if (u.initial) {
             const auto before = stored_view(ctx.db, sender);
-            if (is_online(u.presence.state) && before && *before == u.presence) {
+            if (is_online(u.presence.state) ? before && *before == u.presence : !before) {
                 return;
             }
         }
@@ -978,16 +980,15 @@ private:
         return offline_as(s.effective.display_name);
     }
 
-    // `initial`: the first view a new watcher gets (see contact_presence).
     void notify_if_changed(context& ctx, const std::string& watcher, const frame::presence_info& before,
-                           frame::presence_info after, bool initial = false) {
+                           frame::presence_info after) {
         const bool offline_both = before.state == frame::status::offline && after.state == frame::status::offline;
         if (offline_both || before == after) {
             return;
         }
         const std::uint32_t changed = differences(before, after);
         ctx.send(frame::frame{0, user_object_id(watcher), me_.handle,
-                              frame::presence_update{me_.handle, initial, std::move(after), changed}});
+                              frame::presence_update{me_.handle, false, std::move(after), changed}});
     }
 
     // After a change of presence, profile or privacy: every watcher (on the
