@@ -5,10 +5,20 @@
 //   crash_child DB_FILE ROOMS
 //   stdin:  <room> <message id> <text>
 //   stdout: READY, then ACK <room> <message id> <seq> per acknowledged message
+//
+// Or one that adds a contact and kills itself between two objects' commits:
+// right after the Nth committed batch that sends frames to other objects,
+// before they leave (1: the owner's forward-list add, whose notice is not
+// delivered; 2: the contact's applying it, whose acknowledgement is not).
+//
+//   crash_child DB_FILE contact N
+//   stdout: READY, then ADDED if it was not killed
 #include "gateway/backends/embedded/backend.hpp"
 
 #include "protocols/frame/wire.hpp"
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <future>
 #include <iostream>
@@ -30,9 +40,47 @@ frame::frame wait_reply(embedded::backend& be, frame::frame f) {
     return fut.get();
 }
 
+// The users of contact mode: the owner adds the contact to its forward list.
+const std::string owner = "owner@example.com";
+const std::string contact = "contact@example.com";
+
+int add_contact(const char* file, int kill_at) {
+    embedded::options opt;
+    opt.file = file;
+    opt.sync = embedded::durability::full;
+    auto batches_with_sends = std::make_shared<std::atomic<int>>(0);
+    opt.after_commit = [batches_with_sends, kill_at](std::size_t sends) {
+        if (sends > 0 && ++*batches_with_sends == kill_at) {
+            std::raise(SIGKILL);
+        }
+    };
+    embedded::backend be(opt);
+    {
+        embedded::database db(opt.file, embedded::durability::full);
+        for (const std::string& h : {owner, contact}) {
+            db.prepare("INSERT OR IGNORE INTO users (handle, display_name, created_ms) VALUES (?1, ?1, 0)").bind(h).run();
+        }
+    }
+    std::printf("READY\n");
+    std::fflush(stdout);
+    const auto added = wait_reply(be, {1, "user:" + owner, owner,
+                                       frame::roster_change{frame::change_op::add, frame::list::forward, contact, {},
+                                                            {}, 0, {}, {}}});
+    if (!std::holds_alternative<frame::roster_change>(added.content)) {
+        std::fprintf(stderr, "cannot add %s: %s\n", contact.c_str(), frame::to_text(added).c_str());
+        return 1;
+    }
+    std::printf("ADDED\n");
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 4 && std::string(argv[2]) == "contact") {
+        return add_contact(argv[1], std::stoi(argv[3]));
+    }
     if (argc != 3) {
         std::fprintf(stderr, "usage: crash_child DB_FILE ROOMS\n");
         return 2;

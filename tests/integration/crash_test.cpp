@@ -11,6 +11,7 @@
 #include <csignal>
 #include <random>
 #include <sstream>
+#include <thread>
 
 using namespace switchyard;
 using namespace switchyard::test;
@@ -116,4 +117,71 @@ TEST_CASE("acknowledged messages survive SIGKILL exactly once, in order", "[cras
             CHECK(acked.at(id) == m.seq);
         }
     }
+}
+
+// The reverse-list exchange under SIGKILL between the two objects' commits
+// (gateway/backends/README.md, "Reverse-list exchange"): the child adds a
+// contact and kills itself right after the owner's commit (the notice not
+// delivered) or right after the contact's (the acknowledgement not
+// delivered). A backend started again on the file makes both lists agree.
+TEST_CASE("a contact's reverse list agrees with the owner's forward list after SIGKILL between their commits",
+          "[crash]") {
+    const int kill_at = GENERATE(1, 2);
+    INFO("killed after the commit of batch " << kill_at << " that sends to another object");
+    embedded_fixture fixture;  // for its temporary directory, and to read the file back
+    fixture.be.reset();
+    fixture.opt.file = fixture.dir / "contact.sqlite3";
+    const std::string owner = "owner@example.com";
+    const std::string contact = "contact@example.com";
+
+    child_process child({SWITCHYARD_CRASH_CHILD, fixture.opt.file.string(), "contact", std::to_string(kill_at)});
+    const auto status = child.wait_exit(30s);
+    INFO(child.output());
+    REQUIRE(status == std::optional<int>{-SIGKILL});
+    CHECK(child.output().find("READY") != std::string::npos);
+    // The owner's reply leaves after the owner's commit only.
+    CHECK((child.output().find("ADDED") != std::string::npos) == (kill_at == 2));
+
+    // What the kill left: the owner's add and its notice in the outbox; the
+    // contact's reverse entry only when it was killed after the contact's commit.
+    {
+        embedded::database db(fixture.opt.file, embedded::durability::normal);
+        const auto count = [&](const std::string& sql) {
+            auto& q = db.prepare(sql);
+            q.bind();
+            const std::int64_t n = q.step() ? q.integer(0) : -1;
+            q.run();
+            return n;
+        };
+        CHECK(count("SELECT count(*) FROM contacts WHERE owner = 'owner@example.com' AND lists = 1") == 1);
+        CHECK(count("SELECT count(*) FROM outbox") == 1);
+        CHECK(count("SELECT count(*) FROM reverse_contacts") == (kill_at == 1 ? 0 : 1));
+    }
+
+    fixture.start();
+    const auto owner_roster = as<frame::roster>(fixture.ask(owner, "user:" + owner, frame::roster_get{}));
+    REQUIRE(owner_roster.entries.size() == 1);
+    CHECK(owner_roster.entries[0].handle == contact);
+    CHECK(owner_roster.entries[0].lists == 1);  // FL
+    const auto contact_roster = as<frame::roster>(fixture.ask(contact, "user:" + contact, frame::roster_get{}));
+    REQUIRE(contact_roster.entries.size() == 1);
+    CHECK(contact_roster.entries[0].handle == owner);
+    CHECK(contact_roster.entries[0].lists == 24);  // RL PL
+    CHECK(contact_roster.version == 1);            // applied once, whether the notice came once or twice
+
+    // The contact's acknowledgement reaches the owner's object: the outbox empties.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::int64_t left = -1;
+    for (;;) {
+        {
+            embedded::database db(fixture.opt.file, embedded::durability::normal);
+            auto& q = db.prepare("SELECT count(*) FROM outbox");
+            q.bind();
+            left = q.step() ? q.integer(0) : -1;
+            q.run();
+        }
+        if (left == 0 || std::chrono::steady_clock::now() > deadline) break;
+        std::this_thread::sleep_for(1ms);
+    }
+    CHECK(left == 0);
 }

@@ -222,10 +222,25 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
                "VALUES ('alice@example.com', 'g1', 'Friends', 1)");
     f.db->exec("INSERT INTO contact_groups (owner, contact, group_id) VALUES "
                "('alice@example.com', 'bob@example.com', 'g1')");
+    // Each on the other's reverse list, and a notice of Alice's not yet acknowledged.
+    f.db->exec("INSERT INTO reverse_contacts (owner, contact, listed, display_name, version) VALUES "
+               "('alice@example.com', 'bob@example.com', 1, 'Bob', 4), "
+               "('bob@example.com', 'alice@example.com', 1, 'Alice', 9)");
+    f.db->exec("INSERT INTO outbox (owner, contact, op, display_name, version) VALUES "
+               "('alice@example.com', 'bob@example.com', 0, 'Alice', 9)");
+    f.db->exec("INSERT INTO contact_views (owner, contact, state, display_name, personal_message, current_media, "
+               "capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, phone_mobile, "
+               "mobile_pageable) VALUES ('bob@example.com', 'alice@example.com', 1, 'Alice', '', '', 0, 0, '', "
+               "'ep', '', '', '', 0)");
     INFO((f.db->failed() ? f.db->error() : ""));
     REQUIRE_FALSE(f.db->failed());
 
     REQUIRE(acc.remove("Alice@Example.com"));
+    CHECK(f.count("SELECT count(*) FROM outbox") == 0);
+    // Bob's reverse entry for Alice goes too: it holds her list version 9,
+    // and an account created again under her handle counts from 0.
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 0);
+    CHECK(f.count("SELECT count(*) FROM contact_views") == 0);  // gone is offline
     CHECK(f.count("SELECT count(*) FROM users WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM credentials WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM contacts WHERE owner = 'alice@example.com'") == 0);
@@ -241,6 +256,23 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
     REQUIRE_FALSE(again);
     CHECK(again.error().code == account_errc::unknown_user);
     CHECK(acc.remove("not a handle").error().code == account_errc::invalid_handle);
+}
+
+TEST_CASE("an account created again starts with the reverse list the others' forward lists imply", "[accounts]") {
+    fixture f;
+    auto acc = f.accounts();
+    REQUIRE(acc.add("bob@example.com", "battery staple", false));
+    REQUIRE(acc.add("carol@example.com", "battery staple", false));
+    // Bob kept a removed Alice on his forward list; Carol only blocks her.
+    f.db->exec("UPDATE users SET list_version = 7 WHERE handle = 'bob@example.com'");
+    f.db->exec("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES "
+               "('bob@example.com', 'alice@example.com', 1, 'Alice', 'c1'), "
+               "('carol@example.com', 'alice@example.com', 4, 'Alice', 'c2')");
+    REQUIRE_FALSE(f.db->failed());
+    REQUIRE(acc.add("alice@example.com", "correct horse", false));
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 1);
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts WHERE owner = 'alice@example.com' AND "
+                  "contact = 'bob@example.com' AND listed = 1 AND version = 7") == 1);
 }
 
 TEST_CASE("storage errors are reported and leave nothing half written", "[accounts]") {

@@ -7,6 +7,7 @@
 #include "embedded_fixture.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <string>
@@ -201,7 +202,7 @@ TEST_CASE("only the owner may send requests to its object") {
     CHECK(r.display_name == "Alice");
 }
 
-TEST_CASE("roster_get merges the stored lists with the derived reverse and pending lists") {
+TEST_CASE("roster_get merges the forward, allow and block lists with the reverse and pending lists") {
     users_fixture f;
     auto& alice_q = f.subscribe(user(alice));
     const std::string friends = add_group(f, alice, "Friends");
@@ -778,17 +779,22 @@ TEST_CASE("a schema version 1 database gains the phone and session columns and k
         for (const char* column : {"phone_home", "phone_work", "phone_mobile", "mobile_pageable", "mobile_device"}) {
             db.exec(std::string("ALTER TABLE users DROP COLUMN ") + column);
         }
-        // And what schema version 3 added.
+        // And what schema versions 3 and 4 added.
         db.exec("ALTER TABLE rooms DROP COLUMN epoch");
         db.exec("ALTER TABLE room_endpoints DROP COLUMN grace_until_ms");
         db.exec("ALTER TABLE messages DROP COLUMN withheld");
         db.exec("ALTER TABLE presence DROP COLUMN single_session");
+        db.exec("DROP TABLE reverse_contacts");
+        db.exec("DROP TABLE outbox");
+        db.exec("DROP TABLE contact_views");
         db.exec("PRAGMA user_version = 1");
         REQUIRE_FALSE(db.failed());
     }
     f.restart();
     const auto r = roster_of(f, bob);
     REQUIRE(entry(r, alice));
+    REQUIRE(entry(roster_of(f, alice), bob));
+    CHECK(entry(roster_of(f, alice), bob)->lists == 24);  // RL PL, from Bob's forward list
     CHECK(r.phones == frame::phones{});
     frame::profile_set p;
     p.fields = frame::profile_bits::phone_mobile;
@@ -843,18 +849,20 @@ TEST_CASE("presence requests are checked") {
     CHECK(error_of(f.ask(alice, user(alice), frame::room_nudge{})) == error_code::unsupported);
 }
 
-TEST_CASE("frames from other users' objects are passed on only when true") {
+TEST_CASE("frames from other users' objects are passed on only as their senders' own statements") {
     users_fixture f;
     auto& alice_q = f.subscribe(user(alice));
 
-    // Bob does not have Alice on his forward list: the notice is untrue.
+    // A notice about someone else than its sender, and one without the
+    // sender's list version (no object sends those), are dropped.
+    f.tell(carol, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 7, {}, {}});
     f.tell(bob, user(alice), frame::roster_change{frame::change_op::add, list::reverse, bob, "Bob", {}, 0, {}, {}});
     // Alice does not watch Bob: his presence is not hers to relay.
     f.tell(bob, user(alice), frame::presence_update{bob, false, presence(status::online).presence, 0});
     change(f, bob, adding(list::forward, alice));
     const auto notice = next_notice(alice_q, bob);
     CHECK(notice.op == frame::change_op::add);
-    CHECK(notice.version == 1);  // the untrue notice took no version
+    CHECK(notice.version == 1);  // the dropped notices took no version
 
     // Invitations come from rooms on behalf of the inviter, unless blocked.
     f.tell(bob, user(alice), frame::room_invite{alice, "Bob", "room:r1"});
@@ -982,4 +990,293 @@ TEST_CASE("a contact on the forward list can be renamed by its owner") {
     CHECK(it->display_name == "Bobby");
     frame::roster_change stranger{frame::change_op::rename, list::forward, carol, "Caz", {}, 0, {}, {}};
     CHECK(error_of(f.ask(alice, user(alice), stranger)) == error_code::not_on_list);
+}
+
+// ---------------------------------------------------------------- the reverse-list exchange
+
+namespace {
+
+std::int64_t count_rows(embedded_fixture& f, const std::string& sql) {
+    embedded::database db(f.opt.file, embedded::durability::normal);
+    auto& q = db.prepare(sql);
+    q.bind();
+    const std::int64_t n = q.step() ? q.integer(0) : -1;
+    q.run();
+    return n;
+}
+
+// Acknowledgements travel after the notices they answer, to another shard:
+// poll, bounded, until every outbox row is gone.
+bool outbox_empties(embedded_fixture& f) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (count_rows(f, "SELECT count(*) FROM outbox") != 0) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+// What a notice from `from`'s object would say, sent with `from` as sender.
+void reverse_notice(embedded_fixture& f, const std::string& from, const std::string& to, frame::change_op op,
+                    std::uint64_t version) {
+    f.tell(from, user(to), frame::roster_change{op, list::reverse, from, "Notice", {}, version, {}, {}});
+}
+
+void exec(embedded_fixture& f, const std::string& sql) {
+    embedded::database db(f.opt.file, embedded::durability::normal);
+    db.exec(sql);
+    INFO(sql << ": " << (db.failed() ? db.error() : ""));
+    REQUIRE_FALSE(db.failed());
+}
+
+}  // namespace
+
+TEST_CASE("the reverse list is the owner's own rows, written only from its contacts' notices") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+    auto& dave_q = f.subscribe(user(dave));
+    change(f, bob, adding(list::forward, alice));
+    next_notice(alice_q, bob);
+    CHECK(count_rows(f, "SELECT count(*) FROM reverse_contacts WHERE owner = 'alice@example.com' AND "
+                        "contact = 'bob@example.com' AND listed = 1 AND display_name = 'Bob' AND version = 1") == 1);
+    // Alice's object acknowledged the notice, and Bob's forgot it.
+    CHECK(outbox_empties(f));
+
+    // A forward-list row of Dave's that no notice announced is not Alice's
+    // to read: she does not list him, and does not show him her presence.
+    exec(f, "INSERT INTO contacts (owner, contact, lists, display_name, contact_id) "
+            "VALUES ('dave@example.com', 'alice@example.com', 1, 'Alice', 'c1')");
+    const auto r = roster_of(f, alice);
+    REQUIRE(r.entries.size() == 1);
+    CHECK(r.entries[0].handle == bob);
+    CHECK(r.entries[0].lists == 24);  // RL PL
+    CHECK(r.entries[0].display_name == "Bob");
+    auto& bob_q = f.subscribe(user(bob));
+    sign_in(f, alice);
+    CHECK(next_presence(bob_q, alice).state == status::online);
+    change(f, carol, adding(list::forward, dave));  // marker: the next frame Dave's object publishes
+    CHECK(next_notice(dave_q, carol).op == frame::change_op::add);
+}
+
+TEST_CASE("a repeated or overtaken reverse-list notice changes nothing") {
+    users_fixture f;
+    auto& alice_q = f.subscribe(user(alice));
+    change(f, bob, adding(list::forward, alice));  // Bob's list version 1
+    CHECK(next_notice(alice_q, bob).version == 1);
+    const auto before = roster_of(f, alice);
+
+    // The same notice again, as a resend after a crash brings it.
+    reverse_notice(f, bob, alice, frame::change_op::add, 1);
+    CHECK(roster_of(f, alice) == before);
+    change(f, bob, removing(list::forward, alice));  // Bob's list version 2
+    const auto removed = next_notice(alice_q, bob);  // the repeat published nothing before it
+    CHECK(removed.op == frame::change_op::remove);
+    CHECK(removed.version == 2);  // and took no version
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+
+    // Older notices arriving after a newer one: overtaken, whatever they say.
+    reverse_notice(f, bob, alice, frame::change_op::add, 1);
+    reverse_notice(f, bob, alice, frame::change_op::remove, 2);
+    change(f, carol, adding(list::forward, alice));  // marker
+    CHECK(next_notice(alice_q, carol).version == 3);
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+
+    // Reordered: the newer removal first, then the older add. The add is
+    // dropped; the removal changed nothing Alice had, so nothing is published.
+    reverse_notice(f, dave, alice, frame::change_op::remove, 5);
+    reverse_notice(f, dave, alice, frame::change_op::add, 4);
+    change(f, erin, adding(list::forward, alice));  // marker
+    CHECK(next_notice(alice_q, erin).version == 4);
+    const auto after = roster_of(f, alice);
+    CHECK(entry(after, dave) == nullptr);
+    CHECK(after.version == 4);
+
+    // In order, each applies once.
+    reverse_notice(f, dave, alice, frame::change_op::add, 6);
+    reverse_notice(f, dave, alice, frame::change_op::add, 6);
+    reverse_notice(f, dave, alice, frame::change_op::remove, 7);
+    CHECK(next_notice(alice_q, dave).op == frame::change_op::add);
+    CHECK(next_notice(alice_q, dave).op == frame::change_op::remove);
+    CHECK(roster_of(f, alice).version == 6);
+    CHECK(alice_q.size() == 0);
+}
+
+TEST_CASE("notices not acknowledged are sent again when the backend starts") {
+    users_fixture f;
+    // What a crash leaves between Bob's commit and Alice's: Bob's forward
+    // list holds Alice, his outbox the notice, her reverse list nothing.
+    f.be.reset();
+    exec(f, "INSERT INTO contacts (owner, contact, lists, display_name, contact_id) "
+            "VALUES ('bob@example.com', 'alice@example.com', 1, 'Alice', 'c1')");
+    exec(f, "UPDATE users SET list_version = 1 WHERE handle = 'bob@example.com'");
+    exec(f, "INSERT INTO outbox (owner, contact, op, display_name, version) "
+            "VALUES ('bob@example.com', 'alice@example.com', 0, 'Bob', 1)");
+    f.restart();
+    // Sent before this run takes any frame, so the roster finds it applied.
+    auto r = roster_of(f, alice);
+    REQUIRE(entry(r, bob));
+    CHECK(entry(r, bob)->lists == 24);
+    CHECK(r.version == 1);
+    CHECK(outbox_empties(f));
+
+    // What a crash leaves between Alice's commit and Bob's applying her
+    // acknowledgement: the same notice again, which changes nothing.
+    f.be.reset();
+    exec(f, "INSERT INTO outbox (owner, contact, op, display_name, version) "
+            "VALUES ('bob@example.com', 'alice@example.com', 0, 'Bob', 1)");
+    f.restart();
+    CHECK(roster_of(f, alice) == r);
+    CHECK(outbox_empties(f));
+}
+
+TEST_CASE("an acknowledgement removes only the notices it covers") {
+    users_fixture f;
+    exec(f, "INSERT INTO outbox (owner, contact, op, display_name, version) VALUES "
+            "('bob@example.com', 'alice@example.com', 1, 'Bob', 5), "
+            "('bob@example.com', 'carol@example.com', 0, 'Bob', 3)");
+    f.tell(alice, user(bob), frame::ack{4});  // older than Bob's notice to Alice
+    f.tell(carol, user(bob), frame::ack{3});
+    as<frame::roster>(f.ask(bob, user(bob), frame::roster_get{}));  // behind the acks on Bob's shard
+    CHECK(count_rows(f, "SELECT count(*) FROM outbox WHERE contact = 'alice@example.com'") == 1);
+    CHECK(count_rows(f, "SELECT count(*) FROM outbox WHERE contact = 'carol@example.com'") == 0);
+}
+
+TEST_CASE("a schema version 3 database gets its reverse lists from the forward lists once") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    change(f, carol, adding(list::forward, alice));
+    change(f, carol, adding(list::forward, bob));
+    change(f, alice, adding(list::allow, carol));
+    f.be.reset();
+    exec(f, "DROP TABLE reverse_contacts");
+    exec(f, "DROP TABLE outbox");
+    exec(f, "DROP TABLE contact_views");
+    exec(f, "PRAGMA user_version = 3");
+    f.restart();
+    CHECK(count_rows(f, "PRAGMA user_version") == 4);
+    auto r = roster_of(f, alice);
+    REQUIRE(r.entries.size() == 2);
+    CHECK(r.entries[0].handle == bob);
+    CHECK(r.entries[0].lists == 24);  // RL PL
+    CHECK(r.entries[0].display_name == "Bob");
+    CHECK(r.entries[1].handle == carol);
+    CHECK(r.entries[1].lists == 10);  // AL RL
+    CHECK(entry(roster_of(f, bob), carol)->lists == 24);
+
+    // Each contact's next notice is newer than the one the upgrade assumed.
+    auto& alice_q = f.subscribe(user(alice));
+    change(f, carol, removing(list::forward, alice));
+    CHECK(next_notice(alice_q, carol).op == frame::change_op::remove);
+    CHECK(entry(roster_of(f, alice), carol)->lists == 2);  // AL
+}
+
+// ---------------------------------------------------------------- contacts' presence as they showed it
+
+TEST_CASE("the initial burst shows contacts as their objects showed them, not their rows") {
+    users_fixture f;
+    change(f, bob, adding(list::forward, alice));
+    change(f, bob, adding(list::forward, carol));
+    sign_in(f, alice, status::away);
+    // Carol online behind her object's back: Bob's object was never told.
+    exec(f, "INSERT INTO presence (handle, endpoint, state, capabilities, capabilities_ex, msn_object) "
+            "VALUES ('carol@example.com', 'ep-x', 1, 0, 0, '')");
+    const auto burst = sign_in(f, bob);
+    REQUIRE(burst.size() == 2);
+    const auto& seen = as<frame::presence_update>(burst[0]);
+    CHECK(seen.user == alice);
+    CHECK(seen.initial);
+    CHECK(seen.presence.state == status::away);
+}
+
+TEST_CASE("a contact sends a new watcher its presence, which is not shown twice") {
+    users_fixture f;
+    sign_in(f, alice);
+    auto& bob_q = f.subscribe(user(bob));
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    REQUIRE(replies.size() == 2);
+    CHECK(as<frame::presence_update>(replies[0]).presence.state == status::online);
+    // Alice's object has applied Bob's notice, and sent him her presence,
+    // once this reply is out (her shard is first in, first out).
+    roster_of(f, alice);
+    change(f, carol, adding(list::forward, bob));  // marker
+    CHECK(next_notice(bob_q, carol).op == frame::change_op::add);
+    CHECK(bob_q.size() == 0);
+}
+
+TEST_CASE("a contact whose presence changed before it learned it is watched shows the change") {
+    // Alice goes away, or signs out, after Bob's add read her rows and
+    // before her object applies his notice: her fan-out did not include him
+    // yet, so the view her object sends with the notice is the only way he
+    // learns it. The hook puts her change ahead of the notice on her shard.
+    const bool signs_out = GENERATE(false, true);
+    INFO((signs_out ? "signs out" : "goes away"));
+    frame::body change_of_alice = presence(status::away);
+    if (signs_out) change_of_alice = frame::bye{error_code::internal, true, {}, "ep-1"};
+    embedded::options o;
+    auto be = std::make_shared<std::atomic<embedded::backend*>>(nullptr);
+    o.after_commit = [be, change_of_alice](std::size_t sends) {
+        if (sends == 0) return;
+        if (embedded::backend* b = be->exchange(nullptr)) {
+            b->send(frame::frame{0, user(alice), alice, change_of_alice}, [](frame::frame) {});
+        }
+    };
+    users_fixture f(o);
+    sign_in(f, alice);
+    auto& bob_q = f.subscribe(user(bob));
+    *be = f.be.get();
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    REQUIRE(replies.size() == 2);
+    CHECK(as<frame::presence_update>(replies[0]).presence.state == status::online);
+    const auto now = signs_out ? status::offline : status::away;
+    CHECK(next_presence(bob_q, alice).state == now);
+    // And his next sign-in shows her so.
+    const auto burst = sign_in(f, bob);
+    if (signs_out) {
+        CHECK(burst.size() == 1);
+    } else {
+        REQUIRE(burst.size() == 2);
+        CHECK(as<frame::presence_update>(burst[0]).presence.state == status::away);
+    }
+}
+
+TEST_CASE("a contact offline when added and when it learns it is watched shows nothing more") {
+    users_fixture f;
+    auto& bob_q = f.subscribe(user(bob));
+    const auto replies = f.request(bob, user(bob), adding(list::forward, alice));
+    CHECK(replies.size() == 1);
+    roster_of(f, alice);  // her view has gone to Bob by then
+    change(f, carol, adding(list::forward, bob));  // marker
+    CHECK(next_notice(bob_q, carol).op == frame::change_op::add);
+    CHECK(bob_q.size() == 0);
+}
+
+TEST_CASE("a notice lost to its receiver's failed commit is sent again after a while") {
+    auto now = std::make_shared<std::atomic<std::uint64_t>>(1'000'000'000);
+    embedded::options o;
+    o.clock = [now] { return now->load(); };
+    users_fixture f(o);
+    // Alice's commit of Bob's notice fails, and is rolled back.
+    exec(f, "CREATE TRIGGER refuse BEFORE INSERT ON reverse_contacts BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    change(f, bob, adding(list::forward, alice));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (f.be->stats().storage_errors == 0) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(1ms);
+    }
+    exec(f, "DROP TRIGGER refuse");
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+    CHECK(count_rows(f, "SELECT count(*) FROM outbox") == 1);
+
+    // Not yet: Bob's object waits a minute for the acknowledgement.
+    *now += 59'000;
+    roster_of(f, bob);
+    CHECK(entry(roster_of(f, alice), bob) == nullptr);
+    // Then sends the notice again: the frame that wakes Bob's shard finds
+    // the deadline passed, and his reply leaves after the notice.
+    *now += 1'001;
+    roster_of(f, bob);
+    const auto r = roster_of(f, alice);
+    REQUIRE(entry(r, bob));
+    CHECK(entry(r, bob)->lists == 24);
+    CHECK(outbox_empties(f));
 }

@@ -321,6 +321,15 @@ tl::expected<std::string, account_error> accounts::add(std::string_view handle, 
         db_.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, ?3)")
             .bind(*h, display_name.empty() ? *h : display_name, now_ms())
             .run();
+        // Users who kept a removed account of this handle on their forward
+        // lists were told of its removal by nobody, and will send no notice
+        // to the new one: it starts with the reverse list those lists imply,
+        // as the schema version 4 upgrade gave every user.
+        db_.prepare("INSERT INTO reverse_contacts (owner, contact, listed, display_name, version) "
+                    "SELECT c.contact, c.owner, 1, u.display_name, u.list_version FROM contacts AS c "
+                    "JOIN users AS u ON u.handle = c.owner WHERE c.contact = ?1 AND (c.lists & 1) != 0")
+            .bind(*h)
+            .run();
         store(db_, *h, *hash, md5);
         return {};
     });
@@ -361,8 +370,15 @@ tl::expected<void, account_error> accounts::remove(std::string_view handle) {
     if (!h) return tl::unexpected(h.error());
     return in_transaction(db_, [&]() -> result {
         if (!user_exists(db_, *h)) return fail(account_errc::unknown_user, unknown_message(*h));
-        // Credentials, lists and groups go with the row (ON DELETE CASCADE).
+        // Credentials, lists, groups and the outbox go with the row (ON
+        // DELETE CASCADE). Other users' reverse entries for it go too: they
+        // hold the last list version its notices carried, and an account
+        // created again under the handle counts its versions from 0.
         db_.prepare("DELETE FROM users WHERE handle = ?1").bind(*h).run();
+        db_.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(*h).run();
+        // And what it last showed its watchers: an account that is gone is
+        // offline to everyone.
+        db_.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(*h).run();
         return {};
     });
 }

@@ -1,6 +1,7 @@
 #include "gateway/backends/embedded/backend.hpp"
 
 #include "gateway/backends/embedded/object.hpp"
+#include "gateway/backends/embedded/users.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -240,6 +241,9 @@ private:
         ++local_.commits;
         local_.unsynced_commits += relaxed ? 1 : 0;
         publish_stats();  // before the replies, so a requester sees its own batch counted
+        if (opt_.after_commit) {
+            opt_.after_commit(ctx.sends.size());
+        }
 
         // One burst for what follows: receivers wake their threads once.
         const backends::release_burst burst;
@@ -343,16 +347,24 @@ backend::backend(options opt) : opt_(std::move(opt)) {
     if (opt_.shards == 0) {
         opt_.shards = std::max(1u, std::thread::hardware_concurrency());
     }
+    std::vector<frame::frame> unacknowledged;
     {
         database db(opt_.file, opt_.sync);
         create_schema(db);
         clear_endpoints(db);
+        unacknowledged = unacknowledged_notices(db);
         if (db.failed()) {
             throw std::runtime_error(opt_.file.string() + ": " + db.error());
         }
     }
     for (unsigned i = 0; i < opt_.shards; ++i) {
         shards_.push_back(std::make_unique<shard>(*this, opt_));
+    }
+    // Notices whose receivers may not have applied them before the last run
+    // ended (gateway/backends/README.md, "Reverse-list exchange"): ahead of
+    // every frame of this run, so each pair's notices stay in order.
+    for (frame::frame& f : unacknowledged) {
+        deliver_internal(std::move(f));
     }
 }
 

@@ -40,6 +40,11 @@ struct options {
     // Unix time in milliseconds for message times, grace periods and
     // hibernation; empty: the system clock. Tests set their own.
     std::function<std::uint64_t()> clock;
+    // Tests only: called on a shard's thread after each batch commits and
+    // before anything it produced leaves, with the number of frames it sends
+    // to other objects. The crash test stops the process there, between the
+    // commits of two objects.
+    std::function<void(std::size_t sends)> after_commit;
 };
 
 // The database of the embedded backend named `name` in a data directory.

@@ -1,8 +1,10 @@
 // The embedded backend's SQLite schema. Rows are owned by exactly one object
-// (its shard is their only writer); other objects only read them. Reverse
-// and pending lists are not stored: they are derived from other users'
-// forward lists, so adding a contact is one write by one object and can
-// never leave the two sides disagreeing after a crash.
+// (its shard is their only writer). The reverse list is stored by the user it
+// belongs to, as the contacts' objects told it (reverse_contacts); the
+// contacts' objects keep what they told until it is acknowledged (outbox),
+// so the two sides agree again after a crash between their commits
+// (gateway/backends/README.md, "Reverse-list exchange"). What contacts
+// showed a user of their presence is the user's own too (contact_views).
 #include "gateway/backends/embedded/object.hpp"
 
 #include <stdexcept>
@@ -11,7 +13,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 3;
+constexpr int schema_version = 4;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -52,6 +54,33 @@ CREATE TABLE contacts (
 ) WITHOUT ROWID;
 CREATE INDEX contacts_by_contact ON contacts (contact, owner);
 
+-- The owner's reverse list: `contact` has (listed = 1) or had (listed = 0)
+-- the owner on its forward list, as the contact's object said in its notice
+-- of the contact's list version `version`. Kept after a removal so a notice
+-- older than the last one applied is known as such. display_name: the
+-- contact's name when it sent the notice. Added by schema version 4.
+CREATE TABLE reverse_contacts (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    listed       INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+
+-- The owner's reverse-list notices to `contact` that the contact's object
+-- has not acknowledged: the latest per contact (op: frame::change_op add or
+-- remove; version: the owner's list version it was made at). Sent again
+-- when the backend starts. Added by schema version 4.
+CREATE TABLE outbox (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    op           INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+
 -- created_version: the owner's list version when the group was made. It
 -- orders groups by creation (ids are UUIDs, so the key does not) and seeds
 -- the group's id.
@@ -69,6 +98,28 @@ CREATE TABLE contact_groups (
     group_id TEXT NOT NULL,
     PRIMARY KEY (owner, contact, group_id),
     FOREIGN KEY (owner, contact) REFERENCES contacts(owner, contact) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- What each forward-list contact last showed the owner while online: the
+-- view its object sent (presence_update), or the one read when the owner
+-- added it. No row: offline. Emptied at start like presence, since every
+-- endpoint is gone. Added by schema version 4.
+CREATE TABLE contact_views (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    state            INTEGER NOT NULL,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL,
+    current_media    TEXT NOT NULL,
+    capabilities     INTEGER NOT NULL,
+    capabilities_ex  INTEGER NOT NULL,
+    msn_object       TEXT NOT NULL,
+    endpoint         TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
 ) WITHOUT ROWID;
 
 -- Live endpoints; emptied at start, since every endpoint of this process is gone.
@@ -165,6 +216,51 @@ ALTER TABLE messages ADD COLUMN withheld TEXT NOT NULL DEFAULT '';
 ALTER TABLE presence ADD COLUMN single_session INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 3 databases derived reverse lists from the other users' forward
+// lists. Each user gets the entries those lists imply, once, as if every
+// contact's object had just sent its notice at its current list version, so
+// the next notice of each is newer. Contact views start empty, as they do
+// at every start.
+constexpr const char* upgrade_v3_to_v4 = R"sql(
+CREATE TABLE reverse_contacts (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    listed       INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+CREATE TABLE outbox (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    op           INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+CREATE TABLE contact_views (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    state            INTEGER NOT NULL,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL,
+    current_media    TEXT NOT NULL,
+    capabilities     INTEGER NOT NULL,
+    capabilities_ex  INTEGER NOT NULL,
+    msn_object       TEXT NOT NULL,
+    endpoint         TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+INSERT INTO reverse_contacts (owner, contact, listed, display_name, version)
+    SELECT c.contact, c.owner, 1, u.display_name, u.list_version
+    FROM contacts AS c JOIN users AS u ON u.handle = c.owner
+    WHERE (c.lists & 1) != 0 AND EXISTS (SELECT 1 FROM users WHERE handle = c.contact);
+)sql";
+
 }  // namespace
 
 void create_schema(database& db) {
@@ -189,6 +285,9 @@ void create_schema(database& db) {
     if (v == 1 || v == 2) {
         db.exec(upgrade_v2_to_v3);
     }
+    if (v >= 1 && v <= 3) {
+        db.exec(upgrade_v3_to_v4);
+    }
     if (v != schema_version) {
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     }
@@ -197,6 +296,7 @@ void create_schema(database& db) {
 
 void clear_endpoints(database& db) {
     db.exec("DELETE FROM presence");
+    db.exec("DELETE FROM contact_views");
     db.exec("DELETE FROM room_endpoints");
 }
 

@@ -4,10 +4,11 @@
 //
 // Memory holds the user's own committed rows and nothing else, so an
 // evicted object loses nothing and a resident one costs what its own lists
-// cost. The reverse and pending lists, and contacts' presence, belong to
-// other users' rows: they are read from the database when needed, never
-// cached. What other users must learn (list notices, presence) goes to
-// their objects as frames after commit; this object writes only its rows.
+// cost. The reverse list is the user's own rows too, written only from the
+// contacts' notices; it is read from the database when needed, never cached,
+// since a popular user's can be long. What other users must learn (list
+// notices, presence) goes to their objects as frames after commit; this
+// object writes only its rows.
 #include "gateway/backends/embedded/object.hpp"
 #include "gateway/backends/embedded/users.hpp"
 
@@ -82,6 +83,14 @@ bool check_text(context& ctx, std::string_view value, std::size_t limit, std::st
     }
     return ok.has_value();
 }
+
+// A notice not acknowledged in this long is sent again, at most
+// max_resends times in one run, each wait twice the last: a receiver's
+// commit that failed loses it until then. The backend also sends every
+// unacknowledged notice when it starts, so giving up in a run (a receiver
+// whose account is gone never acknowledges) loses nothing.
+constexpr std::uint64_t resend_after_ms = 60000;
+constexpr unsigned max_resends = 4;
 
 template <class E> bool in_range(E v) { return static_cast<unsigned>(v) <= frame::enum_traits<E>::max_value; }
 
@@ -170,6 +179,15 @@ public:
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
         }
+        if (!outbox_checked_) {
+            // Loaded with notices still unacknowledged (a failed batch
+            // dropped this object, or a run ended): wait for them as if
+            // they had just been sent.
+            outbox_checked_ = true;
+            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
+                resend_at_ = ctx.now_ms + resend_after_ms;
+            }
+        }
         if (f.sender != me_.handle) {
             from_other(f, ctx);
             return;
@@ -179,19 +197,47 @@ public:
 
     // What may outlive the process (user_needs_sync): sign-ins, sign-outs
     // and status changes write only the endpoints' rows; a roster read and
-    // the contacts' presence and invitations passed on to the owner write
-    // nothing (from the owner they are refused, which writes nothing
-    // either). Everything else may write the owner's profile, lists or
-    // version, a reverse-list notice included.
+    // invitations passed on to the owner write nothing; a contact's
+    // presence writes only its view, cleared at start like endpoints; a
+    // contact's ack of a notice only deletes the outbox row, and a notice
+    // sent again after a crash is acknowledged again (from the owner all of
+    // these are refused, which writes nothing). Everything else may write
+    // the owner's profile, lists or version, a reverse-list notice included.
     static bool needs_sync(const frame::frame& f) {
         return std::visit(
             [](const auto& body) {
                 using T = std::decay_t<decltype(body)>;
                 return !(std::is_same_v<T, frame::hello> || std::is_same_v<T, frame::bye> ||
                          std::is_same_v<T, frame::presence_set> || std::is_same_v<T, frame::roster_get> ||
-                         std::is_same_v<T, frame::presence_update> || std::is_same_v<T, frame::room_invite>);
+                         std::is_same_v<T, frame::presence_update> || std::is_same_v<T, frame::room_invite> ||
+                         std::is_same_v<T, frame::ack>);
             },
             f.content);
+    }
+
+    std::uint64_t deadline_ms() const override { return resend_at_; }
+
+    // Notices still unacknowledged after a while are sent again.
+    void expire(context& ctx) override {
+        resend_at_ = 0;
+        revalidate(ctx.db);
+        if (!exists_) {
+            return;
+        }
+        auto& q = ctx.db.prepare(
+            "SELECT contact, op, display_name, version FROM outbox WHERE owner = ?1 ORDER BY version");
+        q.bind(me_.handle);
+        bool any = false;
+        while (q.step()) {
+            const auto op = q.integer(1) == static_cast<int>(frame::change_op::remove) ? frame::change_op::remove
+                                                                                        : frame::change_op::add;
+            ctx.send(embedded::reverse_notice(me_.handle, q.text(0), op, q.text(2),
+                                              static_cast<std::uint64_t>(q.integer(3))));
+            any = true;
+        }
+        if (any && ++resends_ < max_resends) {
+            resend_at_ = ctx.now_ms + (resend_after_ms << resends_);
+        }
     }
 
 private:
@@ -268,9 +314,11 @@ private:
     void from_other(const frame::frame& f, context& ctx) {
         // Objects never set corr, so a frame with one is a client acting on
         // someone else's object. Clients may also send corr 0 under their
-        // own name: the accepted notices are checked against what the
-        // sender's committed rows say, so a forged one can only tell the
-        // truth. Refusals of object frames are dropped by the shard.
+        // own name: each accepted frame is a statement about the sender's
+        // own lists (its `handle` or `user` must be the sender), or is
+        // checked against the owner's rows, so a forged one can only say
+        // what the sender could make true itself. Refusals of object frames
+        // are dropped by the shard.
         if (f.corr == 0) {
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
                 reverse_notice(f.sender, *r, ctx);
@@ -284,25 +332,107 @@ private:
                 invitation(f.sender, *i, ctx);
                 return;
             }
+            if (const auto* a = std::get_if<frame::ack>(&f.content)) {
+                acknowledged(f.sender, *a, ctx);
+                return;
+            }
         }
         ctx.fail(error_code::not_allowed, "only " + me_.handle + " may use this object");
     }
 
-    // Someone added the owner to, or removed it from, their forward list.
+    // The sender added the owner to, or removed it from, its forward list:
+    // its own statement, at its list version r.version. Notices from one
+    // sender are applied in version order, each once: one no newer than the
+    // last applied (sent again after a crash, or overtaken) changes nothing.
+    // Either way the sender's object is told, so it can forget the notice.
     void reverse_notice(const std::string& sender, const frame::roster_change& r, context& ctx) {
-        if (r.handle != sender || (r.op != frame::change_op::add && r.op != frame::change_op::remove)) {
+        if (r.handle != sender || (r.op != frame::change_op::add && r.op != frame::change_op::remove) ||
+            r.version == 0) {
             return;
         }
-        const bool listed = (stored_lists(ctx.db, sender, me_.handle) & forward_bit) != 0;
-        if (listed != (r.op == frame::change_op::add)) {
-            return;  // stale (changed back since) or untrue
+        auto& q = ctx.db.prepare("SELECT listed, version FROM reverse_contacts WHERE owner = ?1 AND contact = ?2");
+        q.bind(me_.handle, sender);
+        bool listed = false;
+        std::uint64_t applied = 0;
+        if (q.step()) {
+            listed = q.integer(0) != 0;
+            applied = static_cast<std::uint64_t>(q.integer(1));
         }
-        const auto row = read_user(ctx.db, sender);
-        // RL changes take the owner's next list version, as MSNP's `ADD 0 RL ver`.
-        bump_version(ctx);
-        ctx.publish(frame::frame{0, {}, sender,
-                                 frame::roster_change{r.op, frame::list::reverse, sender,
-                                                      row ? row->display_name : sender, {}, me_.list_version, {}, {}}});
+        q.run();
+        if (r.version > applied) {
+            const bool now = r.op == frame::change_op::add;
+            const std::string name =
+                r.display_name.empty() || !text::check_text(r.display_name, ctx.opt.name_bytes) ? sender
+                                                                                               : r.display_name;
+            ctx.db
+                .prepare("INSERT OR REPLACE INTO reverse_contacts (owner, contact, listed, display_name, version) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)")
+                .bind(me_.handle, sender, now, name, r.version)
+                .run();
+            if (now != listed) {
+                // RL changes take the owner's next list version, as MSNP's `ADD 0 RL ver`.
+                bump_version(ctx);
+                ctx.publish(frame::frame{0, {}, sender,
+                                         frame::roster_change{r.op, frame::list::reverse, sender, name, {},
+                                                              me_.list_version, {}, {}}});
+                // The new watcher's view of the owner, offline too: what
+                // changed since its add read the owner's rows was fanned out
+                // before it was on the reverse list.
+                if (now) {
+                    frame::presence_info seen = view(snap(), lists_of(sender));
+                    const std::uint32_t changed = differences(offline_as(seen.display_name), seen);
+                    ctx.send(frame::frame{0, user_object_id(sender), me_.handle,
+                                          frame::presence_update{me_.handle, true, std::move(seen), changed}});
+                }
+            }
+        }
+        ctx.send(frame::frame{0, user_object_id(sender), me_.handle, frame::ack{r.version}});
+    }
+
+    // The contact's object has applied the owner's notices up to a.seq (a
+    // list version of the owner's): those leave the outbox. A newer notice
+    // to the same contact stays until it is acknowledged in turn.
+    void acknowledged(const std::string& sender, const frame::ack& a, context& ctx) {
+        ctx.db.prepare("DELETE FROM outbox WHERE owner = ?1 AND contact = ?2 AND version <= ?3")
+            .bind(me_.handle, sender, a.seq)
+            .run();
+        if (resend_at_ != 0 && !outbox_waiting(ctx.db)) {
+            resend_at_ = 0;
+            resends_ = 0;
+        }
+    }
+
+    bool outbox_waiting(database& db) const {
+        auto& q = db.prepare("SELECT 1 FROM outbox WHERE owner = ?1 LIMIT 1");
+        q.bind(me_.handle);
+        const bool found = q.step();
+        q.run();
+        return found;
+    }
+
+    // The owner's reverse-list notice to `contact`, kept in the outbox in
+    // this transaction and sent after commit: if the process dies between
+    // this commit and the contact's, the backend sends it again at start.
+    void tell_contact(context& ctx, const std::string& contact, frame::change_op op) {
+        ctx.db
+            .prepare("INSERT OR REPLACE INTO outbox (owner, contact, op, display_name, version) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(me_.handle, contact, static_cast<unsigned>(op), me_.display_name, me_.list_version)
+            .run();
+        ctx.send(embedded::reverse_notice(me_.handle, contact, op, me_.display_name, me_.list_version));
+        if (resend_at_ == 0) {
+            resend_at_ = ctx.now_ms + resend_after_ms;
+            resends_ = 0;
+        }
+    }
+
+    // Whether `watcher` has the owner on its forward list, as its notices said.
+    bool watched_by(database& db, std::string_view watcher) const {
+        auto& q = db.prepare("SELECT 1 FROM reverse_contacts WHERE owner = ?1 AND contact = ?2 AND listed = 1");
+        q.bind(me_.handle, watcher);
+        const bool found = q.step();
+        q.run();
+        return found;
     }
 
     void contact_presence(const std::string& sender, const frame::presence_update& u, context& ctx) {
@@ -311,7 +441,21 @@ private:
         if (u.user != sender || !(lists_of(sender) & forward_bit)) {
             return;
         }
-        ctx.publish(frame::frame{0, {}, sender, u});
+        // A contact sends its view when it changes, and once, marked
+        // initial, when it learns the owner watches it: that one repeats
+        // what the owner's add read (offline: no stored view), unless the
+        // contact changed in between. Only it needs the comparison, which
+        // would cost every update a read.
+        if (u.initial) {
+            const auto before = stored_view(ctx.db, sender);
+            if (is_online(u.presence.state) ? before && *before == u.presence : !before) {
+                return;
+            }
+        }
+        store_view(ctx.db, sender, u.presence);
+        frame::presence_update shown = u;
+        shown.initial = false;  // for the owner's endpoints, a change like any other
+        ctx.publish(frame::frame{0, {}, sender, std::move(shown)});
     }
 
     // From a room on behalf of the inviter (the sender): the room checked
@@ -426,9 +570,8 @@ private:
         std::size_t reverse_only_room =
             frame::limits::roster_entries - std::min(frame::limits::roster_entries, contacts_.size());
         auto& q = ctx.db.prepare(
-            "SELECT c.owner, u.display_name FROM contacts AS c JOIN users AS u ON u.handle = c.owner "
-            "WHERE c.contact = ?1 AND (c.lists & ?2) != 0 ORDER BY c.owner");
-        q.bind(me_.handle, forward_bit);
+            "SELECT contact, display_name FROM reverse_contacts WHERE owner = ?1 AND listed = 1 ORDER BY contact");
+        q.bind(me_.handle);
         std::string watcher;
         std::string watcher_name;
         const auto next_watcher = [&] {
@@ -582,12 +725,12 @@ private:
             store_membership(ctx.db, handle, r.group_id);
         }
         if (r.which == frame::list::forward) {
-            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
-                                  frame::roster_change{frame::change_op::add, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}, {}}});
+            tell_contact(ctx, handle, frame::change_op::add);
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
-            if (auto seen = seen_online(ctx.db, handle)) {
+            auto seen = seen_online(ctx.db, handle);
+            store_view(ctx.db, handle, seen ? *seen : offline_as(handle));
+            if (seen) {
                 ctx.reply(frame::presence_update{handle, false, std::move(*seen)});
             }
         } else {
@@ -655,6 +798,9 @@ private:
                 .bind(me_.handle, handle)
                 .run();
         }
+        if (r.which == frame::list::forward) {
+            store_view(ctx.db, handle, offline_as(handle));  // no longer watched
+        }
         bump_version(ctx);
         if (c.lists == 0) {
             contacts_.erase(found);
@@ -664,9 +810,7 @@ private:
         }
         ctx.reply(frame::roster_change{frame::change_op::remove, r.which, handle, {}, {}, me_.list_version, {}, {}});
         if (r.which == frame::list::forward) {
-            ctx.send(frame::frame{0, user_object_id(handle), me_.handle,
-                                  frame::roster_change{frame::change_op::remove, frame::list::reverse, me_.handle,
-                                                       me_.display_name, {}, 0, {}, {}}});
+            tell_contact(ctx, handle, frame::change_op::remove);
         } else {
             refresh_watcher(ctx, handle, old_lists);
         }
@@ -875,8 +1019,8 @@ private:
         if (before == after || (!is_online(before.effective.state) && !is_online(after.effective.state))) {
             return;  // nothing changed, or everyone saw offline before and after
         }
-        auto& q = ctx.db.prepare("SELECT owner FROM contacts WHERE contact = ?1 AND (lists & ?2) != 0");
-        q.bind(me_.handle, forward_bit);
+        auto& q = ctx.db.prepare("SELECT contact FROM reverse_contacts WHERE owner = ?1 AND listed = 1");
+        q.bind(me_.handle);
         while (q.step()) {
             const std::string watcher = q.text(0);
             const std::uint32_t lists = lists_of(watcher);
@@ -888,13 +1032,15 @@ private:
     // effect at once.
     void refresh_watcher(context& ctx, const std::string& watcher, std::uint32_t old_lists) {
         const snapshot now = snap();
-        if (!is_online(now.effective.state) || !(stored_lists(ctx.db, watcher, me_.handle) & forward_bit)) {
+        if (!is_online(now.effective.state) || !watched_by(ctx.db, watcher)) {
             return;
         }
         notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
     }
 
-    // A contact's presence as the owner sees it, when that is online.
+    // A contact's presence as the owner sees it, when that is online, from
+    // the contact's rows: only when the owner adds it, before the contact's
+    // object knows it is watched and sends its views itself.
     std::optional<frame::presence_info> seen_online(database& db, const std::string& handle) const {
         const auto row = read_user(db, handle);
         if (!row) {
@@ -907,16 +1053,69 @@ private:
         return seen;
     }
 
-    // MSNP's ILN burst: every forward-list contact the owner sees online.
+    // MSNP's ILN burst: every forward-list contact the owner sees online,
+    // as the contacts last showed it (contact_views), in handle order.
     void initial_burst(context& ctx) {
-        for (const auto& [handle, c] : contacts_) {
-            if (!(c.lists & forward_bit)) {
-                continue;
-            }
-            if (auto seen = seen_online(ctx.db, handle)) {
-                ctx.reply(frame::presence_update{handle, true, std::move(*seen)});
+        auto& q = ctx.db.prepare(
+            "SELECT contact, state, display_name, personal_message, current_media, capabilities, capabilities_ex, "
+            "msn_object, endpoint, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_views "
+            "WHERE owner = ?1 ORDER BY contact");
+        q.bind(me_.handle);
+        while (q.step()) {
+            std::string handle = q.text(0);
+            if (lists_of(handle) & forward_bit) {
+                ctx.reply(frame::presence_update{std::move(handle), true, view_at(q, 1)});
             }
         }
+    }
+
+    // A contact_views row's presence, from column `first` on.
+    static frame::presence_info view_at(const statement& q, int first) {
+        frame::presence_info p;
+        p.state = static_cast<frame::status>(q.integer(first));
+        p.display_name = q.text(first + 1);
+        p.personal_message = q.text(first + 2);
+        p.current_media = q.text(first + 3);
+        p.capabilities = static_cast<std::uint64_t>(q.integer(first + 4));
+        p.capabilities_ex = static_cast<std::uint64_t>(q.integer(first + 5));
+        p.msn_object = q.text(first + 6);
+        p.endpoint = q.text(first + 7);
+        p.phones = {q.text(first + 8), q.text(first + 9), q.text(first + 10), q.integer(first + 11) != 0};
+        return p;
+    }
+
+    // What `contact` last showed the owner, when that was online.
+    std::optional<frame::presence_info> stored_view(database& db, std::string_view contact) const {
+        auto& q = db.prepare(
+            "SELECT state, display_name, personal_message, current_media, capabilities, capabilities_ex, msn_object, "
+            "endpoint, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_views "
+            "WHERE owner = ?1 AND contact = ?2");
+        q.bind(me_.handle, contact);
+        std::optional<frame::presence_info> out;
+        if (q.step()) {
+            out = view_at(q, 0);
+        }
+        q.run();
+        return out;
+    }
+
+    // Keeps what `contact` shows the owner now; an offline view keeps nothing.
+    void store_view(database& db, const std::string& contact, const frame::presence_info& p) {
+        if (!is_online(p.state)) {
+            db.prepare("DELETE FROM contact_views WHERE owner = ?1 AND contact = ?2").bind(me_.handle, contact).run();
+            return;
+        }
+        db.prepare(
+              "INSERT INTO contact_views (owner, contact, state, display_name, personal_message, current_media, "
+              "capabilities, capabilities_ex, msn_object, endpoint, phone_home, phone_work, phone_mobile, "
+              "mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+              "ON CONFLICT (owner, contact) DO UPDATE SET state = ?3, display_name = ?4, personal_message = ?5, "
+              "current_media = ?6, capabilities = ?7, capabilities_ex = ?8, msn_object = ?9, endpoint = ?10, "
+              "phone_home = ?11, phone_work = ?12, phone_mobile = ?13, mobile_pageable = ?14")
+            .bind(me_.handle, contact, static_cast<unsigned>(p.state), p.display_name, p.personal_message,
+                  p.current_media, p.capabilities, p.capabilities_ex, p.msn_object, p.endpoint, p.phones.home,
+                  p.phones.work, p.phones.mobile, p.phones.pageable)
+            .run();
     }
 
     // ------------------------------------------------------------ helpers
@@ -985,6 +1184,11 @@ private:
     user_row me_;  // profile, privacy and list version; me_.handle is the owner
     bool exists_ = false;
     std::int64_t created_ms_ = 0;
+    // When unacknowledged notices are sent again (0: none waiting), and how
+    // often they were in this run.
+    std::uint64_t resend_at_ = 0;
+    unsigned resends_ = 0;
+    bool outbox_checked_ = false;
     std::map<std::string, contact, std::less<>> contacts_;  // FL, AL and BL, by handle
     std::vector<group_entry> groups_;                      // in creation order
     std::map<std::string, endpoint_state, std::less<>> endpoints_;

@@ -112,4 +112,24 @@ frame::presence_info presence_seen_by(database& db, const user_row& u, const fra
     return offline;
 }
 
+frame::frame reverse_notice(std::string_view owner, std::string_view contact, frame::change_op op,
+                            std::string display_name, std::uint64_t version) {
+    return frame::frame{0, "user:" + std::string(contact), std::string(owner),
+                        frame::roster_change{op, frame::list::reverse, std::string(owner), std::move(display_name),
+                                             {}, version, {}, {}}};
+}
+
+std::vector<frame::frame> unacknowledged_notices(database& db) {
+    // In each owner's list-version order, as they were first sent.
+    auto& q = db.prepare("SELECT owner, contact, op, display_name, version FROM outbox ORDER BY owner, version");
+    q.bind();
+    std::vector<frame::frame> out;
+    while (q.step()) {
+        const auto op = q.integer(2) == static_cast<int>(frame::change_op::remove) ? frame::change_op::remove
+                                                                                    : frame::change_op::add;
+        out.push_back(reverse_notice(q.text(0), q.text(1), op, q.text(3), static_cast<std::uint64_t>(q.integer(4))));
+    }
+    return out;
+}
+
 }  // namespace switchyard::gateway::embedded

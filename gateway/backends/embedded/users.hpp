@@ -1,5 +1,10 @@
-// Reads of user rows shared by user and room objects. Any object may read
-// any user's committed rows; only the user's own object writes them.
+// Reads of user rows shared by user and room objects. Only the user's own
+// object writes them. An object should read only its own rows too (design
+// section 2): the reverse list and the contacts' presence are the user's
+// own (reverse_contacts, contact_views); what still reads another user's
+// rows through these (a contact's presence, privacy and phones when it is
+// added and in the roster, a room's checks of an invitee and of blocks) is
+// to move to frames between the objects.
 #pragma once
 
 #include "gateway/backends/embedded/sqlite.hpp"
@@ -10,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchyard::gateway::embedded {
 
@@ -63,5 +69,17 @@ frame::presence_info presence_seen_by(database& db, const user_row& u, const fra
                                       std::string_view watcher);
 
 bool is_online(frame::status s);
+
+// The reverse-list notice `owner`'s object sends `contact`'s object when
+// `contact` joins (add) or leaves (remove) the owner's forward list: the
+// owner's own statement, at the owner's list version `version`, which orders
+// its notices to each contact (gateway/backends/README.md, "Reverse-list
+// exchange").
+frame::frame reverse_notice(std::string_view owner, std::string_view contact, frame::change_op op,
+                            std::string display_name, std::uint64_t version);
+
+// The notices in every user's outbox: sent, and not acknowledged by the
+// contact's object. The backend sends them again when it starts.
+std::vector<frame::frame> unacknowledged_notices(database& db);
 
 }  // namespace switchyard::gateway::embedded
