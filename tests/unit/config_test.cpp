@@ -125,7 +125,7 @@ TEST_CASE("an empty settings file gives usable defaults", "[config]") {
     CHECK(s.threads == 0);
     CHECK(s.shutdown_timeout == 10s);
 
-    REQUIRE(s.listeners.size() == 4);
+    REQUIRE(s.listeners.size() == 5);
     CHECK(s.listeners[0].kind == "msnp");
     CHECK(s.listeners[1].kind == "ws");
     CHECK(s.listeners[2].kind == "https");
@@ -251,9 +251,9 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
               "limits, keys, backends, accounts");
         CHECK(settings_error("[gateway]\nthreads = 1\nlog = \"info\"\n") ==
               "test.toml:3:1: unknown key \"log\" in [gateway]; expected one of: data_dir, routes_file, threads, "
-              "shutdown_timeout, log_level");
+              "shutdown_timeout, log_level, name");
         CHECK(settings_error("[listeners.irc]\nport = 6667\n") ==
-              "test.toml:1:12: unknown key \"irc\" in [listeners]; expected one of: msnp, ws, https, admin");
+              "test.toml:1:12: unknown key \"irc\" in [listeners]; expected one of: msnp, ws, https, admin, link");
         CHECK(settings_error("[listeners.ws]\npublic_endpoint = \"x:1\"\n") ==
               "test.toml:2:1: unknown key \"public_endpoint\" in [listeners.ws]; expected one of: enabled, "
               "address, port, tls, rooms, permessage_deflate");
@@ -423,13 +423,46 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
     }
     SECTION("backends") {
         CHECK(settings_error("[backends.edge]\nkind = \"durable-objects\"\n") ==
-              "test.toml:2:8: backend kind \"durable-objects\" is not available in this build; expected: embedded");
+              "test.toml:2:8: backend kind \"durable-objects\" is not available in this build; expected: embedded, link");
         CHECK(settings_error("[backends.edge]\nhibernate_after = \"5s\"\n") ==
               "test.toml:1:1: missing required key \"kind\" in [backends.edge]");
         CHECK(settings_error("[backends]\n") ==
               "test.toml:1:1: expected at least one backend in [backends], such as [backends.embedded]");
         CHECK(settings_error("[backends.edge]\nkind = \"embedded\"\nhibernate_after = \"0s\"\n") ==
               "test.toml:3:19: expected a duration of at least 1ms for hibernate_after, found \"0s\"");
+    }
+    SECTION("backend links") {
+        CHECK(settings_error("[backends.node]\nkind = \"link\"\n") ==
+              "test.toml:1:1: missing required key \"port\" in [backends.node]");
+        CHECK(settings_error("[backends.node]\nkind = \"link\"\nport = 1864\nshards = 2\n") ==
+              "test.toml:4:1: unknown key \"shards\" in [backends.node]; expected one of: kind, address, port");
+        CHECK(settings_error("[backends.node]\nkind = \"link\"\naddress = \"node.example\"\nport = 1864\n") ==
+              "test.toml:3:11: expected an IP address for address, found \"node.example\"");
+        CHECK(settings_error("[listeners.link]\nenabled = true\nbackend = \"elsewhere\"\n") ==
+              "test.toml:3:11: [listeners.link] serves backend \"elsewhere\", which is not in [backends]");
+        CHECK(settings_error("[listeners.link]\nenabled = true\nbackend = \"node\"\n"
+                             "[backends.node]\nkind = \"link\"\nport = 1864\n") ==
+              "test.toml:3:11: [listeners.link] serves backend \"node\" of kind \"link\"; expected an embedded one");
+        CHECK(settings_error("[listeners.link]\ntls = \"modern\"\n") ==
+              "test.toml:2:7: expected tls = \"none\" for [listeners.link]: backend links are for a private network");
+        CHECK(settings_error("[listeners.link]\nlease = \"10ms\"\n") ==
+              "test.toml:2:9: expected a duration of at least 100ms for lease, found \"10ms\"");
+        CHECK(settings_error("[gateway]\nname = \"a b\"\n") ==
+              "test.toml:2:8: expected 1 to 64 letters, digits, '-', '_' or '.' for name, found \"a b\"");
+        const auto s = settings_ok("[gateway]\nname = \"edge-1\"\n[listeners.link]\nenabled = true\nport = 0\n"
+                                   "lease = \"2s\"\n[backends.embedded]\nkind = \"embedded\"\n"
+                                   "[backends.node]\nkind = \"link\"\naddress = \"::1\"\nport = 1864\n");
+        CHECK(s.gateway_name == "edge-1");
+        const auto* link = s.find_listener("link");
+        REQUIRE(link);
+        CHECK(link->enabled);
+        CHECK(link->backend == "embedded");
+        CHECK(link->lease == 2s);
+        const auto* node = s.find_backend("node");
+        REQUIRE(node);
+        CHECK(node->kind == config::backend_kind::link);
+        CHECK(node->address == "::1");
+        CHECK(node->port == 1864);
     }
     SECTION("missing file") {
         auto s = config::load_settings("/nonexistent/switchyard.toml");

@@ -1,4 +1,5 @@
 #include "protocols/frame/wire.hpp"
+#include "protocols/frame/link.hpp"
 #include "protocols/frame/mapping.hpp"
 
 #include <catch2/catch.hpp>
@@ -936,4 +937,83 @@ TEST_CASE("the README's mapping tables are the code's tables") {
     }
     CHECK(rows == expected);
     CHECK(std::size(status_table) == enum_traits<status>::max_value + 1);
+}
+
+// ------------------------------------------------------------ backend links
+
+TEST_CASE("link messages round-trip through the link decoder, split anywhere", "[frame][link]") {
+    namespace link = switchyard::frame::link;
+    const frame f{7, "room:lobby", "bob@example.com", room_typing{}};
+    const std::vector<link::message> all{
+        link::open{1, 1, "edge-1", "0123456789abcdef"},
+        link::accept{1, "node-start", 15000, true},
+        link::refuse{"no common version"},
+        link::request{f},
+        link::reply{f},
+        link::subscribe{"user:alice@example.com"},
+        link::unsubscribe{"user:alice@example.com"},
+        link::publish{f},
+        link::ping{},
+        link::pong{},
+        link::account_request{9, link::account_op::verify_md5, "alice@example.com", "0123abcd"},
+        link::account_reply{9, link::account_status::rejected, ""},
+    };
+    std::string stream;
+    for (const auto& m : all) link::encode(m, stream);
+    // Fed a byte at a time, the decoder returns each message once it is whole.
+    link::decoder d;
+    std::vector<link::message> got;
+    for (char c : stream) {
+        d.feed(std::string_view(&c, 1));
+        for (;;) {
+            auto next = d.next();
+            REQUIRE(next);
+            if (!*next) break;
+            got.push_back(std::move(**next));
+        }
+    }
+    REQUIRE(got.size() == all.size());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        INFO(link::name(all[i]));
+        REQUIRE(got[i].index() == all[i].index());
+        std::string a, b;
+        link::encode(all[i], a);
+        link::encode(got[i], b);
+        CHECK(a == b);
+    }
+}
+
+TEST_CASE("the link decoder refuses what is not a link, and stays refused", "[frame][link]") {
+    namespace link = switchyard::frame::link;
+    SECTION("an HTTP request: its first bytes read as a length over the limit") {
+        link::decoder d;
+        d.feed("GET / HTTP/1.1\r\n\r\n");
+        const auto r = d.next();
+        REQUIRE_FALSE(r);
+        CHECK(r.error().find("over the limit") != std::string::npos);
+        d.feed(std::string(4, '\0'));
+        CHECK_FALSE(d.next());
+    }
+    SECTION("an open without the magic") {
+        std::string bytes{0, 0, 0, 4, 1, 0, 1, 'x'};
+        link::decoder d;
+        d.feed(bytes);
+        const auto r = d.next();
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == "not a switchyard link");
+    }
+    SECTION("an unknown message kind") {
+        link::decoder d;
+        d.feed(std::string{0, 0, 0, 1, 99});
+        const auto r = d.next();
+        REQUIRE_FALSE(r);
+        CHECK(r.error() == "an unknown message kind 99");
+    }
+    SECTION("a request whose frame does not decode") {
+        link::decoder d;
+        d.feed(std::string{0, 0, 0, 3, 4, 9, 9});
+        const auto r = d.next();
+        REQUIRE_FALSE(r);
+        CHECK(r.error().starts_with("a frame that does not decode"));
+    }
 }
