@@ -148,6 +148,21 @@ TEST_CASE("a backend restarted under live sessions shows nobody offline once it 
     std::string seen;
     until(bob, "NLN NLN alice@example.com", seen);
 
+    // A conversation across the two gateways: Bob (two) calls Alice (one).
+    const auto port_of = [](const std::string& host_port) {
+        return static_cast<unsigned short>(std::stoi(host_port.substr(host_port.rfind(':') + 1)));
+    };
+    const auto xfr = words(bob.command("XFR 6 SB"));
+    msnp_client bob_sb(port_of(xfr.at(3)));
+    bob_sb.command("USR 1 bob@example.com " + xfr.at(5));
+    const auto room = words(bob_sb.command("CAL 2 alice@example.com")).at(3);
+    std::string alice_seen;
+    const auto rng = words(until(alice, "RNG " + room, alice_seen));
+    msnp_client alice_sb(port_of(rng.at(2)));
+    alice_sb.command("ANS 1 alice@example.com " + rng.at(4) + " " + room);
+    std::string bob_sb_seen;
+    until(bob_sb, "JOI alice@example.com", bob_sb_seen);
+
     node.proc->signal(SIGKILL);
     REQUIRE(node.proc->wait_exit() == -SIGKILL);
     node.start();
@@ -156,7 +171,8 @@ TEST_CASE("a backend restarted under live sessions shows nobody offline once it 
         INFO(g->proc->output());
         const auto line = g->proc->wait_for_line("backend_restarted=1");
         REQUIRE(line);
-        CHECK(log_field(*line, "registered") == "2");
+        // Two sign-ins (hello, presence) on each, and one room place.
+        CHECK(log_field(*line, "registered") == "3");
         REQUIRE(g->proc->wait_for_line("event=link_registered"));
     }
 
@@ -169,6 +185,21 @@ TEST_CASE("a backend restarted under live sessions shows nobody offline once it 
     CHECK(until(carol, "ILN 5", carol_seen) == "ILN 5 NLN alice@example.com alice@example.com");
     carol.send("ADD 6 FL bob@example.com bob@example.com\r\n");
     CHECK(until(carol, "ILN 6", carol_seen) == "ILN 6 NLN bob@example.com bob@example.com");
+
+    // The conversation goes on, and neither side saw the other leave or join.
+    bob_sb.send(chat_message(3, "still here?"));
+    until(bob_sb, "ACK 3", bob_sb_seen);
+    std::string alice_sb_seen;
+    until(alice_sb, "MSG bob@example.com", alice_sb_seen);
+    CHECK(alice_sb.payload().ends_with("still here?"));
+    alice_sb.send(chat_message(2, "yes"));
+    until(alice_sb, "ACK 2", alice_sb_seen);
+    until(bob_sb, "MSG alice@example.com", bob_sb_seen);
+    INFO(bob_sb_seen << alice_sb_seen);
+    CHECK(bob_sb_seen.find("BYE") == std::string::npos);
+    CHECK(bob_sb_seen.find("JOI", bob_sb_seen.find("JOI") + 1) == std::string::npos);
+    CHECK(alice_sb_seen.find("BYE") == std::string::npos);
+    CHECK(alice_sb_seen.find("JOI") == std::string::npos);
 
     // ...and bob never saw alice go offline.
     bob.send("CHG 9 NLN\r\n");
