@@ -80,9 +80,17 @@ struct link_gateway {
                                  std::to_string(node_port) + "\n" + key_section);
         write_file(dir.path / "routes.toml", "[default]\nbackend = \"node\"\n");
         proc.emplace(std::vector<std::string>{SWITCHYARD_BINARY, "run", "-c", settings.string()});
-        msnp_port = listening_port(*proc, "msnp");
-        INFO(proc->output());
-        REQUIRE(proc->wait_for_line("event=link_open"));
+        // The link may open before or after the listener is logged.
+        bool open = false;
+        while (msnp_port == 0 || !open) {
+            const auto line = proc->wait_for_line("level=");
+            INFO(proc->output());
+            REQUIRE(line);
+            open = open || line->find("event=link_open") != std::string::npos;
+            if (line->find("event=listening") != std::string::npos && log_field(*line, "listener") == "msnp") {
+                msnp_port = static_cast<unsigned short>(std::stoi(log_field(*line, "port")));
+            }
+        }
     }
 };
 
