@@ -6,6 +6,7 @@
 // offline; the gateways register their sessions again).
 #include "child_process.hpp"
 #include "msnp_client.hpp"
+#include "ws_client.hpp"
 
 #include "protocols/frame/link.hpp"
 
@@ -71,10 +72,11 @@ struct link_gateway {
     std::filesystem::path settings = dir.path / "switchyard.toml";
     std::optional<child_process> proc;
     unsigned short msnp_port = 0;
+    unsigned short ws_port = 0;
 
     link_gateway(const std::string& name, unsigned short node_port) {
         write_file(settings, "[gateway]\nthreads = 2\nname = \"" + name +
-                                 "\"\n[listeners.msnp]\nport = 0\n[listeners.ws]\nenabled = false\n"
+                                 "\"\n[listeners.msnp]\nport = 0\n[listeners.ws]\nport = 0\n"
                                  "[listeners.admin]\nenabled = false\n"
                                  "[backends.node]\nkind = \"link\"\naddress = \"127.0.0.1\"\nport = " +
                                  std::to_string(node_port) + "\n" + key_section);
@@ -82,13 +84,16 @@ struct link_gateway {
         proc.emplace(std::vector<std::string>{SWITCHYARD_BINARY, "run", "-c", settings.string()});
         // The link may open before or after the listener is logged.
         bool open = false;
-        while (msnp_port == 0 || !open) {
+        while (msnp_port == 0 || ws_port == 0 || !open) {
             const auto line = proc->wait_for_line("level=");
             INFO(proc->output());
             REQUIRE(line);
             open = open || line->find("event=link_open") != std::string::npos;
             if (line->find("event=listening") != std::string::npos && log_field(*line, "listener") == "msnp") {
                 msnp_port = static_cast<unsigned short>(std::stoi(log_field(*line, "port")));
+            }
+            if (line->find("event=listening") != std::string::npos && log_field(*line, "listener") == "ws") {
+                ws_port = static_cast<unsigned short>(std::stoi(log_field(*line, "port")));
             }
         }
     }
@@ -214,6 +219,19 @@ TEST_CASE("a backend restarted under live sessions shows nobody offline once it 
     until(bob, "CHG 9", seen);
     INFO(seen);
     CHECK(seen.find("FLN alice@example.com") == std::string::npos);
+}
+
+TEST_CASE("a browser login through a link gateway is checked by the node, which holds the account", "[link]") {
+    backend_node node;
+    node.start();
+    node.add_user("alice@example.com");
+    link_gateway gateway("edge", node.port);
+
+    ws_client right(gateway.ws_port);
+    CHECK(right.login("alice@example.com", "password1").at("handle") == "alice@example.com");
+    ws_client wrong(gateway.ws_port);
+    wrong.send({{"type", "login"}, {"id", 1}, {"version", 1}, {"handle", "alice@example.com"}, {"password", "nope"}});
+    CHECK(wrong.error(1).at("code") == "unauthenticated");
 }
 
 TEST_CASE("the link handshake refuses a gateway with no common version and anything not a link", "[link]") {
