@@ -234,6 +234,27 @@ TEST_CASE("a browser login through a link gateway is checked by the node, which 
     CHECK(wrong.error(1).at("code") == "unauthenticated");
 }
 
+TEST_CASE("a second gateway under a name already connected is refused, and gets in once the first is gone", "[link]") {
+    backend_node node;
+    node.start();
+    std::optional<link_gateway> first(std::in_place, "edge", node.port);
+    temp_dir dir;
+    write_file(dir.path / "switchyard.toml", "[gateway]\nname = \"edge\"\n[listeners.msnp]\nport = 0\n"
+                                             "[listeners.ws]\nenabled = false\n[listeners.admin]\nenabled = false\n"
+                                             "[backends.node]\nkind = \"link\"\nport = " +
+                                                 std::to_string(node.port) + "\n" + key_section);
+    write_file(dir.path / "routes.toml", "[default]\nbackend = \"node\"\n");
+    child_process second({SWITCHYARD_BINARY, "run", "-c", (dir.path / "switchyard.toml").string()});
+    const auto down = second.wait_for_line("event=link_down");
+    INFO(second.output());
+    REQUIRE(down);
+    CHECK(log_field(*down, "error") == "refused: the gateway name \"edge\" is in use by a connected gateway");
+
+    first->proc->signal(SIGKILL);
+    REQUIRE(first->proc->wait_exit() == -SIGKILL);
+    REQUIRE(second.wait_for_line("event=link_open"));
+}
+
 TEST_CASE("the link handshake refuses a gateway with no common version and anything not a link", "[link]") {
     backend_node node;
     node.start();

@@ -320,8 +320,18 @@ void server::impl::opened(const std::shared_ptr<session>& s, const wire::open& o
     auto it = leases_.find(o.gateway);
     if (it != leases_.end()) {
         lease& l = it->second;
-        // The same name on two links: the newer one is the gateway's.
-        if (auto old = l.holder.lock(); old && old != s) {
+        auto old = l.holder.lock();
+        if (old && old != s && l.incarnation != o.incarnation) {
+            // Another process under the same name, while the first one's
+            // link is alive: letting it in would end the first one's
+            // endpoints, and the two would take turns doing so. A dead
+            // holder's link ends by itself (at most a lease of silence),
+            // and the newcomer, retrying, gets in then.
+            refuse("the gateway name \"" + o.gateway + "\" is in use by a connected gateway");
+            return;
+        }
+        if (old && old != s) {
+            // The same process on a new link: the old one is half dead.
             l.holder.reset();
             old->stop();
         }
