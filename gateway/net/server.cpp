@@ -289,6 +289,24 @@ private:
                 opt.incarnation = incarnation;
                 opt.max_frame = s.lim.frame_bytes;
                 auto client = std::make_shared<link::client>(opt);
+                state_.stats.add_source([weak = std::weak_ptr<link::client>(client), name = b.name] {
+                    std::vector<metrics::extra_sample> out;
+                    if (const auto c = weak.lock()) {
+                        const auto st = c->stats();
+                        out.push_back({"switchyard_link_up", "gauge", "1 while the link to a backend is open.",
+                                       "backend", name, st.open ? 1u : 0u});
+                        out.push_back({"switchyard_link_opens_total", "counter",
+                                       "Handshakes completed on a backend link (1 + reconnections).", "backend", name,
+                                       st.connects});
+                        out.push_back({"switchyard_link_registrations_total", "counter",
+                                       "Frames sent again to register live sessions with a backend that lost them.",
+                                       "backend", name, st.registrations});
+                        out.push_back({"switchyard_link_endpoints", "gauge",
+                                       "Live endpoints this gateway holds on a backend link.", "backend", name,
+                                       st.endpoints});
+                    }
+                    return out;
+                });
                 state_.remote.emplace(b.name, client);
                 state_.objects.add_backend(b.name, std::move(client));
                 log::info("backend", {{"name", b.name},
@@ -425,6 +443,19 @@ private:
             return false;
         }
         link_->start();
+        // /metrics is served on the first worker, the link's thread.
+        state_.stats.add_source([this] {
+            const auto st = link_->stats();
+            return std::vector<metrics::extra_sample>{
+                {"switchyard_link_gateways", "gauge", "Gateways connected over backend links.", {}, {}, st.connections},
+                {"switchyard_link_leases", "gauge", "Gateways holding endpoints here, connected or within their lease.",
+                 {}, {}, st.leases},
+                {"switchyard_link_leased_endpoints", "gauge", "Endpoints held under gateways' leases.", {}, {},
+                 st.endpoints},
+                {"switchyard_link_expired_endpoints_total", "counter",
+                 "Endpoints ended because their gateway's lease ran out or it restarted.", {}, {}, st.expired},
+            };
+        });
         log::info("listening", {{"listener", l.kind},
                                 {"address", l.address},
                                 {"port", link_->port()},

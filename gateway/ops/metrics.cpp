@@ -1,5 +1,8 @@
 #include "gateway/ops/metrics.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace switchyard::gateway {
 
 std::string_view to_string(listener_protocol p) {
@@ -75,6 +78,18 @@ std::string metrics::render() const {
     sample(out, "switchyard_routes_version", {}, {}, routes_version_.load(std::memory_order_relaxed));
     header(out, "switchyard_routes_rejected_total", "counter", "Routes reloads rejected because the file was invalid.");
     sample(out, "switchyard_routes_rejected_total", {}, {}, routes_rejected_.load(std::memory_order_relaxed));
+    // One header per name, whichever source gave the samples.
+    std::vector<extra_sample> extra;
+    for (const auto& source : sources_) {
+        auto more = source();
+        extra.insert(extra.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
+    std::stable_sort(extra.begin(), extra.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    for (std::size_t i = 0; i < extra.size(); ++i) {
+        const auto& e = extra[i];
+        if (i == 0 || extra[i - 1].name != e.name) header(out, e.name, e.type, e.help);
+        gateway::sample(out, e.name, e.label, e.label_value, e.value);  // not std::sample
+    }
     return out;
 }
 

@@ -6,8 +6,10 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace switchyard::gateway {
 
@@ -32,9 +34,22 @@ public:
         return open_[index(p)].load(std::memory_order_relaxed);
     }
 
+    // Samples from parts made at start (backend links), asked for at each
+    // render on the thread that serves /metrics, after the counters above.
+    struct extra_sample {
+        std::string name;
+        std::string type;  // "gauge" or "counter"
+        std::string help;
+        std::string label;  // empty: none
+        std::string label_value;
+        std::uint64_t value = 0;
+    };
+    void add_source(std::function<std::vector<extra_sample>()> source) { sources_.push_back(std::move(source)); }
+
     std::string render() const;
 
 private:
+    std::vector<std::function<std::vector<extra_sample>()>> sources_;  // fixed after start
     static std::size_t index(listener_protocol p) { return static_cast<std::size_t>(p); }
 
     std::array<std::atomic<std::int64_t>, listener_protocol_count> open_{};

@@ -1017,3 +1017,44 @@ TEST_CASE("the link decoder refuses what is not a link, and stays refused", "[fr
         CHECK(r.error().starts_with("a frame that does not decode"));
     }
 }
+
+TEST_CASE("the link decoder reads a long burst fed at once, past its buffer compaction", "[frame][link]") {
+    namespace link = switchyard::frame::link;
+    // Over 64 KiB consumed at once is when the decoder compacts its buffer.
+    // Where the compaction falls relative to a message depends on the
+    // stream's length: try several.
+    const int count = GENERATE(range(3000, 3008));
+    std::string stream;
+    std::vector<frame> sent;
+    for (int i = 0; i < count; ++i) {
+        sent.push_back(frame{static_cast<std::uint64_t>(i + 1), "user:u" + std::to_string(i) + "@example.com",
+                             "u@example.com", hello{client_protocol::msnp, 12, "u@example.com",
+                                                    "endpoint-" + std::to_string(i), "MSNMSGR 7.5", {}}});
+        link::encode(link::request{sent.back()}, stream);
+    }
+    REQUIRE(stream.size() > 2 * 65536);
+    link::decoder d;
+    // All at once, or in two parts the first of which ends inside a message.
+    const std::size_t first = GENERATE(std::size_t{0}, std::size_t{65537}, std::size_t{100003});
+    d.feed(std::string_view(stream).substr(0, first == 0 ? stream.size() : first));
+    std::size_t got = 0;
+    const auto drain = [&] {
+        for (;;) {
+            auto next = d.next();
+            INFO((next ? std::string("ok") : next.error()));
+            REQUIRE(next);
+            if (!*next) return;
+            const auto* r = std::get_if<link::request>(&**next);
+            REQUIRE(r);
+            REQUIRE(got < sent.size());
+            CHECK(r->f == sent[got]);
+            ++got;
+        }
+    };
+    drain();
+    if (first != 0) {
+        d.feed(std::string_view(stream).substr(first));
+        drain();
+    }
+    CHECK(got == sent.size());
+}
