@@ -64,8 +64,13 @@ public:
             retry_.cancel();
             heartbeat_.cancel();
         });
+        // The thread runs out of work once the closing above has run and
+        // the cancelled operations have completed. Stopping it instead
+        // could skip the closing, and would leave those operations' handlers,
+        // which own this object, in the context this object owns: the
+        // connection would stay open until the backend gave up on its
+        // silence.
         guard_.reset();
-        ctx_.stop();
         if (thread_.joinable()) {
             thread_.join();
         }
