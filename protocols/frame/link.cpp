@@ -158,6 +158,15 @@ tl::expected<std::optional<message>, std::string> decoder::next() {
         failed_ = reason;
         return tl::unexpected(std::move(reason));
     };
+    // Drops what earlier calls consumed, before `pending` (and the reader
+    // below) view the buffer: messages copy what they keep.
+    if (consumed_ == buffer_.size()) {
+        buffer_.clear();
+        consumed_ = 0;
+    } else if (consumed_ > 65536 && consumed_ * 2 > buffer_.size()) {
+        buffer_.erase(0, consumed_);
+        consumed_ = 0;
+    }
     const std::string_view pending = std::string_view(buffer_).substr(consumed_);
     if (pending.size() < record_prefix) {
         return std::nullopt;
@@ -178,13 +187,6 @@ tl::expected<std::optional<message>, std::string> decoder::next() {
     }
     reader in(pending.substr(record_prefix, n));
     consumed_ += record_prefix + n;
-    if (consumed_ == buffer_.size()) {
-        buffer_.clear();
-        consumed_ = 0;
-    } else if (consumed_ > 65536 && consumed_ * 2 > buffer_.size()) {
-        buffer_.erase(0, consumed_);
-        consumed_ = 0;
-    }
 
     const auto kind = *in.u8();
     const auto with_frame = [&](auto wrap) -> tl::expected<std::optional<message>, std::string> {

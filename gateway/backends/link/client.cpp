@@ -64,8 +64,13 @@ public:
             retry_.cancel();
             heartbeat_.cancel();
         });
+        // The thread runs out of work once the closing above has run and
+        // the cancelled operations have completed. Stopping it instead
+        // could skip the closing, and would leave those operations' handlers,
+        // which own this object, in the context this object owns: the
+        // connection would stay open until the backend gave up on its
+        // silence.
         guard_.reset();
-        ctx_.stop();
         if (thread_.joinable()) {
             thread_.join();
         }
@@ -129,7 +134,10 @@ public:
         std::lock_guard lock(mutex_);
         client_statistics s = stats_;
         s.open = state_ == state::open;
+        s.registering = registering_;
         s.endpoints = registry_.size();
+        s.bytes_sent = bytes_sent_;
+        s.bytes_received = bytes_received_;
         return s;
     }
 
@@ -196,6 +204,7 @@ private:
                 return;
             }
             self->last_read_ = clock::now();
+            self->bytes_received_.fetch_add(n, std::memory_order_relaxed);
             self->decoder_.feed(std::string_view(self->buffer_.data(), n));
             if (self->on_messages(gen)) {
                 self->do_read(gen);
@@ -297,13 +306,14 @@ private:
             p = last ? std::move(it->second) : it->second;
             if (last) pending_.erase(it);
             registered = last && p.registration && registering_ > 0 && --registering_ == 0;
+            if (registered) {
+                stats_.last_registration =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - registering_since_);
+            }
         }
         if (registered) {
             // Every session is known to the backend again.
-            log::info("link_registered",
-                      {{"backend", opt_.name},
-                       {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - registering_since_)
-                                  .count()}});
+            log::info("link_registered", {{"backend", opt_.name}, {"ms", stats_.last_registration.count()}});
         }
         // A request the session sent without a corr gets only errors, as
         // from any backend.
@@ -366,7 +376,8 @@ private:
             out_.clear();
         }
         asio::async_write(socket_, asio::buffer(in_flight_), [self = shared_from_this(), gen](
-                                                                   boost::system::error_code ec, std::size_t) {
+                                                                   boost::system::error_code ec, std::size_t n) {
+            self->bytes_sent_.fetch_add(n, std::memory_order_relaxed);
             if (gen != self->generation_) return;
             self->in_flight_.clear();
             if (ec) {
@@ -439,6 +450,8 @@ private:
     std::atomic<std::uint64_t> generation_{0};  // bumped per connection; stale handlers see it changed
     clock::time_point last_read_;
     std::chrono::milliseconds retry_wait_ = opt_.retry_first;
+    std::atomic<std::uint64_t> bytes_sent_{0};
+    std::atomic<std::uint64_t> bytes_received_{0};
 
     mutable std::mutex mutex_;
     state state_ = state::down;

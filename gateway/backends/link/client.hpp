@@ -33,7 +33,11 @@ struct client_statistics {
     bool open = false;
     std::uint64_t connects = 0;        // handshakes completed
     std::uint64_t registrations = 0;   // frames sent again to register live sessions
+    std::size_t registering = 0;       // of those, not answered yet: the backend does not know every session
+    std::chrono::milliseconds last_registration{0};  // from the handshake to the last answer, the latest time
     std::size_t endpoints = 0;         // live endpoints this gateway holds
+    std::uint64_t bytes_sent = 0;      // on every connection, heartbeats included
+    std::uint64_t bytes_received = 0;
 };
 
 class client final : public backends::adapter {
