@@ -15,6 +15,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -57,6 +58,7 @@ public:
             std::lock_guard lock(mutex_);
             stopping_ = true;
         }
+        opened_.notify_all();
         asio::post(ctx_, [this] {
             ++generation_;
             boost::system::error_code ignored;
@@ -123,6 +125,12 @@ public:
             return {true, where + " is open"};
         }
         return {false, where + " is down" + (last_error_.empty() ? std::string() : ": " + last_error_)};
+    }
+
+    bool wait_open(std::chrono::milliseconds limit) const {
+        std::unique_lock lock(mutex_);
+        return opened_.wait_for(lock, limit, [this] { return state_ == state::open || stopping_; }) &&
+               state_ == state::open;
     }
 
     client_statistics stats() const {
@@ -275,6 +283,7 @@ private:
                 registering_since_ = clock::now();
             }
         }
+        opened_.notify_all();
         log::info("link_open", {{"backend", opt_.name},
                                 {"version", static_cast<unsigned>(a.version)},
                                 {"resumed", a.resumed},
@@ -441,6 +450,7 @@ private:
     std::chrono::milliseconds retry_wait_ = opt_.retry_first;
 
     mutable std::mutex mutex_;
+    mutable std::condition_variable opened_;  // state_ became open, or stopping_ set
     state state_ = state::down;
     bool stopping_ = false;
     std::string out_;
@@ -481,6 +491,9 @@ void client::account(wire::account_op op, std::string handle, std::string data, 
 
 backends::health client::check() const {
     return impl_->check();
+}
+bool client::wait_open(std::chrono::milliseconds limit) const {
+    return impl_->wait_open(limit);
 }
 client_statistics client::stats() const {
     return impl_->stats();
