@@ -86,7 +86,7 @@ public:
             return;
         }
         const std::uint64_t id = next_id_++;
-        pending_.emplace(id, pending{f.corr, std::move(reply)});
+        pending_.emplace(id, pending{f.corr, std::move(reply), f.object});
         f.corr = id;
         queue_locked(wire::request{std::move(f)});
     }
@@ -146,6 +146,7 @@ private:
     struct pending {
         std::uint64_t corr;  // the session's own
         backends::frame_sink sink;
+        std::string object;  // for the error that answers it if the link goes down
         bool registration = false;  // sent again after the backend lost it
     };
 
@@ -273,7 +274,7 @@ private:
             if (!a.resumed) {
                 for (frame::frame f : registry_.registrations()) {
                     const std::uint64_t id = next_id_++;
-                    pending_.emplace(id, pending{0, {}, true});
+                    pending_.emplace(id, pending{0, {}, f.object, true});
                     f.corr = id;
                     queue_locked(wire::request{std::move(f)});
                     ++registered;
@@ -417,7 +418,7 @@ private:
             backends::release_burst burst;
             for (auto& [id, p] : lost) {
                 if (p.sink) {
-                    p.sink(frame::frame{p.corr, {}, {},
+                    p.sink(frame::frame{p.corr, std::move(p.object), {},
                                         frame::error{frame::error_code::backend_unavailable,
                                                      "the backend link \"" + opt_.name + "\" went down"}});
                 }
