@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -74,6 +75,14 @@ public:
     }
 
     void send(frame::frame f, backends::frame_sink reply) {
+        // The backend decodes what it is sent under the wire's limits, and
+        // a record it cannot decode ends the link. A frame over a limit
+        // (a name too long, text that is not UTF-8) is answered here as
+        // the backend itself would answer it, and the link goes on.
+        if (auto refusal = undecodable(f)) {
+            if (reply) reply(std::move(*refusal));
+            return;
+        }
         std::unique_lock lock(mutex_);
         registry_.note(f);
         if (state_ != state::open || stopping_) {
@@ -149,6 +158,22 @@ private:
         std::string object;  // for the error that answers it if the link goes down
         bool registration = false;  // sent again after the backend lost it
     };
+
+    // The error the backend would reply to `f` if `f` breaks a limit of
+    // the wire encoding, as a frame for the session; nothing if it does not.
+    std::optional<frame::frame> undecodable(const frame::frame& f) const {
+        const auto decoded = frame::decode(frame::encode(f), opt_.max_frame);
+        if (decoded) {
+            return std::nullopt;
+        }
+        frame::error_code code = frame::error_code::malformed;
+        if (decoded.error().code == frame::errc::oversize) {
+            code = frame::error_code::oversize;
+        } else if (decoded.error().code == frame::errc::invalid_utf8) {
+            code = frame::error_code::invalid_text;
+        }
+        return frame::frame{f.corr, f.object, {}, frame::error{code, decoded.error().to_string()}};
+    }
 
     void queue_locked(const wire::message& m) {
         wire::encode(m, out_);
