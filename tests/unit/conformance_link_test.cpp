@@ -95,8 +95,11 @@ private:
 
     void stop() {
         client_.reset();
-        if (server_) {
+        if (io_.joinable()) {
+            // The server closes its links on the thread that serves them.
             asio::post(*ctx_, [this] { server_.reset(); });
+        } else {
+            server_.reset();  // never served: its io_context did not run
         }
         guard_.reset();
         if (io_.joinable()) io_.join();
