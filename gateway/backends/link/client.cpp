@@ -15,8 +15,10 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -57,6 +59,7 @@ public:
             std::lock_guard lock(mutex_);
             stopping_ = true;
         }
+        opened_.notify_all();
         asio::post(ctx_, [this] {
             ++generation_;
             boost::system::error_code ignored;
@@ -77,6 +80,14 @@ public:
     }
 
     void send(frame::frame f, backends::frame_sink reply) {
+        // The backend decodes what it is sent under the wire's limits, and
+        // a record it cannot decode ends the link. A frame over a limit
+        // (a name too long, text that is not UTF-8) is answered here as
+        // the backend itself would answer it, and the link goes on.
+        if (auto refusal = undecodable(f)) {
+            if (reply) reply(std::move(*refusal));
+            return;
+        }
         std::unique_lock lock(mutex_);
         registry_.note(f);
         if (state_ != state::open || stopping_) {
@@ -89,7 +100,7 @@ public:
             return;
         }
         const std::uint64_t id = next_id_++;
-        pending_.emplace(id, pending{f.corr, std::move(reply)});
+        pending_.emplace(id, pending{f.corr, std::move(reply), f.object});
         f.corr = id;
         queue_locked(wire::request{std::move(f)});
     }
@@ -130,6 +141,12 @@ public:
         return {false, where + " is down" + (last_error_.empty() ? std::string() : ": " + last_error_)};
     }
 
+    bool wait_open(std::chrono::milliseconds limit) const {
+        std::unique_lock lock(mutex_);
+        return opened_.wait_for(lock, limit, [this] { return state_ == state::open || stopping_; }) &&
+               state_ == state::open;
+    }
+
     client_statistics stats() const {
         std::lock_guard lock(mutex_);
         client_statistics s = stats_;
@@ -146,8 +163,25 @@ private:
     struct pending {
         std::uint64_t corr;  // the session's own
         backends::frame_sink sink;
+        std::string object;  // for the error that answers it if the link goes down
         bool registration = false;  // sent again after the backend lost it
     };
+
+    // The error the backend would reply to `f` if `f` breaks a limit of
+    // the wire encoding, as a frame for the session; nothing if it does not.
+    std::optional<frame::frame> undecodable(const frame::frame& f) const {
+        const auto decoded = frame::decode(frame::encode(f), opt_.max_frame);
+        if (decoded) {
+            return std::nullopt;
+        }
+        frame::error_code code = frame::error_code::malformed;
+        if (decoded.error().code == frame::errc::oversize) {
+            code = frame::error_code::oversize;
+        } else if (decoded.error().code == frame::errc::invalid_utf8) {
+            code = frame::error_code::invalid_text;
+        }
+        return frame::frame{f.corr, f.object, {}, frame::error{code, decoded.error().to_string()}};
+    }
 
     void queue_locked(const wire::message& m) {
         wire::encode(m, out_);
@@ -274,7 +308,7 @@ private:
             if (!a.resumed) {
                 for (frame::frame f : registry_.registrations()) {
                     const std::uint64_t id = next_id_++;
-                    pending_.emplace(id, pending{0, {}, true});
+                    pending_.emplace(id, pending{0, {}, f.object, true});
                     f.corr = id;
                     queue_locked(wire::request{std::move(f)});
                     ++registered;
@@ -284,6 +318,7 @@ private:
                 registering_since_ = clock::now();
             }
         }
+        opened_.notify_all();
         log::info("link_open", {{"backend", opt_.name},
                                 {"version", static_cast<unsigned>(a.version)},
                                 {"resumed", a.resumed},
@@ -419,7 +454,7 @@ private:
             backends::release_burst burst;
             for (auto& [id, p] : lost) {
                 if (p.sink) {
-                    p.sink(frame::frame{p.corr, {}, {},
+                    p.sink(frame::frame{p.corr, std::move(p.object), {},
                                         frame::error{frame::error_code::backend_unavailable,
                                                      "the backend link \"" + opt_.name + "\" went down"}});
                 }
@@ -454,6 +489,7 @@ private:
     std::atomic<std::uint64_t> bytes_received_{0};
 
     mutable std::mutex mutex_;
+    mutable std::condition_variable opened_;  // state_ became open, or stopping_ set
     state state_ = state::down;
     bool stopping_ = false;
     std::string out_;
@@ -494,6 +530,9 @@ void client::account(wire::account_op op, std::string handle, std::string data, 
 
 backends::health client::check() const {
     return impl_->check();
+}
+bool client::wait_open(std::chrono::milliseconds limit) const {
+    return impl_->wait_open(limit);
 }
 client_statistics client::stats() const {
     return impl_->stats();

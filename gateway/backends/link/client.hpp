@@ -53,6 +53,11 @@ public:
     void unsubscribe(std::string_view object_id) override;
     backends::health check() const override;
 
+    // Waits until the link is open (its handshake done), at most `limit`;
+    // false if it is not open by then. For a start that should not answer
+    // its first requests with backend_unavailable.
+    bool wait_open(std::chrono::milliseconds limit) const;
+
     client_statistics stats() const;
 
     // An account check for a login, made by the backend process, which

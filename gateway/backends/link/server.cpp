@@ -70,9 +70,19 @@ private:
         std::unique_ptr<asio::steady_timer> expiry;
     };
 
+    // The links subscribed to each object, read by the backend's threads
+    // when an object publishes. Apart from the server: a backend thread
+    // that publishes holds these while it does, and must never be the one
+    // to release the server, which owns the backend and would stop it
+    // (join the thread) from that thread.
+    struct fanout {
+        std::mutex mutex;
+        std::map<std::string, std::set<std::shared_ptr<session>>, std::less<>> subscribers;
+        void publish(const std::string& object, const frame::frame& f);
+    };
+
     void do_accept();
     void expire(const std::string& gateway, const char* why);
-    void publish(const std::string& object, const frame::frame& f);
 
     asio::io_context& ctx_;
     tcp::acceptor acceptor_;
@@ -81,8 +91,7 @@ private:
     std::set<std::shared_ptr<session>> sessions_;  // io thread
     std::map<std::string, lease> leases_;          // by gateway name; io thread
     std::uint64_t expired_ = 0;                    // io thread
-    mutable std::mutex mutex_;                     // subscribers_, read by backend threads
-    std::map<std::string, std::set<std::shared_ptr<session>>, std::less<>> subscribers_;
+    std::shared_ptr<fanout> fanout_ = std::make_shared<fanout>();
     bool closed_ = false;
 };
 
@@ -395,11 +404,11 @@ void server::impl::account(session& s, wire::account_request a) {
     answer(wire::account_status::unavailable);
 }
 
-void server::impl::publish(const std::string& object, const frame::frame& f) {
+void server::impl::fanout::publish(const std::string& object, const frame::frame& f) {
     std::string bytes;
     wire::encode(wire::publish{f}, bytes);
-    std::lock_guard lock(mutex_);
-    if (auto it = subscribers_.find(object); it != subscribers_.end()) {
+    std::lock_guard lock(mutex);
+    if (auto it = subscribers.find(object); it != subscribers.end()) {
         for (const auto& s : it->second) {
             s->queue(bytes);
         }
@@ -412,17 +421,17 @@ void server::impl::subscribe(const std::shared_ptr<session>& s, const std::strin
     }
     bool first = false;
     {
-        std::lock_guard lock(mutex_);
-        auto& set = subscribers_[object];
+        std::lock_guard lock(fanout_->mutex);
+        auto& set = fanout_->subscribers[object];
         first = set.empty();
         set.insert(s);
     }
     // Subscriptions change on this thread only, so nothing can come
     // between the count above and the backend call.
     if (first) {
-        backend_->subscribe(object, [weak = weak_from_this(), object](frame::frame f) {
-            if (auto self = weak.lock()) {
-                self->publish(object, f);
+        backend_->subscribe(object, [weak = std::weak_ptr<fanout>(fanout_), object](frame::frame f) {
+            if (auto links = weak.lock()) {
+                links->publish(object, f);
             }
         });
     }
@@ -434,12 +443,12 @@ void server::impl::unsubscribe(const std::shared_ptr<session>& s, const std::str
     }
     bool last = false;
     {
-        std::lock_guard lock(mutex_);
-        auto it = subscribers_.find(object);
-        if (it != subscribers_.end()) {
+        std::lock_guard lock(fanout_->mutex);
+        auto it = fanout_->subscribers.find(object);
+        if (it != fanout_->subscribers.end()) {
             it->second.erase(s);
             last = it->second.empty();
-            if (last) subscribers_.erase(it);
+            if (last) fanout_->subscribers.erase(it);
         }
     }
     if (last) {
