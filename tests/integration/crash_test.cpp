@@ -139,8 +139,12 @@ TEST_CASE("a contact's reverse list agrees with the owner's forward list after S
     INFO(child.output());
     REQUIRE(status == std::optional<int>{-SIGKILL});
     CHECK(child.output().find("READY") != std::string::npos);
-    // The owner's reply leaves after the owner's commit only.
-    CHECK((child.output().find("ADDED") != std::string::npos) == (kill_at == 2));
+    // The owner's reply leaves after the owner's commit only. (Killed after
+    // the contact's commit, the reply may or may not have been printed: the
+    // contact's shard can commit before the waiting thread runs.)
+    if (kill_at == 1) {
+        CHECK(child.output().find("ADDED") == std::string::npos);
+    }
 
     // What the kill left: the owner's add and its notice in the outbox; the
     // contact's reverse entry only when it was killed after the contact's commit.
