@@ -108,6 +108,17 @@ std::string until(msnp_client& c, const std::string& prefix, std::string& seen) 
     }
 }
 
+// Bob adds Alice and sees her sign in; MD5 logins (MSNP5) are checked by
+// the node, which holds the accounts. Returns what Bob read.
+std::string bob_sees_alice_sign_in(msnp_client& bob, msnp_client& alice) {
+    bob.login("bob@example.com", "password1");
+    bob.command("ADD 5 FL alice@example.com alice@example.com");
+    alice.login("alice@example.com", "password1");
+    std::string seen;
+    until(bob, "NLN NLN alice@example.com", seen);
+    return seen;
+}
+
 }  // namespace
 
 TEST_CASE("a killed gateway's users go offline for the other gateways' clients within the lease", "[link]") {
@@ -118,14 +129,10 @@ TEST_CASE("a killed gateway's users go offline for the other gateways' clients w
     link_gateway one("one", node.port);
     link_gateway two("two", node.port);
 
-    // MD5 logins (MSNP5) are checked by the node, which holds the accounts.
+    // Bob (on two) watches Alice (on one) sign in.
     msnp_client bob(two.msnp_port);
-    bob.login("bob@example.com", "password1");
-    bob.command("ADD 5 FL alice@example.com alice@example.com");
     msnp_client alice(one.msnp_port);
-    alice.login("alice@example.com", "password1");
-    std::string seen;
-    until(bob, "NLN NLN alice@example.com", seen);
+    std::string seen = bob_sees_alice_sign_in(bob, alice);
 
     one.proc->signal(SIGKILL);
     REQUIRE(one.proc->wait_exit() == -SIGKILL);
@@ -153,13 +160,10 @@ TEST_CASE("a backend restarted under live sessions shows nobody offline once it 
     link_gateway one("one", node.port);
     link_gateway two("two", node.port);
 
+    // Bob (on two) watches Alice (on one) sign in.
     msnp_client bob(two.msnp_port);
-    bob.login("bob@example.com", "password1");
-    bob.command("ADD 5 FL alice@example.com alice@example.com");
     msnp_client alice(one.msnp_port);
-    alice.login("alice@example.com", "password1");
-    std::string seen;
-    until(bob, "NLN NLN alice@example.com", seen);
+    std::string seen = bob_sees_alice_sign_in(bob, alice);
 
     // A conversation across the two gateways: Bob (two) calls Alice (one).
     const auto port_of = [](const std::string& host_port) {

@@ -54,33 +54,6 @@ CREATE TABLE contacts (
 ) WITHOUT ROWID;
 CREATE INDEX contacts_by_contact ON contacts (contact, owner);
 
--- The owner's reverse list: `contact` has (listed = 1) or had (listed = 0)
--- the owner on its forward list, as the contact's object said in its notice
--- of the contact's list version `version`. Kept after a removal so a notice
--- older than the last one applied is known as such. display_name: the
--- contact's name when it sent the notice. Added by schema version 4.
-CREATE TABLE reverse_contacts (
-    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact      TEXT NOT NULL,
-    listed       INTEGER NOT NULL,
-    display_name TEXT NOT NULL,
-    version      INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
-) WITHOUT ROWID;
-
--- The owner's reverse-list notices to `contact` that the contact's object
--- has not acknowledged: the latest per contact (op: frame::change_op add or
--- remove; version: the owner's list version it was made at). Sent again
--- when the backend starts. Added by schema version 4.
-CREATE TABLE outbox (
-    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact      TEXT NOT NULL,
-    op           INTEGER NOT NULL,
-    display_name TEXT NOT NULL,
-    version      INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
-) WITHOUT ROWID;
-
 -- created_version: the owner's list version when the group was made. It
 -- orders groups by creation (ids are UUIDs, so the key does not) and seeds
 -- the group's id.
@@ -98,28 +71,6 @@ CREATE TABLE contact_groups (
     group_id TEXT NOT NULL,
     PRIMARY KEY (owner, contact, group_id),
     FOREIGN KEY (owner, contact) REFERENCES contacts(owner, contact) ON DELETE CASCADE
-) WITHOUT ROWID;
-
--- What each forward-list contact last showed the owner while online: the
--- view its object sent (presence_update), or the one read when the owner
--- added it. No row: offline. Emptied at start like presence, since every
--- endpoint is gone. Added by schema version 4.
-CREATE TABLE contact_views (
-    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact          TEXT NOT NULL,
-    state            INTEGER NOT NULL,
-    display_name     TEXT NOT NULL,
-    personal_message TEXT NOT NULL,
-    current_media    TEXT NOT NULL,
-    capabilities     INTEGER NOT NULL,
-    capabilities_ex  INTEGER NOT NULL,
-    msn_object       TEXT NOT NULL,
-    endpoint         TEXT NOT NULL,
-    phone_home       TEXT NOT NULL,
-    phone_work       TEXT NOT NULL,
-    phone_mobile     TEXT NOT NULL,
-    mobile_pageable  INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
 ) WITHOUT ROWID;
 
 -- Live endpoints; emptied at start, since every endpoint of this process is gone.
@@ -197,6 +148,59 @@ CREATE TABLE messages (
 )sql";
 
 // Version 1 databases lack the phone columns; adding them keeps every row.
+// The tables schema version 4 added: in a new database and in the upgrade
+// from version 3 alike.
+constexpr const char* tables_added_in_v4 = R"sql(
+-- The owner's reverse list: `contact` has (listed = 1) or had (listed = 0)
+-- the owner on its forward list, as the contact's object said in its notice
+-- of the contact's list version `version`. Kept after a removal so a notice
+-- older than the last one applied is known as such. display_name: the
+-- contact's name when it sent the notice. Added by schema version 4.
+CREATE TABLE reverse_contacts (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    listed       INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+
+-- The owner's reverse-list notices to `contact` that the contact's object
+-- has not acknowledged: the latest per contact (op: frame::change_op add or
+-- remove; version: the owner's list version it was made at). Sent again
+-- when the backend starts. Added by schema version 4.
+CREATE TABLE outbox (
+    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact      TEXT NOT NULL,
+    op           INTEGER NOT NULL,
+    display_name TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+
+-- What each forward-list contact last showed the owner while online: the
+-- view its object sent (presence_update), or the one read when the owner
+-- added it. No row: offline. Emptied at start like presence, since every
+-- endpoint is gone. Added by schema version 4.
+CREATE TABLE contact_views (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    state            INTEGER NOT NULL,
+    display_name     TEXT NOT NULL,
+    personal_message TEXT NOT NULL,
+    current_media    TEXT NOT NULL,
+    capabilities     INTEGER NOT NULL,
+    capabilities_ex  INTEGER NOT NULL,
+    msn_object       TEXT NOT NULL,
+    endpoint         TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+)sql";
+
 constexpr const char* upgrade_v1_to_v2 = R"sql(
 ALTER TABLE users ADD COLUMN phone_home TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN phone_work TEXT NOT NULL DEFAULT '';
@@ -222,39 +226,6 @@ ALTER TABLE presence ADD COLUMN single_session INTEGER NOT NULL DEFAULT 0;
 // the next notice of each is newer. Contact views start empty, as they do
 // at every start.
 constexpr const char* upgrade_v3_to_v4 = R"sql(
-CREATE TABLE reverse_contacts (
-    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact      TEXT NOT NULL,
-    listed       INTEGER NOT NULL,
-    display_name TEXT NOT NULL,
-    version      INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
-) WITHOUT ROWID;
-CREATE TABLE outbox (
-    owner        TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact      TEXT NOT NULL,
-    op           INTEGER NOT NULL,
-    display_name TEXT NOT NULL,
-    version      INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
-) WITHOUT ROWID;
-CREATE TABLE contact_views (
-    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
-    contact          TEXT NOT NULL,
-    state            INTEGER NOT NULL,
-    display_name     TEXT NOT NULL,
-    personal_message TEXT NOT NULL,
-    current_media    TEXT NOT NULL,
-    capabilities     INTEGER NOT NULL,
-    capabilities_ex  INTEGER NOT NULL,
-    msn_object       TEXT NOT NULL,
-    endpoint         TEXT NOT NULL,
-    phone_home       TEXT NOT NULL,
-    phone_work       TEXT NOT NULL,
-    phone_mobile     TEXT NOT NULL,
-    mobile_pageable  INTEGER NOT NULL,
-    PRIMARY KEY (owner, contact)
-) WITHOUT ROWID;
 INSERT INTO reverse_contacts (owner, contact, listed, display_name, version)
     SELECT c.contact, c.owner, 1, u.display_name, u.list_version
     FROM contacts AS c JOIN users AS u ON u.handle = c.owner
@@ -278,6 +249,7 @@ void create_schema(database& db) {
     }
     if (v == 0) {
         db.exec(schema);
+        db.exec(tables_added_in_v4);
     }
     if (v == 1) {
         db.exec(upgrade_v1_to_v2);
@@ -286,6 +258,7 @@ void create_schema(database& db) {
         db.exec(upgrade_v2_to_v3);
     }
     if (v >= 1 && v <= 3) {
+        db.exec(tables_added_in_v4);
         db.exec(upgrade_v3_to_v4);
     }
     if (v != schema_version) {
