@@ -19,6 +19,7 @@ enum kind : std::uint8_t {
     k_pong = 10,
     k_account_request = 11,
     k_account_reply = 12,
+    k_received = 13,
 };
 
 // Fields outside frames: u8, u64 as 8 bytes big-endian, strings as a
@@ -80,7 +81,7 @@ template <class... F> struct overloaded : F... {
 std::string_view name(const message& m) {
     static constexpr std::string_view names[] = {"open",        "accept",  "refuse", "request", "reply",
                                                  "subscribe",   "unsubscribe", "publish", "ping", "pong",
-                                                 "account_request", "account_reply"};
+                                                 "account_request", "account_reply", "received"};
     return names[m.index()];
 }
 
@@ -95,6 +96,7 @@ void encode(const message& m, std::string& out) {
                        put_u8(out, o.highest);
                        put_string(out, o.gateway);
                        put_string(out, o.incarnation);
+                       put_u64(out, o.received);
                    },
                    [&](const accept& a) {
                        put_u8(out, k_accept);
@@ -125,7 +127,12 @@ void encode(const message& m, std::string& out) {
                    },
                    [&](const publish& p) {
                        put_u8(out, k_publish);
+                       put_u64(out, p.seq);
                        switchyard::frame::encode(p.f, out);
+                   },
+                   [&](const received& r) {
+                       put_u8(out, k_received);
+                       put_u64(out, r.seq);
                    },
                    [&](const ping&) { put_u8(out, k_ping); },
                    [&](const pong&) { put_u8(out, k_pong); },
@@ -148,6 +155,16 @@ void encode(const message& m, std::string& out) {
     for (std::size_t i = 0; i < record_prefix; ++i) {
         out[start + i] = static_cast<char>((n >> (8 * (record_prefix - 1 - i))) & 0xff);
     }
+}
+
+void encode_publish(std::uint64_t seq, std::string_view encoded_frame, std::string& out) {
+    const std::size_t n = 1 + 8 + encoded_frame.size();
+    for (std::size_t i = 0; i < record_prefix; ++i) {
+        out.push_back(static_cast<char>((n >> (8 * (record_prefix - 1 - i))) & 0xff));
+    }
+    put_u8(out, k_publish);
+    put_u64(out, seq);
+    out.append(encoded_frame);
 }
 
 tl::expected<std::optional<message>, std::string> decoder::next() {
@@ -207,11 +224,13 @@ tl::expected<std::optional<message>, std::string> decoder::next() {
             auto highest = in.u8();
             auto gateway = in.string();
             auto incarnation = in.string();
-            if (!lowest || !highest || !gateway || !incarnation) {
+            // Gateways that predate it leave `received` out: none.
+            const auto received = in.done() ? std::optional<std::uint64_t>(0) : in.u64();
+            if (!lowest || !highest || !gateway || !incarnation || !received) {
                 return malformed();
             }
             // Later versions may append fields to `open`; this one ignores them.
-            return message{open{*lowest, *highest, std::move(*gateway), std::move(*incarnation)}};
+            return message{open{*lowest, *highest, std::move(*gateway), std::move(*incarnation), *received}};
         }
         case k_accept: {
             auto version = in.u8();
@@ -234,8 +253,20 @@ tl::expected<std::optional<message>, std::string> decoder::next() {
             return with_frame([](frame f) { return request{std::move(f)}; });
         case k_reply:
             return with_frame([](frame f) { return reply{std::move(f)}; });
-        case k_publish:
-            return with_frame([](frame f) { return publish{std::move(f)}; });
+        case k_publish: {
+            const auto seq = in.u64();
+            if (!seq) {
+                return malformed();
+            }
+            return with_frame([seq](frame f) { return publish{*seq, std::move(f)}; });
+        }
+        case k_received: {
+            const auto seq = in.u64();
+            if (!seq || !in.done()) {
+                return malformed();
+            }
+            return message{received{*seq}};
+        }
         case k_subscribe:
         case k_unsubscribe: {
             auto object = in.string();

@@ -39,6 +39,9 @@ struct open {
     std::uint8_t highest = highest_version;
     std::string gateway;
     std::string incarnation;
+    // The last publication this incarnation received on an earlier link (0:
+    // none): a backend that resumes the lease sends again what came after.
+    std::uint64_t received = 0;
 };
 // Backend -> gateway, the answer to `open`. `backend` is new each time the
 // backend starts: a gateway that sees it change registers its live sessions
@@ -72,9 +75,17 @@ struct subscribe {
 struct unsubscribe {
     std::string object;
 };
-// Backend -> gateway: what a subscribed object published.
+// Backend -> gateway: what a subscribed object published. `seq` numbers
+// the publications of one lease from 1; the gateway acknowledges them with
+// `received`, and the backend keeps the unacknowledged ones to send again
+// on a resumed link.
 struct publish {
+    std::uint64_t seq = 0;
     frame f;
+};
+// Gateway -> backend: every publication up to `seq` has arrived.
+struct received {
+    std::uint64_t seq = 0;
 };
 struct ping {};
 struct pong {};
@@ -98,7 +109,11 @@ struct account_reply {
 };
 
 using message = std::variant<open, accept, refuse, request, reply, subscribe, unsubscribe, publish, ping, pong,
-                             account_request, account_reply>;
+                             account_request, account_reply, received>;
+
+// The record of publish{seq, f} from `f`'s encoding: a publication fanned
+// out to several gateways is encoded once and numbered per gateway.
+void encode_publish(std::uint64_t seq, std::string_view encoded_frame, std::string& out);
 
 std::string_view name(const message& m);
 

@@ -945,14 +945,15 @@ TEST_CASE("link messages round-trip through the link decoder, split anywhere", "
     namespace link = switchyard::frame::link;
     const frame f{7, "room:lobby", "bob@example.com", room_typing{}};
     const std::vector<link::message> all{
-        link::open{1, 1, "edge-1", "0123456789abcdef"},
+        link::open{1, 1, "edge-1", "0123456789abcdef", 41},
         link::accept{1, "node-start", 15000, true},
         link::refuse{"no common version"},
         link::request{f},
         link::reply{f},
         link::subscribe{"user:alice@example.com"},
         link::unsubscribe{"user:alice@example.com"},
-        link::publish{f},
+        link::publish{42, f},
+        link::received{42},
         link::ping{},
         link::pong{},
         link::account_request{9, link::account_op::verify_md5, "alice@example.com", "0123abcd"},
@@ -981,6 +982,12 @@ TEST_CASE("link messages round-trip through the link decoder, split anywhere", "
         link::encode(got[i], b);
         CHECK(a == b);
     }
+    // A publication numbered for one gateway from a frame encoded once.
+    std::string once;
+    link::encode_publish(42, encode(f), once);
+    std::string whole;
+    link::encode(link::publish{42, f}, whole);
+    CHECK(once == whole);
 }
 
 TEST_CASE("the link decoder refuses what is not a link, and stays refused", "[frame][link]") {

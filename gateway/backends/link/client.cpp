@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 namespace switchyard::gateway::link {
@@ -119,6 +120,7 @@ public:
 
     void subscribe(std::string_view object, backends::frame_sink sink) {
         std::lock_guard lock(mutex_);
+        unsubscribed_while_down_.erase(std::string(object));
         subscriptions_.insert_or_assign(std::string(object), std::move(sink));
         if (state_ == state::open) {
             queue_locked(wire::subscribe{std::string(object)});
@@ -127,8 +129,13 @@ public:
 
     void unsubscribe(std::string_view object) {
         std::lock_guard lock(mutex_);
-        if (subscriptions_.erase(std::string(object)) != 0 && state_ == state::open) {
+        if (subscriptions_.erase(std::string(object)) == 0) {
+            return;
+        }
+        if (state_ == state::open) {
             queue_locked(wire::unsubscribe{std::string(object)});
+        } else {
+            unsubscribed_while_down_.insert(std::string(object));
         }
     }
 
@@ -223,7 +230,7 @@ private:
                 self->out_.clear();
                 self->writing_ = false;
                 self->queue_locked(wire::open{wire::lowest_version, wire::highest_version, self->opt_.gateway,
-                                              self->opt_.incarnation});
+                                              self->opt_.incarnation, self->received_});
             }
             self->do_read(gen);
         });
@@ -256,13 +263,23 @@ private:
                 return false;
             }
             if (!*next) {
+                // One acknowledgement for what this read brought.
+                if (received_ > acknowledged_) {
+                    acknowledged_ = received_;
+                    std::lock_guard lock(mutex_);
+                    queue_locked(wire::received{received_});
+                }
                 return true;
             }
             wire::message& m = **next;
             if (auto* r = std::get_if<wire::reply>(&m)) {
                 on_reply(std::move(r->f));
             } else if (auto* p = std::get_if<wire::publish>(&m)) {
-                on_publish(std::move(p->f));
+                // A resumed link may repeat what arrived before it ended.
+                if (p->seq > received_) {
+                    received_ = p->seq;
+                    on_publish(std::move(p->f));
+                }
             } else if (auto* answer = std::get_if<wire::account_reply>(&m)) {
                 account_done done;
                 {
@@ -302,6 +319,17 @@ private:
             last_error_.clear();
             // Subscriptions first: what the registrations below make the
             // backend publish reaches this gateway's sessions.
+            if (a.resumed) {
+                // The backend kept this lease's subscriptions: drop those
+                // given up while the link was down.
+                for (const auto& object : unsubscribed_while_down_) {
+                    queue_locked(wire::unsubscribe{object});
+                }
+            } else {
+                received_ = 0;
+                acknowledged_ = 0;
+            }
+            unsubscribed_while_down_.clear();
             for (const auto& [object, sink] : subscriptions_) {
                 queue_locked(wire::subscribe{object});
             }
@@ -484,6 +512,10 @@ private:
     std::string in_flight_;
     std::atomic<std::uint64_t> generation_{0};  // bumped per connection; stale handlers see it changed
     clock::time_point last_read_;
+    // The last publication delivered, and the last one acknowledged; the
+    // backend numbers them per lease, so a resumed link goes on counting.
+    std::uint64_t received_ = 0;
+    std::uint64_t acknowledged_ = 0;
     std::chrono::milliseconds retry_wait_ = opt_.retry_first;
     std::atomic<std::uint64_t> bytes_sent_{0};
     std::atomic<std::uint64_t> bytes_received_{0};
@@ -498,6 +530,7 @@ private:
     std::map<std::uint64_t, pending> pending_;
     std::map<std::uint64_t, account_done> accounts_;  // account checks awaiting their answer
     std::map<std::string, backends::frame_sink, std::less<>> subscriptions_;
+    std::set<std::string> unsubscribed_while_down_;
     endpoint_registry registry_;
     std::chrono::milliseconds lease_{15000};
     std::string backend_instance_;

@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -55,29 +56,57 @@ public:
     // ---- called by sessions, on the io thread
     void opened(const std::shared_ptr<session>& s, const wire::open& o);
     void request(session& s, frame::frame f);
-    void subscribe(const std::shared_ptr<session>& s, const std::string& object);
-    void unsubscribe(const std::shared_ptr<session>& s, const std::string& object);
+    void subscribe(const session& s, const std::string& object);
+    void unsubscribe(const session& s, const std::string& object);
+    void acknowledged(const session& s, std::uint64_t seq);
     void renewed(const session& s);
     void account(session& s, wire::account_request a);
     void ended(const std::shared_ptr<session>& s);
 
 private:
+    // What a lease's subscriptions published, numbered and kept until the
+    // gateway acknowledges it (`received`): a link that ends loses nothing
+    // that the same incarnation, resuming within its lease, is sent again.
+    // Reached by the backend's threads when an object publishes.
+    struct mailbox {
+        std::mutex mutex;
+        std::shared_ptr<session> target;  // the open link, if any
+        std::deque<std::pair<std::uint64_t, std::string>> unacked;  // records
+        std::size_t unacked_bytes = 0;
+        std::uint64_t next_seq = 1;
+        bool overflowed = false;  // the gateway fell too far behind: no resuming
+        std::set<std::string> subscriptions;  // io thread only
+
+        void deliver(std::string_view encoded_frame);
+        void acknowledge(std::uint64_t seq);
+        // Sends `s` what came after `received`, then what comes; false when
+        // the backlog overflowed and the lease cannot resume.
+        bool attach(const std::shared_ptr<session>& s, std::uint64_t received);
+        void detach();
+        bool resumable() {
+            std::lock_guard lock(mutex);
+            return !overflowed;
+        }
+    };
+
     struct lease {
         std::string incarnation;
         endpoint_registry endpoints;
         std::weak_ptr<session> holder;  // the link it came through, while open
         clock::time_point renewed;
         std::unique_ptr<asio::steady_timer> expiry;
+        std::shared_ptr<mailbox> box = std::make_shared<mailbox>();
     };
+    void drop_subscription(const std::shared_ptr<mailbox>& box, const std::string& object);
 
-    // The links subscribed to each object, read by the backend's threads
+    // The leases subscribed to each object, read by the backend's threads
     // when an object publishes. Apart from the server: a backend thread
     // that publishes holds these while it does, and must never be the one
     // to release the server, which owns the backend and would stop it
     // (join the thread) from that thread.
     struct fanout {
         std::mutex mutex;
-        std::map<std::string, std::set<std::shared_ptr<session>>, std::less<>> subscribers;
+        std::map<std::string, std::set<std::shared_ptr<mailbox>>, std::less<>> subscribers;
         void publish(const std::string& object, const frame::frame& f);
     };
 
@@ -152,8 +181,8 @@ public:
     void stop_after_write() { stop_when_written_ = true; }
 
     const std::string& gateway() const { return gateway_; }
+    asio::any_io_executor executor() { return socket_.get_executor(); }
     bool is_open() const { return !gateway_.empty(); }
-    std::set<std::string>& subscriptions() { return subscriptions_; }
     clock::time_point last_read() const { return last_read_; }
     void set_gateway(std::string name) { gateway_ = std::move(name); }
 
@@ -210,10 +239,12 @@ private:
             }
             if (auto* r = std::get_if<wire::request>(&m)) {
                 owner_.request(*this, std::move(r->f));
+            } else if (auto* r = std::get_if<wire::received>(&m)) {
+                owner_.acknowledged(*this, r->seq);
             } else if (auto* s = std::get_if<wire::subscribe>(&m)) {
-                owner_.subscribe(shared_from_this(), s->object);
+                owner_.subscribe(*this, s->object);
             } else if (auto* u = std::get_if<wire::unsubscribe>(&m)) {
-                owner_.unsubscribe(shared_from_this(), u->object);
+                owner_.unsubscribe(*this, u->object);
             } else if (auto* a = std::get_if<wire::account_request>(&m)) {
                 owner_.account(*this, std::move(*a));
             } else if (std::holds_alternative<wire::ping>(m)) {
@@ -281,7 +312,6 @@ private:
     wire::decoder decoder_;
     std::array<char, 65536> buffer_{};
     std::string gateway_;  // set once `open` is accepted
-    std::set<std::string> subscriptions_;
     clock::time_point last_read_;
     bool stopped_ = false;
     bool stop_when_written_ = false;
@@ -344,12 +374,14 @@ void server::impl::opened(const std::shared_ptr<session>& s, const wire::open& o
             l.holder.reset();
             old->stop();
         }
-        if (l.incarnation == o.incarnation) {
+        if (l.incarnation == o.incarnation && l.box->resumable()) {
             resumed = true;
             l.expiry->cancel();
         } else {
-            // The gateway restarted: what its previous run registered is gone.
-            expire(o.gateway, "gateway restarted");
+            // The gateway restarted, or fell so far behind that what it
+            // missed is gone: what it registered ends, and it registers
+            // its sessions again.
+            expire(o.gateway, l.incarnation == o.incarnation ? "backlog overflowed" : "gateway restarted");
             it = leases_.end();
         }
     }
@@ -362,6 +394,14 @@ void server::impl::opened(const std::shared_ptr<session>& s, const wire::open& o
     it->second.renewed = clock::now();
     s->set_gateway(o.gateway);
     s->send(wire::accept{version, opt_.instance, static_cast<std::uint64_t>(opt_.lease.count()), resumed});
+    // After the accept: what the gateway missed, then what comes.
+    if (!it->second.box->attach(s, resumed ? o.received : 0)) {
+        // It overflowed since the check above: start over, as for a
+        // gateway too far behind.
+        expire(o.gateway, "backlog overflowed");
+        s->stop();
+        return;
+    }
     log::info("link_open", {{"gateway", o.gateway},
                             {"incarnation", o.incarnation},
                             {"version", static_cast<unsigned>(version)},
@@ -405,18 +445,70 @@ void server::impl::account(session& s, wire::account_request a) {
 }
 
 void server::impl::fanout::publish(const std::string& object, const frame::frame& f) {
-    std::string bytes;
-    wire::encode(wire::publish{f}, bytes);
+    const std::string encoded = switchyard::frame::encode(f);
     std::lock_guard lock(mutex);
     if (auto it = subscribers.find(object); it != subscribers.end()) {
-        for (const auto& s : it->second) {
-            s->queue(bytes);
+        for (const auto& box : it->second) {
+            box->deliver(encoded);
         }
     }
 }
 
-void server::impl::subscribe(const std::shared_ptr<session>& s, const std::string& object) {
-    if (!s->subscriptions().insert(object).second) {
+void server::impl::mailbox::deliver(std::string_view encoded_frame) {
+    std::lock_guard lock(mutex);
+    if (overflowed) {
+        return;
+    }
+    std::string record;
+    wire::encode_publish(next_seq, encoded_frame, record);
+    if (unacked_bytes + record.size() > max_unsent) {
+        // Not acknowledging for this long, the gateway is stuck or gone:
+        // keep nothing more, end its link, and let it start over.
+        overflowed = true;
+        unacked.clear();
+        unacked_bytes = 0;
+        if (target) {
+            asio::post(target->executor(), [t = target] { t->stop(); });
+        }
+        return;
+    }
+    if (target) {
+        target->queue(record);
+    }
+    unacked_bytes += record.size();
+    unacked.emplace_back(next_seq++, std::move(record));
+}
+
+void server::impl::mailbox::acknowledge(std::uint64_t seq) {
+    std::lock_guard lock(mutex);
+    while (!unacked.empty() && unacked.front().first <= seq) {
+        unacked_bytes -= unacked.front().second.size();
+        unacked.pop_front();
+    }
+}
+
+bool server::impl::mailbox::attach(const std::shared_ptr<session>& s, std::uint64_t received) {
+    std::lock_guard lock(mutex);
+    if (overflowed) {
+        return false;
+    }
+    for (const auto& [seq, record] : unacked) {
+        if (seq > received) {
+            s->queue(record);
+        }
+    }
+    target = s;
+    return true;
+}
+
+void server::impl::mailbox::detach() {
+    std::lock_guard lock(mutex);
+    target.reset();
+}
+
+void server::impl::subscribe(const session& s, const std::string& object) {
+    auto it = leases_.find(s.gateway());
+    if (it == leases_.end() || !it->second.box->subscriptions.insert(object).second) {
         return;
     }
     bool first = false;
@@ -424,7 +516,7 @@ void server::impl::subscribe(const std::shared_ptr<session>& s, const std::strin
         std::lock_guard lock(fanout_->mutex);
         auto& set = fanout_->subscribers[object];
         first = set.empty();
-        set.insert(s);
+        set.insert(it->second.box);
     }
     // Subscriptions change on this thread only, so nothing can come
     // between the count above and the backend call.
@@ -437,8 +529,14 @@ void server::impl::subscribe(const std::shared_ptr<session>& s, const std::strin
     }
 }
 
-void server::impl::unsubscribe(const std::shared_ptr<session>& s, const std::string& object) {
-    if (s->subscriptions().erase(object) == 0) {
+void server::impl::unsubscribe(const session& s, const std::string& object) {
+    if (auto it = leases_.find(s.gateway()); it != leases_.end()) {
+        drop_subscription(it->second.box, object);
+    }
+}
+
+void server::impl::drop_subscription(const std::shared_ptr<mailbox>& box, const std::string& object) {
+    if (box->subscriptions.erase(object) == 0) {
         return;
     }
     bool last = false;
@@ -446,13 +544,19 @@ void server::impl::unsubscribe(const std::shared_ptr<session>& s, const std::str
         std::lock_guard lock(fanout_->mutex);
         auto it = fanout_->subscribers.find(object);
         if (it != fanout_->subscribers.end()) {
-            it->second.erase(s);
+            it->second.erase(box);
             last = it->second.empty();
             if (last) fanout_->subscribers.erase(it);
         }
     }
     if (last) {
         backend_->unsubscribe(object);
+    }
+}
+
+void server::impl::acknowledged(const session& s, std::uint64_t seq) {
+    if (auto it = leases_.find(s.gateway()); it != leases_.end() && it->second.holder.lock().get() == &s) {
+        it->second.box->acknowledge(seq);
     }
 }
 
@@ -464,16 +568,15 @@ void server::impl::renewed(const session& s) {
 
 void server::impl::ended(const std::shared_ptr<session>& s) {
     sessions_.erase(s);
-    const auto objects = s->subscriptions();
-    for (const auto& object : objects) {
-        unsubscribe(s, object);
-    }
     auto it = leases_.find(s->gateway());
     if (closed_ || it == leases_.end() || it->second.holder.lock() != s) {
         return;
     }
     lease& l = it->second;
     l.holder.reset();
+    // Its subscriptions stay with the lease: what they publish meanwhile
+    // waits for the gateway to resume.
+    l.box->detach();
     // The lease runs from the gateway's last message, not from the moment
     // the link was seen to end.
     l.expiry->expires_at(l.renewed + opt_.lease);
@@ -500,6 +603,12 @@ void server::impl::expire(const std::string& gateway, const char* why) {
     }
     const auto endings = it->second.endpoints.endings(std::string("the gateway's ") + why);
     it->second.expiry->cancel();
+    const auto box = it->second.box;
+    box->detach();
+    const auto objects = box->subscriptions;
+    for (const auto& object : objects) {
+        drop_subscription(box, object);
+    }
     leases_.erase(it);
     expired_ += endings.size();
     log::info("lease_ended", {{"gateway", gateway}, {"reason", why}, {"endpoints", endings.size()}});
@@ -521,6 +630,11 @@ void server::impl::close() {
     }
     for (auto& [name, l] : leases_) {
         l.expiry->cancel();
+        l.box->detach();
+        const auto objects = l.box->subscriptions;
+        for (const auto& object : objects) {
+            drop_subscription(l.box, object);
+        }
     }
 }
 
