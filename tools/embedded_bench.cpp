@@ -96,6 +96,25 @@ embedded::options base_options(const std::filesystem::path& dir, const std::stri
     return o;
 }
 
+// Waits for a pipelined run to be answered, then prints its row: per second,
+// frames per commit, elapsed seconds.
+void print_durable_row(const embedded::backend& be, embedded::durability sync, countdown& answered,
+                       std::uint64_t errors, std::uint64_t count, clock_type::time_point start,
+                       const embedded::statistics& before) {
+    if (!answered.wait()) {
+        std::printf("timed out\n");
+        std::exit(1);
+    }
+    const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+    const auto after = be.stats();
+    if (errors) std::printf("(%llu errors)\n", static_cast<unsigned long long>(errors));
+    std::printf("| %s | %.0f | %.0f | %.2f |\n", sync == embedded::durability::full ? "FULL" : "NORMAL",
+                static_cast<double>(count) / secs,
+                static_cast<double>(after.frames - before.frames) /
+                    static_cast<double>(std::max<std::uint64_t>(1, after.commits - before.commits)),
+                secs);
+}
+
 void durable_throughput(const std::filesystem::path& dir, std::uint64_t n) {
     std::printf("\n## durable frames/s into one room (%llu pipelined room_message frames, acked after commit)\n\n",
                 static_cast<unsigned long long>(n));
@@ -116,18 +135,7 @@ void durable_throughput(const std::filesystem::path& dir, std::uint64_t n) {
                 acks.hit();
             });
         }
-        if (!acks.wait()) {
-            std::printf("timed out\n");
-            std::exit(1);
-        }
-        const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-        const auto after = be.stats();
-        if (errors) std::printf("(%llu errors)\n", static_cast<unsigned long long>(errors.load()));
-        std::printf("| %s | %.0f | %.0f | %.2f |\n", sync == embedded::durability::full ? "FULL" : "NORMAL",
-                    static_cast<double>(n) / secs,
-                    static_cast<double>(after.frames - before.frames) /
-                        static_cast<double>(std::max<std::uint64_t>(1, after.commits - before.commits)),
-                    secs);
+        print_durable_row(be, sync, acks, errors.load(), n, start, before);
     }
 }
 
@@ -172,18 +180,7 @@ void contact_adds(const std::filesystem::path& dir, std::uint64_t n) {
                         });
             }
         }
-        if (!done.wait()) {
-            std::printf("timed out\n");
-            std::exit(1);
-        }
-        const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-        const auto after = be.stats();
-        if (errors) std::printf("(%llu errors)\n", static_cast<unsigned long long>(errors.load()));
-        std::printf("| %s | %.0f | %.0f | %.2f |\n", sync == embedded::durability::full ? "FULL" : "NORMAL",
-                    static_cast<double>(adds) / secs,
-                    static_cast<double>(after.frames - before.frames) /
-                        static_cast<double>(std::max<std::uint64_t>(1, after.commits - before.commits)),
-                    secs);
+        print_durable_row(be, sync, done, errors.load(), adds, start, before);
     }
 }
 
