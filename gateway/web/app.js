@@ -488,6 +488,7 @@ function onInvite(inv) {
   }
   room = newRoom(inv.room, { peers: [inv.from] });
   room.names.set(inv.from, inv.from_name);
+  room.invited = true;
   joinRoom(room);
 }
 
@@ -593,6 +594,7 @@ function newRoom(id, { name = null, peers = [] } = {}) {
     shakePending: false,
     lastTypingSent: 0,
     earliestKnown: false,
+    invited: false,           // joining because someone invited us
   };
   if (id) state.rooms.set(id, room);
   return room;
@@ -680,8 +682,15 @@ function applyJoin(room, r, resuming) {
   } else if (resuming && r.reset === 'history_truncated') {
     room.items.push({ kind: 'gap', time: Date.now() });
   }
+  // What others said before an invitation was answered, or while the page
+  // was away, is news like a live message; a room joined by hand shows its
+  // history as the context it is.
+  const news = resuming || room.invited;
+  room.invited = false;
   const messages = r.messages || [];
-  for (const m of messages) addMessage(room, m);
+  for (const m of messages) {
+    if (addMessage(room, m) && news && !(state.me && m.from === state.me.handle)) noticeActivity(room);
+  }
   room.epoch = r.epoch || '';
   room.lastSeq = Math.max(room.lastSeq, r.last_seq || 0);
   if (!resuming && messages.length && messages[0].seq <= 1) room.earliestKnown = true;

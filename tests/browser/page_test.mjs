@@ -547,13 +547,24 @@ async function main() {
   const daveSb = new Msnp(Number(xfr.words[3].split(':').pop()), 'dave@example.com SB (his own)');
   dave.switchboards.push(daveSb);
   await daveSb.command(`USR 1 dave@example.com ${xfr.words[5]}`);
-  await daveSb.command('CAL 2 alice@example.com');
+  // Dave talks to Bob first: what was said before Alice's page joined
+  // reaches it in the room's history, and is as unread as a live message.
+  await daveSb.command('CAL 2 bob@example.com');
+  const bobWithDave = await bob.answer('Dave rings Bob');
+  await daveSb.expect((it) => it.words[0] === 'JOI' && it.words[1] === 'bob@example.com', 'Bob joining Dave\'s switchboard');
+  await daveSb.say('Shall we ask Alice?');
+  await bobWithDave.received('dave@example.com', isText('Shall we ask Alice?'), 'Dave\'s question to Bob');
+  bobWithDave.send('OUT\r\n');
+  await daveSb.expect((it) => it.words[0] === 'BYE' && it.words[1] === 'bob@example.com', 'Bob leaving Dave\'s switchboard');
+  await daveSb.command('CAL 3 alice@example.com');
   await daveSb.expect((it) => it.words[0] === 'JOI' && it.words[1] === 'alice@example.com', 'Alice joining Dave\'s switchboard');
   await daveSb.say('Hi Alice, Dave here. Got a minute?');
   const daveTab = page.getByRole('tab').filter({ hasText: 'Dave on MSN 4.7' });
-  await daveTab.locator('.badge').filter({ hasText: '1' }).waitFor();
+  await daveTab.locator('.badge').filter({ hasText: '2' }).waitFor();
   await daveTab.click();
-  await messages.locator('.msg:not(.mine)').filter({ hasText: 'Hi Alice, Dave here. Got a minute?' }).waitFor();
+  for (const text of ['Shall we ask Alice?', 'Hi Alice, Dave here. Got a minute?']) {
+    await messages.locator('.msg:not(.mine)').filter({ hasText: text }).waitFor();
+  }
   await compose.fill('Sure, Dave!');
   await compose.press('Enter');
   await daveSb.received('alice@example.com', isText('Sure, Dave!'), 'Alice\'s answer to Dave');
