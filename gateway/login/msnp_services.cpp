@@ -1,12 +1,10 @@
 #include "gateway/login/msnp_services.hpp"
 
-#include "gateway/login/user_accounts.hpp"
+#include "protocols/text/text.hpp"
 
 #include <openssl/rand.h>
 
 #include <chrono>
-#include <future>
-#include <map>
 #include <stdexcept>
 
 namespace switchyard::gateway {
@@ -26,86 +24,39 @@ std::string random_hex(std::size_t bytes) {
     return out;
 }
 
-msnp_services::msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
-                             std::string sb_endpoint, std::string dummy_salt_secret, const remote_accounts& remote)
-    : settings_(settings),
-      routes_(routes),
-      tokens_(tokens),
-      sb_endpoint_(std::move(sb_endpoint)),
-      dummy_salt_secret_(std::move(dummy_salt_secret)),
-      remote_(remote) {}
+msnp_services::msnp_services(token_service& tokens, hub& objects, std::string sb_endpoint)
+    : tokens_(tokens), objects_(objects), sb_endpoint_(std::move(sb_endpoint)) {}
 
-// MD5 logins read the account on the connection's own thread: one indexed
-// SQLite read, no KDF (the record is compared, not derived). Each thread
-// keeps its own connection per database file.
+// MD5 logins ask the user object on the connection's own thread: MSNP's
+// services are synchronous, and the object answers from one indexed read,
+// with no KDF (the record is compared, not derived). A backend that does
+// not answer in time fails the login.
 namespace {
 
-embedded::database* database_for(const config::settings& s, const std::string& backend) {
-    thread_local std::map<std::string, database_ptr> open;
-    auto it = open.find(backend);
-    if (it == open.end()) {
-        auto db = open_backend_database(s, backend);
-        if (!db) {
-            return nullptr;
-        }
-        it = open.emplace(backend, std::move(*db)).first;
-    }
-    return it->second.get();
-}
-
-// An MD5 check of an account behind a backend link waits for the backend's
-// answer on the connection's thread: MSNP's services are synchronous, and
-// the check is one indexed read there. A backend that does not answer in
-// time fails the login.
-constexpr auto remote_wait = std::chrono::seconds(5);
-
-std::optional<std::pair<frame::link::account_status, std::string>> ask(link::client& remote,
-                                                                       frame::link::account_op op,
-                                                                       std::string_view handle,
-                                                                       std::string_view data) {
-    auto answer = std::make_shared<std::promise<std::pair<frame::link::account_status, std::string>>>();
-    auto future = answer->get_future();
-    remote.account(op, std::string(handle), std::string(data),
-                   [answer](frame::link::account_status status, std::string got) {
-                       answer->set_value({status, std::move(got)});
-                   });
-    if (future.wait_for(remote_wait) != std::future_status::ready) {
-        return std::nullopt;
-    }
-    return future.get();
-}
+constexpr auto account_wait = std::chrono::seconds(5);
 
 }  // namespace
 
 std::string msnp_services::md5_salt(std::string_view handle) {
-    const auto table = routes_.table();
-    if (link::client* remote = table ? remote_for(remote_, *table, handle) : nullptr) {
-        const auto got = ask(*remote, frame::link::account_op::md5_salt, handle, {});
-        if (got && got->first == frame::link::account_status::ok) {
-            return got->second;
+    const auto normalised = text::normalize_handle(handle);
+    if (normalised) {
+        const auto r = objects_.call(frame::frame{0, "user:" + *normalised, {}, frame::account_salt{}}, account_wait);
+        if (const auto* salt = r ? std::get_if<frame::account_salt>(&r->content) : nullptr) {
+            return salt->salt;
         }
-        return random_hex(8).substr(0, 15);  // the backend is unreachable: this login fails anyway
     }
-    embedded::database* db = table ? database_for(settings_, user_backend(*table, handle)) : nullptr;
-    if (!db) {
-        return random_hex(8).substr(0, 15);  // storage is down: this login fails anyway
-    }
-    return accounts_of(*db, settings_).md5_salt(handle, dummy_salt_secret_);
+    return random_hex(8).substr(0, 15);  // no such handle, or the backend is down: this login fails anyway
 }
 
 bool msnp_services::verify_md5(std::string_view handle, std::string_view response_hex) {
-    const auto table = routes_.table();
-    if (link::client* remote = table ? remote_for(remote_, *table, handle) : nullptr) {
-        const auto got = ask(*remote, frame::link::account_op::verify_md5, handle, response_hex);
-        return got && got->first == frame::link::account_status::ok;
-    }
-    embedded::database* db = table ? database_for(settings_, user_backend(*table, handle)) : nullptr;
-    if (!db) {
+    const auto normalised = text::normalize_handle(handle);
+    if (!normalised) {
         return false;
     }
-    const bool ok = accounts_of(*db, settings_).verify_md5(handle, response_hex);
-    db->clear_error();
-    return ok;
+    const auto r = objects_.call(frame::frame{0, "user:" + *normalised, {},
+                                              frame::account_check{frame::credential::md5, std::string(response_hex)}},
+                                 account_wait);
+    return r && std::holds_alternative<frame::ack>(r->content);
 }
 
 std::optional<std::string> msnp_services::verify_ticket(std::string_view ticket) {

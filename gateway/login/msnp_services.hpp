@@ -3,9 +3,8 @@
 // Shared by every connection of the process; safe to call from any thread.
 #pragma once
 
-#include "gateway/router/router.hpp"
 #include "gateway/login/tokens.hpp"
-#include "gateway/login/user_accounts.hpp"
+#include "gateway/router/hub.hpp"
 
 #include "protocols/msnp/session.hpp"
 
@@ -17,9 +16,8 @@ std::string random_hex(std::size_t bytes);
 
 class msnp_services final : public msnp::services {
 public:
-    // `dummy_salt_secret` keys the salts unknown users get (a signing key's secret).
-    msnp_services(const config::settings& settings, const router& routes, token_service& tokens,
-                  std::string sb_endpoint, std::string dummy_salt_secret, const remote_accounts& remote);
+    // MD5 logins are account frames to the user objects through `objects`.
+    msnp_services(token_service& tokens, hub& objects, std::string sb_endpoint);
 
     std::string md5_salt(std::string_view handle) override;
     bool verify_md5(std::string_view handle, std::string_view response_hex) override;
@@ -32,12 +30,9 @@ public:
     std::uint64_t now_ms() override;
 
 private:
-    const config::settings& settings_;
-    const router& routes_;
     token_service& tokens_;
+    hub& objects_;
     std::string sb_endpoint_;
-    std::string dummy_salt_secret_;  // unknown users get a stable, real-looking salt
-    const remote_accounts& remote_;
 };
 
 }  // namespace switchyard::gateway

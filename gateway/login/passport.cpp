@@ -2,7 +2,6 @@
 
 #include "gateway/ops/log.hpp"
 #include "gateway/session/context.hpp"
-#include "gateway/login/user_accounts.hpp"
 
 #include "protocols/text/text.hpp"
 
@@ -22,86 +21,40 @@ constexpr std::size_t waiting_per_thread = 32;
 
 }  // namespace
 
-password_checker::password_checker(const config::settings& s, const router& routes, const remote_accounts& remote)
-    : settings_(s), routes_(routes), remote_(remote), max_waiting_(waiting_per_thread * s.accounts.max_concurrent_logins) {}
-
-password_checker::~password_checker() {
-    {
-        const std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
-}
+password_checker::password_checker(const config::settings& s, hub& objects)
+    : objects_(objects), max_waiting_(waiting_per_thread * s.accounts.max_concurrent_logins) {}
 
 void password_checker::check(std::string handle, std::string password, completion done) {
-    if (const auto table = routes_.table()) {
-        if (link::client* remote = remote_for(remote_, *table, handle)) {
-            remote->account(frame::link::account_op::verify_password, std::move(handle), std::move(password),
-                            [done = std::move(done)](frame::link::account_status status, const std::string&) {
-                                done(status == frame::link::account_status::ok         ? login_result::ok
-                                     : status == frame::link::account_status::rejected ? login_result::rejected
-                                                                                       : login_result::unavailable);
-                            });
-            return;
-        }
+    const auto normalised = text::normalize_handle(handle);
+    if (!normalised) {
+        done(login_result::rejected);
+        return;
     }
-    {
-        std::unique_lock lock(mutex_);
-        if (waiting_.size() < max_waiting_) {
-            // Threads start with the first login, so a gateway without the
-            // HTTPS listener never has them.
-            while (threads_.size() < settings_.accounts.max_concurrent_logins) {
-                threads_.emplace_back([this] { run(); });
-            }
-            waiting_.push_back({std::move(handle), std::move(password), std::move(done)});
-            lock.unlock();
-            wake_.notify_one();
-            return;
-        }
+    if (waiting_.fetch_add(1) >= max_waiting_) {
+        waiting_.fetch_sub(1);
+        done(login_result::busy);
+        return;
     }
-    done(login_result::busy);
-}
-
-void password_checker::run() {
-    // A SQLite connection and its cached statements serve one thread at a
-    // time, so each checker thread opens its own, once per backend.
-    std::map<std::string, database_ptr, std::less<>> databases;
-    for (;;) {
-        job j;
-        {
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
-            if (stopping_) return;
-            j = std::move(waiting_.front());
-            waiting_.pop_front();
+    auto finish = [this, done = std::move(done)](login_result r) {
+        waiting_.fetch_sub(1);
+        done(r);
+    };
+    frame::frame f{1, "user:" + *normalised, {}, frame::account_check{frame::credential::password, std::move(password)}};
+    const bool sent = objects_.send(std::move(f), [finish](frame::frame r) {
+        const auto* e = std::get_if<frame::error>(&r.content);
+        if (!e) {
+            finish(login_result::ok);
+        } else if (e->code == frame::error_code::unauthenticated || e->code == frame::error_code::unknown_object) {
+            finish(login_result::rejected);
+        } else if (e->code == frame::error_code::rate_limited) {
+            finish(login_result::busy);
+        } else {
+            log::error("login_check_failed", {{"error", frame::to_string(e->code)}, {"reason", e->reason}});
+            finish(login_result::unavailable);
         }
-        const auto table = routes_.table();
-        if (!table) {  // only before the first routes load, when nothing listens yet
-            j.done(login_result::unavailable);
-            continue;
-        }
-        const std::string backend = user_backend(*table, j.handle);
-        database_ptr& db = databases[backend];
-        if (!db) {
-            auto opened = open_backend_database(settings_, backend);
-            if (!opened) {
-                log::error("login_storage_failed", {{"backend", backend}, {"error", opened.error()}});
-                j.done(login_result::unavailable);
-                continue;
-            }
-            db = std::move(*opened);
-        }
-        const bool ok = accounts_of(*db, settings_).verify_password(j.handle, j.password);
-        // A failed statement reads as "no such user": tell the client the
-        // service is down instead of that its password is wrong, and reopen.
-        if (db->failed()) {
-            log::error("login_storage_failed", {{"backend", backend}, {"error", db->error()}});
-            db.reset();
-            j.done(login_result::unavailable);
-            continue;
-        }
-        j.done(ok ? login_result::ok : login_result::rejected);
+    });
+    if (!sent) {
+        finish(login_result::unavailable);
     }
 }
 

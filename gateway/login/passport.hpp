@@ -12,20 +12,15 @@
 #pragma once
 
 #include "gateway/config/config.hpp"
-#include "gateway/login/user_accounts.hpp"
 #include "gateway/net/http.hpp"
+#include "gateway/router/hub.hpp"
 
-#include <condition_variable>
-#include <deque>
+#include <atomic>
 #include <functional>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 namespace switchyard::gateway {
 
-class router;
 struct session_context;
 
 enum class login_result {
@@ -35,49 +30,30 @@ enum class login_result {
     unavailable,  // the account database failed; logged
 };
 
-// Checks passwords on threads of its own. scrypt at the default cost takes
-// a noticeable fraction of a second and 128 MiB per hash: on an I/O thread it
-// would stall every other connection of that thread, and unbounded it would
-// exhaust memory. So at most [accounts] max_concurrent_logins checks run at
-// once, at most 32 per thread wait, and further logins are told to come back
-// later rather than queued without end.
+// Checks passwords with account_check frames to the user objects
+// (gateway/backends/README.md, "Accounts"): the backend holding the account
+// runs scrypt on its own password threads, at most [accounts]
+// max_concurrent_logins at once. scrypt at the default cost takes a
+// noticeable fraction of a second and 128 MiB per hash, so at most 32 checks
+// per such thread may wait here; further logins are told to come back later
+// rather than queued without end.
 class password_checker {
 public:
     using completion = std::function<void(login_result)>;
 
-    // `remote`: link backends, filled before the first check.
-    password_checker(const config::settings& s, const router& routes, const remote_accounts& remote);
-    // Stops the threads after the checks under way; checks still waiting are
-    // dropped with their completions.
-    ~password_checker();
+    password_checker(const config::settings& s, hub& objects);
     password_checker(const password_checker&) = delete;
     password_checker& operator=(const password_checker&) = delete;
 
-    // Checks `password` for `handle` in the embedded backend the routes give
-    // `user:<handle>`, then runs `done` on a checker thread; when too many
-    // checks wait already, runs it with `busy` at once on the caller's. An
-    // account behind a backend link is checked by the process at the other
-    // end, and `done` runs on the link's thread.
+    // Checks `password` for `handle`, then runs `done` on a backend's thread;
+    // when too many checks wait already, runs it with `busy` at once on the
+    // caller's.
     void check(std::string handle, std::string password, completion done);
 
 private:
-    struct job {
-        std::string handle;
-        std::string password;
-        completion done;
-    };
-
-    void run();
-
-    const config::settings& settings_;
-    const router& routes_;
-    const remote_accounts& remote_;
+    hub& objects_;
     const std::size_t max_waiting_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<job> waiting_;
-    std::vector<std::thread> threads_;  // started by the first check
-    bool stopping_ = false;
+    std::atomic<std::size_t> waiting_{0};
 };
 
 // Serves one request of the HTTPS listener.

@@ -9,6 +9,35 @@
 
 namespace switchyard::gateway {
 
+namespace {
+
+// Password checks that may wait for a login thread, per thread.
+constexpr std::size_t logins_waiting_per_thread = 32;
+
+}  // namespace
+
+embedded::options embedded_options(const config::settings& s, const config::backend& b, std::string salt_secret) {
+    embedded::options opt;
+    opt.file = embedded::database_file(s.data_dir, b.name);
+    opt.hibernate_after = b.hibernate_after;
+    opt.sync = b.sync == config::durability::full ? embedded::durability::full : embedded::durability::normal;
+    opt.shards = b.shards;
+    opt.max_list_entries = b.max_list_entries;
+    opt.max_groups = b.max_groups;
+    opt.max_room_members = b.max_room_members;
+    opt.named_rooms_open = b.named_rooms_open;
+    opt.rejoin_grace = b.rejoin_grace;
+    opt.name_bytes = s.lim.name_bytes;
+    opt.message_bytes = s.lim.message_bytes;
+    const auto& a = s.accounts;
+    opt.kdf = {a.scrypt_n, a.scrypt_r, a.scrypt_p};
+    opt.passwords = {a.min_password_length, a.max_password_length};
+    opt.password_threads = static_cast<unsigned>(a.max_concurrent_logins);
+    opt.password_queue = logins_waiting_per_thread * a.max_concurrent_logins;
+    opt.salt_secret = std::move(salt_secret);
+    return opt;
+}
+
 tl::expected<database_ptr, std::string> open_backend_database(const config::settings& s, std::string_view backend) {
     const auto file = embedded::database_file(s.data_dir, backend);
     std::error_code ec;
@@ -24,21 +53,9 @@ tl::expected<database_ptr, std::string> open_backend_database(const config::sett
     }
 }
 
-embedded::accounts accounts_of(embedded::database& db, const config::settings& s) {
-    const auto& a = s.accounts;
-    return embedded::accounts(db, {a.scrypt_n, a.scrypt_r, a.scrypt_p},
-                              {a.min_password_length, a.max_password_length});
-}
-
 std::string user_backend(const config::route_table& routes, std::string_view handle) {
     const auto normalised = text::normalize_handle(handle);
     return std::string(routes.lookup("user:" + normalised.value_or(std::string(handle))).backend);
-}
-
-link::client* remote_for(const remote_accounts& remote, const config::route_table& routes, std::string_view handle) {
-    if (remote.empty()) return nullptr;
-    const auto it = remote.find(user_backend(routes, handle));
-    return it == remote.end() ? nullptr : it->second.get();
 }
 
 }  // namespace switchyard::gateway

@@ -3,14 +3,17 @@
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/link/client.hpp"
 #include "gateway/backends/link/server.hpp"
+#include "gateway/ops/control.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/login/keys.hpp"
+#include "gateway/login/user_accounts.hpp"
 #include "gateway/session/context.hpp"
 
 #include <boost/asio/signal_set.hpp>
 
 #include <openssl/ssl.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 
 #include <ctime>
 #include <thread>
@@ -40,8 +43,8 @@ struct gateway_state {
           routes(s.routes_file, backend_names(s)),
           keys(std::move(k)),
           tokens(keys.keys),
-          logins(s, routes, remote),
           objects(routes, stats),
+          logins(s, objects),
           sessions{settings, stats, objects, logins, tokens, life},
           ops{routes, [this](std::string_view trigger) { return reload_routes(trigger); }} {}
 
@@ -53,12 +56,11 @@ struct gateway_state {
     token_service tokens;
     lifecycle life;
     std::vector<std::unique_ptr<worker>> workers;
-    remote_accounts remote;   // link backends, whose accounts their backend checks
-    password_checker logins;  // password checks off the I/O threads
     std::unique_ptr<asio::ssl::context> tls_modern;
     std::unique_ptr<asio::ssl::context> tls_legacy;
-    std::unique_ptr<msnp_services> msnp;  // made once the MSNP listener's port is known
     hub objects;                          // backends and this gateway's subscriptions
+    password_checker logins;              // account_check frames for password logins
+    std::unique_ptr<msnp_services> msnp;  // made once the MSNP listener's port is known
     session_context sessions;
     operations ops;
 
@@ -229,19 +231,21 @@ public:
         signals.async_wait(on_signal);
         deadline_.emplace(main_ctx);
 
-        if (!state_.reload_routes("start") || !open_backends()) {
+        if (!state_.reload_routes("start") || !open_backends() || !open_control()) {
             return 1;
         }
         if (!open_listeners(threads)) {
             return 1;
         }
-        state_.msnp = std::make_unique<msnp_services>(s, state_.routes, state_.tokens, msnp_endpoint_,
-                                                   state_.keys.keys.front().secret, state_.remote);
+        state_.msnp = std::make_unique<msnp_services>(state_.tokens, state_.objects, msnp_endpoint_);
         state_.sessions.msnp = state_.msnp.get();
         sweep_.emplace(main_ctx);
         sweep_tls_sessions();
         for (auto& a : acceptors_) {
             a->start();
+        }
+        if (control_) {
+            control_->start();
         }
         for (auto& w : state_.workers) {
             guards_.push_back(asio::make_work_guard(w->ctx));
@@ -307,7 +311,6 @@ private:
                     }
                     return out;
                 });
-                state_.remote.emplace(b.name, client);
                 state_.objects.add_backend(b.name, std::move(client));
                 log::info("backend", {{"name", b.name},
                                       {"kind", config::to_string(b.kind)},
@@ -317,18 +320,7 @@ private:
                                       {"incarnation", incarnation}});
                 continue;
             }
-            embedded::options opt;
-            opt.file = embedded::database_file(s.data_dir, b.name);
-            opt.hibernate_after = b.hibernate_after;
-            opt.sync = b.sync == config::durability::full ? embedded::durability::full : embedded::durability::normal;
-            opt.shards = b.shards;
-            opt.max_list_entries = b.max_list_entries;
-            opt.max_groups = b.max_groups;
-            opt.max_room_members = b.max_room_members;
-            opt.named_rooms_open = b.named_rooms_open;
-            opt.rejoin_grace = b.rejoin_grace;
-            opt.name_bytes = s.lim.name_bytes;
-            opt.message_bytes = s.lim.message_bytes;
+            const embedded::options opt = embedded_options(s, b, state_.keys.keys.front().secret);
             try {
                 std::error_code ec;
                 std::filesystem::create_directories(s.data_dir, ec);
@@ -339,6 +331,26 @@ private:
             }
             log::info("backend", {{"name", b.name}, {"kind", config::to_string(b.kind)}, {"file", opt.file.string()}});
         }
+        return true;
+    }
+
+    // The operator commands' way in (gateway/ops/control.hpp), on the first
+    // worker. A data directory whose path is too long for a Unix socket
+    // leaves the gateway without it: those commands then say so.
+    bool open_control() {
+        const auto path = control::socket_path(state_.settings.data_dir);
+        std::error_code created;
+        std::filesystem::create_directories(state_.settings.data_dir, created);
+        auto c = std::make_unique<control::server>(state_.workers.front()->ctx, state_.objects);
+        if (auto ok = c->listen(path); !ok) {
+            if (path.native().size() >= sizeof(sockaddr_un{}.sun_path)) {
+                log::warn("control_unavailable", {{"error", ok.error()}});
+                return true;
+            }
+            log::error("control_failed", {{"error", ok.error()}});
+            return false;
+        }
+        control_ = std::move(c);
         return true;
     }
 
@@ -422,19 +434,6 @@ private:
         opt.lease = l.lease;
         opt.max_frame = state_.settings.lim.frame_bytes;
         opt.instance = link::new_incarnation();
-        // Other gateways' logins, checked here where the accounts are.
-        opt.accounts.verify_password = [this](std::string handle, std::string password,
-                                              std::function<void(frame::link::account_status)> done) {
-            state_.logins.check(std::move(handle), std::move(password), [done = std::move(done)](login_result r) {
-                done(r == login_result::ok         ? frame::link::account_status::ok
-                     : r == login_result::rejected ? frame::link::account_status::rejected
-                                                   : frame::link::account_status::unavailable);
-            });
-        };
-        opt.accounts.md5_salt = [this](const std::string& handle) { return state_.msnp->md5_salt(handle); };
-        opt.accounts.verify_md5 = [this](const std::string& handle, const std::string& response) {
-            return state_.msnp->verify_md5(handle, response);
-        };
         link_ = std::make_unique<link::server>(state_.workers.front()->ctx, std::move(backend), opt);
         if (!ec) ec = link_->listen(tcp::endpoint(address, l.port));
         if (ec) {
@@ -506,6 +505,9 @@ private:
         if (link_) {
             link_->close();
         }
+        if (control_) {
+            control_->close();
+        }
         for (auto& w : state_.workers) {
             asio::post(w->ctx, [w = w.get()] {
                 // Copy first: shutdown() may end a connection and unregister it.
@@ -552,6 +554,7 @@ private:
     gateway_state state_;
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
     std::unique_ptr<link::server> link_;  // [listeners.link], when enabled
+    std::unique_ptr<control::server> control_;
     std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;
     std::optional<asio::steady_timer> sweep_;  // TLS session caches

@@ -1,5 +1,6 @@
 #include "gateway/ops/operator_commands.hpp"
 
+#include "gateway/ops/control.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/login/user_accounts.hpp"
 
@@ -14,6 +15,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <future>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -134,46 +138,130 @@ tl::expected<std::string, std::string> read_new_password() {
 // With several embedded backends, listings say which one each row is from.
 bool several_backends(const config::settings& s) { return s.backends.size() > 1; }
 
+// ------------------------------------------------------------ accounts
+
+// How a command reaches an account's user object: the backend itself,
+// served by this process for the command's length while no gateway runs
+// on it, or else the running gateway, through its control socket. Either
+// way the frames reach the object, its accounts' single writer.
+class accounts_channel {
+public:
+    static tl::expected<accounts_channel, std::string> open(const config::settings& s, const std::string& backend) {
+        const auto it = std::find_if(s.backends.begin(), s.backends.end(),
+                                     [&](const config::backend& b) { return b.name == backend; });
+        if (it == s.backends.end()) return tl::unexpected("no backend " + backend + " in the settings");
+        accounts_channel c;
+        c.control_ = control::socket_path(s.data_dir);
+        c.backend_ = backend;
+        if (it->kind != config::backend_kind::embedded) return c;  // only a running gateway reaches it
+        std::error_code ec;
+        std::filesystem::create_directories(s.data_dir, ec);
+        if (ec) return tl::unexpected(s.data_dir.string() + ": cannot create data directory: " + ec.message());
+        try {
+            auto opt = embedded_options(s, *it, {});
+            opt.shards = 1;
+            c.local_ = std::make_shared<embedded::backend>(std::move(opt));
+        } catch (const embedded::database_in_use&) {
+            // A gateway serves it: ask that one.
+        } catch (const std::exception& e) {
+            return tl::unexpected(std::string(e.what()));
+        }
+        return c;
+    }
+
+    // The final reply to `f`, or why there is none.
+    tl::expected<frame::frame, std::string> call(frame::frame f) const {
+        if (!local_) {
+            if (f.object == directory) f.object += backend_;
+            return control::call(control_, std::move(f), reply_wait);
+        }
+        f.corr = 1;
+        auto answer = std::make_shared<std::promise<frame::frame>>();
+        auto future = answer->get_future();
+        local_->send(std::move(f), [answer](frame::frame r) { answer->set_value(std::move(r)); });
+        if (future.wait_for(reply_wait) != std::future_status::ready) {
+            return tl::unexpected(std::string("the backend did not answer in time"));
+        }
+        return future.get();
+    }
+
+    // Acknowledged, or the reason it was not, for the operator.
+    tl::expected<void, std::string> change(frame::frame f) const {
+        auto r = call(std::move(f));
+        if (!r) return tl::unexpected(r.error());
+        if (const auto* e = std::get_if<frame::error>(&r->content)) return tl::unexpected(e->reason);
+        return {};
+    }
+
+    static constexpr std::string_view directory = "accounts:";
+
+private:
+    // scrypt may wait behind other logins.
+    static constexpr std::chrono::seconds reply_wait{60};
+
+    std::shared_ptr<embedded::backend> local_;
+    std::filesystem::path control_;
+    std::string backend_;
+};
+
+// The handle as accounts know it, and the channel to its backend.
+tl::expected<std::pair<std::string, accounts_channel>, std::string> account_of(const config::settings& s,
+                                                                              const config::route_table& routes,
+                                                                              const std::string& handle) {
+    auto normalised = embedded::normalize_account_handle(handle);
+    if (!normalised) return tl::unexpected(normalised.error().message);
+    auto channel = accounts_channel::open(s, user_backend(routes, *normalised));
+    if (!channel) return tl::unexpected(channel.error());
+    return std::pair{std::move(*normalised), std::move(*channel)};
+}
+
+frame::frame to_user(const std::string& handle, frame::body b) { return {0, "user:" + handle, {}, std::move(b)}; }
+
 }  // namespace
 
 int user_add(const config::settings& s, const config::route_table& routes, const std::string& handle,
              bool legacy_md5, const std::string& display_name) {
-    auto db = open_backend_database(s, user_backend(routes, handle));
-    if (!db) return report(db.error());
-    auto accounts = accounts_of(**db, s);
-    auto checked = accounts.check_add(handle, display_name);
-    if (!checked) return report(checked.error().message);
+    auto account = account_of(s, routes, handle);
+    if (!account) return report(account.error());
+    if (auto ok = embedded::check_account_name(display_name); !display_name.empty() && !ok) {
+        return report(ok.error().message);
+    }
     auto password = read_new_password();
     if (!password) return report(password.error());
-    auto added = accounts.add(*checked, *password, legacy_md5, display_name);
-    if (!added) return report(added.error().message);
-    std::printf("added user %s%s\n", printable(*added).c_str(), legacy_md5 ? " with MSNP2-7 MD5 login" : "");
+    const auto& [user, channel] = *account;
+    if (auto added = channel.change(to_user(user, frame::account_create{std::move(*password), legacy_md5, display_name}));
+        !added) {
+        return report(added.error());
+    }
+    std::printf("added user %s%s\n", printable(user).c_str(), legacy_md5 ? " with MSNP2-7 MD5 login" : "");
     return 0;
 }
 
 int user_passwd(const config::settings& s, const config::route_table& routes, const std::string& handle,
                 std::optional<bool> legacy_md5) {
-    auto db = open_backend_database(s, user_backend(routes, handle));
-    if (!db) return report(db.error());
-    auto accounts = accounts_of(**db, s);
-    auto checked = accounts.check_set_password(handle);
-    if (!checked) return report(checked.error().message);
+    auto account = account_of(s, routes, handle);
+    if (!account) return report(account.error());
     auto password = read_new_password();
     if (!password) return report(password.error());
-    if (auto changed = accounts.set_password(*checked, *password, legacy_md5); !changed) {
-        return report(changed.error().message);
+    const auto& [user, channel] = *account;
+    const frame::md5_login md5 = !legacy_md5 ? frame::md5_login::keep : *legacy_md5 ? frame::md5_login::on
+                                                                                      : frame::md5_login::off;
+    if (auto changed = channel.change(to_user(user, frame::account_password{std::move(*password), md5})); !changed) {
+        return report(changed.error());
     }
-    std::printf("changed the password of %s%s\n", printable(*checked).c_str(),
+    std::printf("changed the password of %s%s\n", printable(user).c_str(),
                 !legacy_md5 ? "" : *legacy_md5 ? "; MSNP2-7 MD5 login on" : "; MSNP2-7 MD5 login off");
     return 0;
 }
 
 int user_del(const config::settings& s, const config::route_table& routes, const std::string& handle) {
-    auto db = open_backend_database(s, user_backend(routes, handle));
-    if (!db) return report(db.error());
-    auto accounts = accounts_of(**db, s);
-    if (auto removed = accounts.remove(handle); !removed) return report(removed.error().message);
-    std::printf("removed user %s\n", printable(*text::normalize_handle(handle)).c_str());
+    auto account = account_of(s, routes, handle);
+    if (!account) return report(account.error());
+    const auto& [user, channel] = *account;
+    if (auto removed = channel.change(to_user(user, frame::account_delete{})); !removed) {
+        return report(removed.error());
+    }
+    std::printf("removed user %s\n", printable(user).c_str());
     return 0;
 }
 
@@ -181,14 +269,25 @@ int user_list(const config::settings& s) {
     std::vector<std::vector<std::string>> rows{{"HANDLE", "DISPLAY NAME", "LEGACY MD5", "CREATED"}};
     if (several_backends(s)) rows[0].emplace_back("BACKEND");
     for (const auto& b : s.backends) {
-        auto db = open_backend_database(s, b.name);
-        if (!db) return report(db.error());
-        for (const auto& user : accounts_of(**db, s).list()) {
-            rows.push_back({printable(user.handle), printable(user.display_name), user.legacy_md5 ? "yes" : "no",
-                            log::iso_time(user.created_ms)});
-            if (several_backends(s)) rows.back().push_back(b.name);
-        }
-        if ((*db)->failed()) return report(b.name + ": " + (*db)->error());
+        if (b.kind != config::backend_kind::embedded) continue;
+        auto channel = accounts_channel::open(s, b.name);
+        if (!channel) return report(channel.error());
+        frame::account_list page;
+        do {
+            auto r = channel->call(
+                frame::frame{0, std::string(accounts_channel::directory), {}, frame::account_list{page.after, 0, {}, false}});
+            if (!r) return report(b.name + ": " + r.error());
+            if (const auto* e = std::get_if<frame::error>(&r->content)) return report(b.name + ": " + e->reason);
+            const auto* got = std::get_if<frame::account_list>(&r->content);
+            if (!got) return report(b.name + ": an unexpected reply " + std::string(frame::type_name(*r)));
+            for (const auto& user : got->accounts) {
+                rows.push_back({printable(user.handle), printable(user.display_name), user.md5_login ? "yes" : "no",
+                                log::iso_time(user.created_ms)});
+                if (several_backends(s)) rows.back().push_back(b.name);
+            }
+            page.more = got->more && !got->accounts.empty();
+            if (page.more) page.after = got->accounts.back().handle;
+        } while (page.more);
     }
     print_table(rows);
     return 0;

@@ -1,5 +1,6 @@
 #include "gateway/router/hub.hpp"
 
+#include <future>
 #include <vector>
 
 namespace switchyard::gateway {
@@ -45,6 +46,22 @@ bool hub::send(frame::frame f, backends::frame_sink reply) {
         reply(std::move(r));
     });
     return true;
+}
+
+std::optional<frame::frame> hub::call(frame::frame f, std::chrono::milliseconds timeout) {
+    f.corr = 1;  // any but 0: the adapter matches replies per request
+    auto answer = std::make_shared<std::promise<frame::frame>>();
+    auto future = answer->get_future();
+    auto once = std::make_shared<std::once_flag>();
+    const bool sent = send(std::move(f), [answer, once](frame::frame r) {
+        // A presence burst may precede a final reply; account frames have none.
+        if (std::holds_alternative<frame::presence_update>(r.content)) return;
+        std::call_once(*once, [&] { answer->set_value(std::move(r)); });
+    });
+    if (!sent || future.wait_for(timeout) != std::future_status::ready) {
+        return std::nullopt;
+    }
+    return future.get();
 }
 
 std::uint64_t hub::watch(const std::string& object_id, local_sink sink) {

@@ -7,7 +7,9 @@
 #include "gateway/ops/metrics.hpp"
 #include "gateway/router/router.hpp"
 
+#include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +33,11 @@ public:
     // Sends a frame to the backend the routes choose for f.object. Returns
     // false (and sends nothing) when no backend serves that object.
     bool send(frame::frame f, backends::frame_sink reply);
+    // Sends a request (corr set here) and waits for its final reply on the
+    // caller's thread: nullopt when no backend serves it or none came
+    // within `timeout`. For callers that cannot wait otherwise (MSNP's
+    // synchronous services); never on a backend's own thread.
+    std::optional<frame::frame> call(frame::frame f, std::chrono::milliseconds timeout);
 
     // A local session watches an object; the first watcher subscribes at
     // the backend. Returns an id for unwatch.

@@ -43,6 +43,11 @@ void session_core::route(frame::frame f) {
     if (corr != 0 && !closed_) {
         ++outstanding_;
     }
+    if (frame::is_account_frame(f)) {
+        deliver(frame::frame{corr, std::move(object), {},
+                             frame::error{frame::error_code::not_allowed, "accounts are not a client's to change"}});
+        return;
+    }
     const bool sent = objects_.send(std::move(f), transport_.reply_sink());
     if (!sent && !closed_) {
         deliver(frame::frame{corr, std::move(object), {},

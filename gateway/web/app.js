@@ -431,7 +431,9 @@ function handleMessage(m) {
       setPhase('stopped');
       clearSession();
       resetState();
-      showLogin('You signed in somewhere else, so this page signed out.');
+      showLogin(m.reason === 'account removed'
+        ? 'Your account was removed, so this page signed out.'
+        : 'You signed in somewhere else, so this page signed out.');
       return;
     case 'message':
     case 'joined':

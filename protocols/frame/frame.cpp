@@ -68,6 +68,23 @@ std::string_view to_string(leave_reason v) {
     return "?";
 }
 
+std::string_view to_string(credential v) {
+    switch (v) {
+    case credential::password: return "password";
+    case credential::md5: return "md5";
+    }
+    return "?";
+}
+
+std::string_view to_string(md5_login v) {
+    switch (v) {
+    case md5_login::keep: return "keep";
+    case md5_login::on: return "on";
+    case md5_login::off: return "off";
+    }
+    return "?";
+}
+
 std::string_view to_string(error_code v) {
     switch (v) {
     case error_code::malformed: return "malformed";

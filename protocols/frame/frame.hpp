@@ -37,6 +37,8 @@ inline constexpr std::size_t history = 100;             // a room keeps its last
 inline constexpr std::size_t capabilities = 64;         // capability tokens in a hello
 inline constexpr std::size_t phone = 95;                // one phone number (Escargot's MSNP limit)
 inline constexpr std::size_t optional = 1;              // an optional value: a list of at most one (README.md)
+inline constexpr std::size_t password = 1024;           // a password or MD5 response as sent to a user object
+inline constexpr std::size_t accounts = 1000;           // accounts in one account_list reply
 }  // namespace limits
 
 // Parts of a user's profile as bits: which fields a profile_set changes, and
@@ -118,6 +120,11 @@ enum class error_code : std::uint16_t {
     shutting_down = 17,
 };
 
+// Wire version 2: how account_check proves the password, and what
+// account_password does with the MSNP2-7 MD5 record.
+enum class credential : std::uint8_t { password = 0, md5 = 1 };
+enum class md5_login : std::uint8_t { keep = 0, on = 1, off = 2 };
+
 template <class E> struct enum_traits;
 template <> struct enum_traits<client_protocol> { static constexpr unsigned max_value = 2; };
 template <> struct enum_traits<status> { static constexpr unsigned max_value = 8; };
@@ -127,6 +134,8 @@ template <> struct enum_traits<privacy_default> { static constexpr unsigned max_
 template <> struct enum_traits<add_prompt> { static constexpr unsigned max_value = 1; };
 template <> struct enum_traits<room_policy> { static constexpr unsigned max_value = 2; };
 template <> struct enum_traits<leave_reason> { static constexpr unsigned max_value = 3; };
+template <> struct enum_traits<credential> { static constexpr unsigned max_value = 1; };
+template <> struct enum_traits<md5_login> { static constexpr unsigned max_value = 2; };
 template <> struct enum_traits<error_code> {
     static constexpr unsigned min_value = 1;
     static constexpr unsigned max_value = 17;
@@ -141,6 +150,8 @@ std::string_view to_string(add_prompt v);
 std::string_view to_string(room_policy v);
 std::string_view to_string(leave_reason v);
 std::string_view to_string(error_code v);
+std::string_view to_string(credential v);
+std::string_view to_string(md5_login v);
 
 // ---------------------------------------------------------------- nested values
 // Field visitors are called as v(tag, "name", member) or
@@ -248,6 +259,21 @@ struct member {
         v(5, "protocol", protocol);
     }
     friend bool operator==(const member&, const member&) = default;
+};
+
+// One account in an account_list reply.
+struct account_entry {
+    std::string handle;
+    std::string display_name;
+    bool md5_login = false;       // has the MSNP2-7 MD5 record
+    std::uint64_t created_ms = 0;  // Unix time
+    template <class V> void visit(V& v) {
+        v(1, "handle", handle, limits::handle);
+        v(2, "display_name", display_name, limits::name);
+        v(3, "md5_login", md5_login);
+        v(4, "created_ms", created_ms);
+    }
+    friend bool operator==(const account_entry&, const account_entry&) = default;
 };
 
 struct stored_message {
@@ -627,12 +653,92 @@ struct pong {
     SWITCHYARD_FRAME_BODY(pong, 25);
 };
 
+// ---------------------------------------------------------------- wire version 2
+// Accounts (gateway/backends/README.md, "Accounts"): requests the gateway
+// itself sends a user object (its login services, the operator commands),
+// never a client. A backend hashes and checks passwords where the account
+// lives; the stored hash never leaves it.
+
+// Creates the account `user:<handle>`; `display_name` empty is the handle.
+struct account_create {
+    std::string password;
+    bool md5_login = false;  // also keep the record MSNP2-7 MD5 login needs
+    std::string display_name;
+    template <class V> void visit(V& v) {
+        v(1, "password", password, limits::password);
+        v(2, "md5_login", md5_login);
+        v(3, "display_name", display_name, limits::name);
+    }
+    SWITCHYARD_FRAME_BODY(account_create, 26);
+};
+
+// Sets the account's password. Tickets and session tokens issued before
+// stay valid until they expire.
+struct account_password {
+    std::string password;
+    md5_login md5 = md5_login::keep;
+    template <class V> void visit(V& v) {
+        v(1, "password", password, limits::password);
+        v(2, "md5", md5);
+    }
+    SWITCHYARD_FRAME_BODY(account_password, 27);
+};
+
+// Removes the account with its lists, groups and credentials; its
+// endpoints are signed out.
+struct account_delete {
+    template <class V> void visit(V&) {}
+    SWITCHYARD_FRAME_BODY(account_delete, 28);
+};
+
+// A login: `secret` is the password, or the client's hex md5(salt +
+// password) for `md5`. ack, or unauthenticated for any unknown handle or
+// wrong secret alike.
+struct account_check {
+    credential method = credential::password;
+    std::string secret;
+    template <class V> void visit(V& v) {
+        v(1, "method", method);
+        v(2, "secret", secret, limits::password);
+    }
+    SWITCHYARD_FRAME_BODY(account_check, 29);
+};
+
+// Request (empty) and reply: the salt for MSNP2-7 `USR t MD5 S`. Unknown
+// handles get a stable made-up salt shaped like a real one.
+struct account_salt {
+    std::string salt;
+    template <class V> void visit(V& v) { v(1, "salt", salt, limits::token); }
+    SWITCHYARD_FRAME_BODY(account_salt, 30);
+};
+
+// Request and reply, to the object `accounts:` of a backend: its accounts
+// in handle order, after `after`, at most `limit` (request); the reply
+// fills `accounts` and says whether `more` follow.
+struct account_list {
+    std::string after;
+    std::uint32_t limit = 0;
+    std::vector<account_entry> accounts;
+    bool more = false;
+    template <class V> void visit(V& v) {
+        v(1, "after", after, limits::handle);
+        v(2, "limit", limit);
+        v(3, "accounts", accounts, limits::accounts);
+        v(4, "more", more);
+    }
+    SWITCHYARD_FRAME_BODY(account_list, 31);
+};
+
+// The last frame type of wire version 1; later ones need version 2.
+inline constexpr std::uint8_t last_v1_type = pong::type_id;
+
 #undef SWITCHYARD_FRAME_BODY
 
 using body = std::variant<hello, bye, presence_set, presence_update, roster_get, roster, roster_change,
                           group_change, privacy_set, profile_set, room_create, room_invite, room_join,
                           room_leave, room_members, room_message, room_typing, room_nudge, room_opaque,
-                          room_history_get, room_history, ack, error, ping, pong>;
+                          room_history_get, room_history, ack, error, ping, pong, account_create,
+                          account_password, account_delete, account_check, account_salt, account_list>;
 
 inline constexpr std::size_t type_count = std::variant_size_v<body>;
 
@@ -651,6 +757,14 @@ struct frame {
     }
     friend bool operator==(const frame&, const frame&) = default;
 };
+
+// Account frames: the gateway's own requests (its login services, the
+// operator commands). A gateway never routes one a client's codec made.
+inline bool is_account_frame(const frame& f) {
+    return std::holds_alternative<account_create>(f.content) || std::holds_alternative<account_password>(f.content) ||
+           std::holds_alternative<account_delete>(f.content) || std::holds_alternative<account_check>(f.content) ||
+           std::holds_alternative<account_salt>(f.content) || std::holds_alternative<account_list>(f.content);
+}
 
 // The body's type name ("room_message"), for logs and metrics.
 std::string_view type_name(const frame& f);

@@ -17,8 +17,8 @@ enum kind : std::uint8_t {
     k_publish = 8,
     k_ping = 9,
     k_pong = 10,
-    k_account_request = 11,
-    k_account_reply = 12,
+    // 11 and 12 carried account checks before accounts became frames
+    // (wire version 2); they are not reused.
     k_received = 13,
 };
 
@@ -81,7 +81,7 @@ template <class... F> struct overloaded : F... {
 std::string_view name(const message& m) {
     static constexpr std::string_view names[] = {"open",        "accept",  "refuse", "request", "reply",
                                                  "subscribe",   "unsubscribe", "publish", "ping", "pong",
-                                                 "account_request", "account_reply", "received"};
+                                                 "received"};
     return names[m.index()];
 }
 
@@ -136,19 +136,6 @@ void encode(const message& m, std::string& out) {
                    },
                    [&](const ping&) { put_u8(out, k_ping); },
                    [&](const pong&) { put_u8(out, k_pong); },
-                   [&](const account_request& a) {
-                       put_u8(out, k_account_request);
-                       put_u64(out, a.id);
-                       put_u8(out, static_cast<std::uint8_t>(a.op));
-                       put_string(out, a.handle);
-                       put_string(out, a.data);
-                   },
-                   [&](const account_reply& a) {
-                       put_u8(out, k_account_reply);
-                       put_u64(out, a.id);
-                       put_u8(out, static_cast<std::uint8_t>(a.status));
-                       put_string(out, a.data);
-                   },
                },
                m);
     const std::size_t n = out.size() - start - record_prefix;
@@ -277,25 +264,6 @@ tl::expected<std::optional<message>, std::string> decoder::next() {
                 return message{subscribe{std::move(*object)}};
             }
             return message{unsubscribe{std::move(*object)}};
-        }
-        case k_account_request: {
-            auto id = in.u64();
-            auto op = in.u8();
-            auto handle = in.string();
-            auto data = in.string();
-            if (!id || !op || *op < 1 || *op > 3 || !handle || !data || !in.done()) {
-                return malformed();
-            }
-            return message{account_request{*id, static_cast<account_op>(*op), std::move(*handle), std::move(*data)}};
-        }
-        case k_account_reply: {
-            auto id = in.u64();
-            auto status = in.u8();
-            auto data = in.string();
-            if (!id || !status || *status > 2 || !data || !in.done()) {
-                return malformed();
-            }
-            return message{account_reply{*id, static_cast<account_status>(*status), std::move(*data)}};
         }
         case k_ping:
             return in.done() ? tl::expected<std::optional<message>, std::string>(message{ping{}}) : malformed();

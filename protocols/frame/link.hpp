@@ -24,7 +24,9 @@ namespace switchyard::frame::link {
 inline constexpr std::string_view magic = "switchyard-link";
 // Wire versions this build reads and writes; `open` offers the range and
 // `accept` names the one both sides use from then on.
-inline constexpr std::uint8_t lowest_version = 1;
+// Version 2: logins and account changes are frames (account_*), which
+// version 1 does not have.
+inline constexpr std::uint8_t lowest_version = 2;
 inline constexpr std::uint8_t highest_version = wire_version;
 // Bytes of a gateway name or incarnation, an object id in (un)subscribe, a
 // backend instance id, a refusal reason.
@@ -90,26 +92,8 @@ struct received {
 struct ping {};
 struct pong {};
 
-// Account checks for logins, answered by the backend that holds the
-// accounts. `data`: the password (verify_password), nothing (md5_salt), the
-// client's hex md5(salt + password) (verify_md5).
-enum class account_op : std::uint8_t { verify_password = 1, md5_salt = 2, verify_md5 = 3 };
-enum class account_status : std::uint8_t { ok = 0, rejected = 1, unavailable = 2 };
-struct account_request {
-    std::uint64_t id = 0;
-    account_op op = account_op::verify_password;
-    std::string handle;
-    std::string data;
-};
-// `data`: the salt, for md5_salt.
-struct account_reply {
-    std::uint64_t id = 0;
-    account_status status = account_status::unavailable;
-    std::string data;
-};
-
 using message = std::variant<open, accept, refuse, request, reply, subscribe, unsubscribe, publish, ping, pong,
-                             account_request, account_reply, received>;
+                             received>;
 
 // The record of publish{seq, f} from `f`'s encoding: a publication fanned
 // out to several gateways is encoded once and numbered per gateway.

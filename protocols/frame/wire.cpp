@@ -384,8 +384,10 @@ std::string decode_error::to_string() const {
 std::string_view type_name(std::size_t index) { return index < name_table.size() ? name_table[index] : "unknown"; }
 std::string_view type_name(const frame& f) { return type_name(f.content.index()); }
 
+std::uint8_t version_of(const frame& f) { return f.content.index() + 1 <= last_v1_type ? 1 : 2; }
+
 void encode(const frame& f, std::string& out) {
-    out.push_back(static_cast<char>(wire_version));
+    out.push_back(static_cast<char>(version_of(f)));
     out.push_back(static_cast<char>(f.content.index() + 1));
     encoder e{out};
     put_length_delimited(out, [&] { e.encode_fields(header_view{const_cast<frame&>(f)}); });
@@ -415,11 +417,12 @@ tl::expected<frame, decode_error> decode(std::string_view bytes, std::size_t max
     if (bytes.size() < 2) {
         return tl::unexpected(decode_error{errc::truncated, bytes.size(), {}});
     }
-    if (static_cast<std::uint8_t>(bytes[0]) != wire_version) {
+    const auto version = static_cast<std::uint8_t>(bytes[0]);
+    if (version == 0 || version > wire_version) {
         return tl::unexpected(decode_error{errc::bad_version, 0, {}});
     }
     const auto type = static_cast<std::uint8_t>(bytes[1]);
-    if (type == 0 || type > type_count) {
+    if (type == 0 || type > (version == 1 ? last_v1_type : type_count)) {
         return tl::unexpected(decode_error{errc::unknown_type, 1, {}});
     }
     reader r{bytes, 2, 0};

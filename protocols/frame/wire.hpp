@@ -1,4 +1,4 @@
-// The frame wire encoding (version 1), used on backend links and in replay
+// The frame wire encoding (versions 1 and 2), used on backend links and in replay
 // logs. README.md beside this file is its specification.
 #pragma once
 
@@ -13,7 +13,13 @@
 
 namespace switchyard::frame {
 
-inline constexpr std::uint8_t wire_version = 1;
+// The newest version this build reads and writes. Version 2 is version 1
+// with the frame types after `last_v1_type`: a frame is written in the
+// oldest version that has its type, so readers of version 1 still read
+// every frame of theirs.
+inline constexpr std::uint8_t wire_version = 2;
+// The version `f` is written in.
+std::uint8_t version_of(const frame& f);
 // Bytes of the big-endian length that precedes each frame in a record stream.
 inline constexpr std::size_t record_prefix = 4;
 

@@ -1204,7 +1204,11 @@ struct ns_session::impl {
             return ring(f.sender, *i);
         }
         if (const auto* b = std::get_if<frame::bye>(&f.content); b && b->endpoint == endpoint) {
-            // The user object ends this endpoint: a login elsewhere (§4.1).
+            // The user object ends this endpoint: its account was removed
+            // (a plain OUT), or a login elsewhere (§4.1).
+            if (b->code == frame::error_code::unknown_object) {
+                return close("account removed", "OUT\r\n");
+            }
             return close("signed in elsewhere", "OUT OTH\r\n");
         }
         return {};

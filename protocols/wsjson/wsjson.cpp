@@ -1259,15 +1259,17 @@ struct connection::impl {
         } else if (const auto* b = std::get_if<frame::bye>(&f.content); b && b->endpoint == endpoint) {
             // The user object ended this endpoint (an old MSNP client signed
             // in elsewhere: MSNP OUT OTH).
+            const std::string why =
+                b->code == frame::error_code::unknown_object ? "account removed" : "signed in elsewhere";
             json::object o = event("signed_out");
-            o["reason"] = "signed in elsewhere";
+            o["reason"] = why;
             put(out, o);
             frame::output ending = leave_all(frame::leave_reason::dropped);
             ending.unwatch.push_back(user_object(handle));
             at = stage::closed;
             ending.close = true;
             ending.close_code = static_cast<std::uint16_t>(close_code::normal);
-            ending.close_reason = "signed in elsewhere";
+            ending.close_reason = why;
             out.append(std::move(ending));
         }
         return out;

@@ -6,6 +6,7 @@
 #include "protocols/frame/wire.hpp"
 
 #include <catch2/catch.hpp>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -357,12 +358,42 @@ inline std::size_t resident_after_waiting(conformance_target& t) {
     }
 }
 
+// Account frames are the gateway's own: no sender.
+inline frame::frame account(driver& d, const std::string& object, frame::body b) {
+    return d.ask({}, object, std::move(b));
+}
+
+inline const std::string password = "a password of sorts";
+
+inline void create_account(driver& d, const std::string& handle, const std::string& display_name,
+                           bool md5_login = false) {
+    as<frame::ack>(account(d, user(handle), frame::account_create{password, md5_login, display_name}));
+}
+
+inline frame::frame check_password(driver& d, const std::string& handle, const std::string& secret) {
+    return account(d, user(handle), frame::account_check{frame::credential::password, secret});
+}
+
+// What an MSNP2-7 client answers to `USR t MD5 S <salt>`: hex md5(salt + password).
+inline std::string md5_hex(const std::string& text) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    REQUIRE(EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr) == 1);
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+        out.push_back(digits[digest[i] >> 4]);
+        out.push_back(digits[digest[i] & 15]);
+    }
+    return out;
+}
+
 // Alice, Bob, Carol and Dave, with display names.
-inline void create_users(conformance_target& t) {
-    t.create_account(alice, "Alice");
-    t.create_account(bob, "Bob");
-    t.create_account(carol, "Carol");
-    t.create_account(dave, "Dave");
+inline void create_users(driver& d) {
+    create_account(d, alice, "Alice");
+    create_account(d, bob, "Bob");
+    create_account(d, carol, "Carol");
+    create_account(d, dave, "Dave");
 }
 
 }  // namespace conformance
@@ -374,19 +405,23 @@ using frame::status;
 
 void run_conformance(conformance_target& target) {
     driver d(target);
-    create_users(target);
+    create_users(d);
 
     SECTION("accounts: only users with an account answer, and only to their owner") {
         const std::string nobody = "nobody@example.com";
         CHECK(refused(d, nobody, user(nobody), frame::roster_get{}) == error_code::unknown_object);
         CHECK(refused(d, nobody, user(nobody), hello_ws(nobody)) == error_code::unknown_object);
-        target.create_account(nobody, "Somebody Now");
+        create_account(d, nobody, "Somebody Now");
         const frame::roster fresh = roster_of(d, nobody);
         CHECK(fresh.display_name == "Somebody Now");
         CHECK(fresh.entries.empty());
         CHECK(fresh.groups.empty());
         CHECK(fresh.privacy == frame::privacy_default::allow);
         CHECK(fresh.prompt == frame::add_prompt::prompt);
+
+        // An account exists once.
+        CHECK(error_of(account(d, user(nobody), frame::account_create{password, false, {}})) ==
+              error_code::already_on_list);
 
         // Requests (corr != 0) from anyone but the owner.
         CHECK(refused(d, bob, user(alice), frame::roster_get{}) == error_code::not_allowed);
@@ -400,6 +435,90 @@ void run_conformance(conformance_target& target) {
         CHECK(allowed.handle == ghost);
         CHECK(allowed.display_name == ghost);  // no account: its handle
         CHECK(lists_in(d, alice, ghost) == AL);
+    }
+
+    SECTION("accounts: passwords, MD5 login, listing and removal are frames to the user object") {
+        // A password login: the right one, a wrong one, an unknown handle alike.
+        as<frame::ack>(check_password(d, alice, password));
+        CHECK(error_of(check_password(d, alice, "not the password")) == error_code::unauthenticated);
+        CHECK(error_of(check_password(d, "nobody@example.com", password)) == error_code::unauthenticated);
+
+        // MSNP2-7 MD5: a real salt for an account with the record; for any
+        // other handle one that looks the same and stays the same.
+        const std::string md5_user = "md5@example.com";
+        create_account(d, md5_user, "Old Client", true);
+        const auto salt_of = [&](const std::string& h) {
+            return as<frame::account_salt>(account(d, user(h), frame::account_salt{})).salt;
+        };
+        const std::string salt = salt_of(md5_user);
+        CHECK(salt.size() == 15);
+        const auto md5 = [&](const std::string& h, const std::string& response) {
+            return account(d, user(h), frame::account_check{frame::credential::md5, response});
+        };
+        as<frame::ack>(md5(md5_user, md5_hex(salt + password)));
+        CHECK(error_of(md5(md5_user, md5_hex(salt + "wrong"))) == error_code::unauthenticated);
+        const std::string made_up = salt_of("nobody@example.com");
+        CHECK(made_up.size() == salt.size());
+        CHECK(made_up == salt_of("nobody@example.com"));
+        CHECK(error_of(md5("nobody@example.com", md5_hex(made_up + password))) == error_code::unauthenticated);
+        CHECK(error_of(md5(alice, md5_hex(salt_of(alice) + password))) == error_code::unauthenticated);
+
+        // A new password replaces the old one; the MD5 record follows it, and
+        // goes when asked to.
+        as<frame::ack>(account(d, user(md5_user), frame::account_password{"another password", frame::md5_login::keep}));
+        CHECK(error_of(check_password(d, md5_user, password)) == error_code::unauthenticated);
+        as<frame::ack>(check_password(d, md5_user, "another password"));
+        CHECK(salt_of(md5_user) == salt);
+        as<frame::ack>(md5(md5_user, md5_hex(salt + "another password")));
+        as<frame::ack>(account(d, user(md5_user), frame::account_password{"another password", frame::md5_login::off}));
+        CHECK(error_of(md5(md5_user, md5_hex(salt + "another password"))) == error_code::unauthenticated);
+        CHECK(error_of(account(d, user("nobody@example.com"), frame::account_password{password, frame::md5_login::keep})) ==
+              error_code::unknown_object);
+        CHECK(error_of(account(d, user(bob), frame::account_password{"short", frame::md5_login::keep})) ==
+              error_code::not_allowed);
+
+        // The backend's directory lists its accounts in handle order, a page at a time.
+        const auto page = [&](const std::string& after, std::uint32_t limit) {
+            return as<frame::account_list>(account(d, "accounts:", frame::account_list{after, limit, {}, false}));
+        };
+        const auto first_two = page({}, 2);
+        REQUIRE(first_two.accounts.size() == 2);
+        CHECK(first_two.accounts[0].handle == alice);
+        CHECK(first_two.accounts[0].display_name == "Alice");
+        CHECK(first_two.accounts[1].handle == bob);
+        CHECK(first_two.more);
+        const auto rest = page(bob, 10);
+        REQUIRE(rest.accounts.size() == 3);
+        CHECK(rest.accounts[0].handle == carol);
+        CHECK(rest.accounts[2].handle == md5_user);
+        CHECK_FALSE(rest.accounts[2].md5_login);
+        CHECK_FALSE(rest.more);
+
+        // Removing an account signs out its endpoints; whoever saw it online
+        // sees it offline; it answers like any unknown user.
+        change(d, bob, adding(list::forward, alice));
+        collector& bob_sees = d.watch(user(bob));
+        collector& alice_endpoints = d.watch(user(alice));
+        sign_in(d, bob);
+        sign_in(d, alice);
+        CHECK(next_presence(bob_sees, alice).presence.state == status::online);
+        as<frame::ack>(account(d, user(alice), frame::account_delete{}));
+        const auto gone = alice_endpoints.take(is<frame::bye>(), "alice's endpoint signed out");
+        CHECK(as<frame::bye>(gone.f).endpoint == "ep-1");
+        CHECK_FALSE(as<frame::bye>(gone.f).normal);
+        CHECK(next_presence(bob_sees, alice).presence.state == status::offline);
+        CHECK(refused(d, alice, user(alice), frame::roster_get{}) == error_code::unknown_object);
+        CHECK(error_of(check_password(d, alice, password)) == error_code::unauthenticated);
+        CHECK(error_of(account(d, user(alice), frame::account_delete{})) == error_code::unknown_object);
+        CHECK(page({}, 0).accounts.front().handle == bob);
+
+        // And it can be made again: empty but for what the others' lists
+        // imply (Bob still has it on his forward list).
+        create_account(d, alice, "Alice Again");
+        const frame::roster again = roster_of(d, alice);
+        REQUIRE(again.entries.size() == 1);
+        CHECK(lists_in(d, alice, bob) == (RL | PL));
+        as<frame::ack>(check_password(d, alice, password));
     }
 
     SECTION("replies: requests with corr 0 get errors only") {

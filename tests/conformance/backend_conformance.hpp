@@ -15,8 +15,10 @@
 //
 // The target runs its backend with the README's defaults where the suite
 // depends on them: `rejoin_grace` 60 s on the target's clock, named rooms
-// open to anyone, room and list limits of at least a few entries; and lets
-// an object idle for an hour of its clock leave memory.
+// open to anyone, room and list limits of at least a few entries, passwords
+// of 8 bytes and more; and lets an object idle for an hour of its clock
+// leave memory. Accounts are made with account frames, as the operator
+// commands make them.
 //
 // Waits are bounded (a missing reply or publication fails the test) and
 // nothing sleeps to let something happen; only the hibernation check polls
@@ -41,10 +43,6 @@ public:
 
     // The backend under test, on storage of its own; valid until restart().
     virtual gateway::backends::adapter& adapter() = 0;
-
-    // Accounts are made outside frames (an operator's command): a user with
-    // this handle and display name exists from now on.
-    virtual void create_account(const std::string& handle, const std::string& display_name) = 0;
 
     // Stops the backend, after it has applied what was sent to it, and
     // starts it again on the same storage, as a process restart would.

@@ -2,6 +2,7 @@
 // and `room list|history`, on a data directory of their own. Passwords go in
 // through a pipe, and through a pseudo-terminal for the prompts.
 #include "child_process.hpp"
+#include "msnp_client.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -276,6 +277,68 @@ TEST_CASE("room list and room history read the rooms and their ring of messages"
 
     r = in.run({"room", "history", "lobby", "--limit", "101"});
     CHECK(r.status != 0);
+}
+
+TEST_CASE("beside a running gateway, account commands go through it, to the account's single writer",
+          "[operator]") {
+    installation in;
+    write_file(in.settings, "[gateway]\ndata_dir = \"data\"\nthreads = 1\n[listeners.msnp]\nport = 0\n"
+                            "[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n"
+                            "[accounts]\nscrypt_n = 1024\n");
+    REQUIRE(in.run({"user", "add", "alice@example.com", "--legacy-md5"}, "alice password\n").status == 0);
+    REQUIRE(in.run({"user", "add", "bob@example.com", "--legacy-md5"}, "bob password\n").status == 0);
+
+    child_process gateway(in.command({"run"}));
+    const auto listening = gateway.wait_for_line("event=listening listener=msnp");
+    INFO(gateway.output());
+    REQUIRE(listening);
+    const auto port = static_cast<unsigned short>(std::stoi(log_field(*listening, "port")));
+    REQUIRE(gateway.wait_for_line("event=started"));
+
+    // A second process on the same data directory stops with the reason.
+    const auto second = in.run({"run"});
+    CHECK(second.status != 0);
+    CHECK(contains(second.output, "in use by another switchyard process"));
+
+    msnp_client alice(port);
+    alice.login("alice@example.com", "alice password");
+    msnp_client bob(port);
+    bob.login("bob@example.com", "bob password");
+    bob.command("ADD 10 FL alice@example.com alice@example.com");
+
+    // Created through the running gateway: usable at once.
+    auto r = in.run({"user", "add", "carol@example.com", "--legacy-md5"}, "carol password\n");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    REQUIRE(gateway.wait_for_line("event=operator_request type=account_create object=user:carol@example.com"));
+    msnp_client carol(port);
+    carol.login("carol@example.com", "carol password");
+    CHECK(contains(in.run({"user", "list"}).output, "\ncarol@example.com "));
+
+    // A new password counts from the next login; the old one is refused.
+    REQUIRE(in.run({"user", "passwd", "carol@example.com"}, "carol's new password\n").status == 0);
+    {
+        msnp_client old(port);
+        old.command("VER 1 MSNP5 CVR0");
+        const auto salt = words(old.command("USR 2 MD5 I carol@example.com")).at(4);
+        old.send("USR 3 MD5 S " + md5_hex(salt + "carol password") + "\r\n");
+        CHECK(old.line() == "911 3");
+    }
+    msnp_client again(port);
+    again.login("carol@example.com", "carol's new password");
+
+    // A removed account is signed out, and its contacts see it leave.
+    r = in.run({"user", "del", "alice@example.com"});
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(alice.reply("OUT") == "OUT");
+    CHECK(bob.reply("FLN") == "FLN alice@example.com");
+    CHECK_FALSE(contains(in.run({"user", "list"}).output, "alice@example.com"));
+
+    gateway.signal(SIGTERM);
+    CHECK(gateway.wait_exit() == std::optional<int>{0});
+    // With the gateway stopped the commands serve the backend themselves.
+    CHECK(contains(in.run({"user", "list"}).output, "\ncarol@example.com "));
 }
 
 TEST_CASE("commands report a bad settings file like check does", "[operator]") {

@@ -22,9 +22,6 @@ public:
 
     gateway::backends::adapter& adapter() override { return *be_; }
 
-    void create_account(const std::string& handle, const std::string& display_name) override {
-        store_.create_account(handle, display_name);
-    }
 
     void restart() override {
         be_.reset();

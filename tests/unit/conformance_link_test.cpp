@@ -51,9 +51,6 @@ public:
 
     gateway::backends::adapter& adapter() override { return *client_; }
 
-    void create_account(const std::string& handle, const std::string& display_name) override {
-        store_.create_account(handle, display_name);
-    }
 
     // The backend process and the gateway both start again: a new
     // backend instance, and a new gateway incarnation whose endpoints

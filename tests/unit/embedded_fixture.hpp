@@ -97,6 +97,7 @@ struct embedded_fixture {
 
     explicit embedded_fixture(embedded::options o = {}) : opt(std::move(o)) {
         if (opt.file.empty()) opt.file = dir / "embedded.sqlite3";
+        opt.kdf = {1024, 1, 1};  // scrypt as cheap as it goes: accounts are set up, not attacked
         opt.sync = embedded::durability::normal;
         start();
         std::ofstream(dir / "routes.toml") << "[default]\nbackend = \"embedded\"\n";
@@ -117,13 +118,13 @@ struct embedded_fixture {
         start();
     }
 
-    // Creates a user row directly (accounts are tested on their own).
+    // Creates an account the way the gateway does, with an account_create
+    // frame (accounts are tested on their own).
     void add_user(const std::string& handle, const std::string& display_name = {}) {
-        embedded::database db(opt.file, embedded::durability::normal);
-        db.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, 0)")
-            .bind(handle, display_name.empty() ? handle : display_name)
-            .run();
-        REQUIRE_FALSE(db.failed());
+        const auto replies = request({}, "user:" + handle,
+                                     frame::account_create{"password of " + handle, false, display_name});
+        INFO(frame::to_text(replies.back()));
+        REQUIRE(std::holds_alternative<frame::ack>(replies.back().content));
     }
 
     // Sends and collects replies until the terminal one (anything but a

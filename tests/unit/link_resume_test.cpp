@@ -201,7 +201,14 @@ frame::frame say(const std::string& text, const std::string& id) {
 TEST_CASE("what a room publishes while a link is down reaches the gateway once it resumes", "[link]") {
     test::embedded_store store;
     auto backend = std::make_shared<embedded::backend>(store.options());
-    store.create_account("alice@example.com", "Alice");
+    {
+        std::promise<frame::frame> created;
+        backend->send(frame::frame{1, "user:alice@example.com", {}, frame::account_create{"a password", false, "Alice"}},
+                      [&](frame::frame r) { created.set_value(std::move(r)); });
+        auto done = created.get_future();
+        REQUIRE(done.wait_for(5s) == std::future_status::ready);
+        REQUIRE(std::holds_alternative<frame::ack>(done.get().content));
+    }
     asio::io_context ctx;
     auto guard = asio::make_work_guard(ctx);
     link::server_options sopt;

@@ -90,7 +90,9 @@ tl::expected<std::string, account_error> random_bytes(std::size_t n) {
     return out;
 }
 
-tl::expected<std::string, account_error> normalize(std::string_view handle) {
+}  // namespace
+
+tl::expected<std::string, account_error> normalize_account_handle(std::string_view handle) {
     auto h = text::normalize_handle(handle);
     if (!h) {
         return fail(account_errc::invalid_handle, "invalid handle \"" + std::string(handle) +
@@ -100,7 +102,7 @@ tl::expected<std::string, account_error> normalize(std::string_view handle) {
     return std::move(*h);
 }
 
-result check_display_name(std::string_view name) {
+tl::expected<void, account_error> check_account_name(std::string_view name) {
     if (auto ok = text::check_text(name, frame::limits::name); !ok) {
         return fail(account_errc::invalid_name, "invalid display name: " + std::string(text::to_string(ok.error())) +
                                                     "; expected UTF-8 of at most " +
@@ -108,6 +110,11 @@ result check_display_name(std::string_view name) {
     }
     return {};
 }
+
+namespace {
+
+tl::expected<std::string, account_error> normalize(std::string_view handle) { return normalize_account_handle(handle); }
+result check_display_name(std::string_view name) { return check_account_name(name); }
 
 result check_password(const password_policy& policy, std::string_view handle, std::string_view password) {
     const std::string expected = "; expected " + std::to_string(policy.min_length) + " to " +
@@ -279,6 +286,122 @@ template <class F> result in_transaction(database& db, F&& body) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- steps
+
+tl::expected<hashed_password, account_error> hash_new_password(const kdf_params& kdf, const password_policy& policy,
+                                                               std::string_view handle, std::string_view password) {
+    if (auto ok = check_password(policy, handle, password); !ok) return tl::unexpected(ok.error());
+    auto hash = hash_password(kdf, password);
+    if (!hash) return tl::unexpected(hash.error());
+    return hashed_password{std::move(hash->kdf), std::move(hash->salt), std::move(hash->hash), std::string(password)};
+}
+
+namespace {
+
+void store(database& db, std::string_view handle, const hashed_password& h, const std::optional<md5_record>& md5) {
+    store(db, handle, scrypt_hash{h.kdf, h.salt, h.hash}, md5);
+}
+
+}  // namespace
+
+result insert_account(database& db, std::string_view handle, std::string_view display_name,
+                      const hashed_password& password, bool md5_login, std::uint64_t created_ms) {
+    if (user_exists(db, handle)) return fail(account_errc::exists, exists_message(handle));
+    std::optional<md5_record> md5;
+    if (md5_login) {
+        auto record = make_md5_record(std::nullopt, password.plain);
+        if (!record) return tl::unexpected(record.error());
+        md5 = std::move(*record);
+    }
+    db.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, ?3)")
+        .bind(handle, display_name.empty() ? handle : display_name, created_ms)
+        .run();
+    // Users who kept a removed account of this handle on their forward
+    // lists were told of its removal by nobody, and will send no notice
+    // to the new one: it starts with the reverse list those lists imply,
+    // as the schema version 4 upgrade gave every user.
+    db.prepare("INSERT INTO reverse_contacts (owner, contact, listed, display_name, version) "
+               "SELECT c.contact, c.owner, 1, u.display_name, u.list_version FROM contacts AS c "
+               "JOIN users AS u ON u.handle = c.owner WHERE c.contact = ?1 AND (c.lists & 1) != 0")
+        .bind(handle)
+        .run();
+    store(db, handle, password, md5);
+    return {};
+}
+
+result replace_password(database& db, std::string_view handle, const hashed_password& password,
+                        std::optional<bool> md5_login) {
+    if (!user_exists(db, handle)) return fail(account_errc::unknown_user, unknown_message(handle));
+    std::optional<std::string> md5_salt;
+    auto& q = db.prepare("SELECT md5_salt FROM credentials WHERE handle = ?1 AND md5_salt IS NOT NULL");
+    q.bind(handle);
+    if (q.step()) {
+        md5_salt = q.text(0);
+        q.run();
+    }
+    std::optional<md5_record> md5;
+    if (md5_login.value_or(md5_salt.has_value())) {
+        auto record = make_md5_record(std::move(md5_salt), password.plain);
+        if (!record) return tl::unexpected(record.error());
+        md5 = std::move(*record);
+    }
+    store(db, handle, password, md5);
+    return {};
+}
+
+void delete_account(database& db, std::string_view handle) {
+    // Credentials, lists, groups and the outbox go with the row (ON
+    // DELETE CASCADE). Other users' reverse entries for it go too: they
+    // hold the last list version its notices carried, and an account
+    // created again under the handle counts its versions from 0.
+    db.prepare("DELETE FROM users WHERE handle = ?1").bind(handle).run();
+    db.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(handle).run();
+    // And what it last showed its watchers: an account that is gone is
+    // offline to everyone.
+    db.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(handle).run();
+}
+
+std::vector<account_info> list_accounts(database& db, std::string_view after, std::size_t limit) {
+    std::vector<account_info> out;
+    auto& q = db.prepare(
+        "SELECT u.handle, u.display_name, c.md5_hash IS NOT NULL, u.created_ms FROM users u "
+        "LEFT JOIN credentials c ON c.handle = u.handle WHERE u.handle > ?1 ORDER BY u.handle LIMIT ?2");
+    // An empty view would bind as NULL, which no handle is greater than.
+    q.bind(std::string(after),
+           static_cast<std::uint64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+    while (q.step()) {
+        out.push_back({q.text(0), q.text(1), q.integer(2) != 0, static_cast<std::uint64_t>(q.integer(3))});
+    }
+    return out;
+}
+
+std::optional<stored_password> read_password(database& db, std::string_view handle) {
+    auto& q = db.prepare("SELECT kdf, salt, hash FROM credentials WHERE handle = ?1");
+    q.bind(handle);
+    if (!q.step()) return std::nullopt;
+    stored_password p{q.text(0), q.text(1), q.text(2)};
+    q.run();
+    return p;
+}
+
+bool password_matches(const std::optional<stored_password>& stored, std::string_view password,
+                      const kdf_params& dummy_cost) {
+    if (!stored) {
+        // An unknown handle costs one hash like a known one, so the time a
+        // login takes does not tell which handles have accounts.
+        static constexpr std::string_view dummy_salt = "switchyard-dummy";
+        (void)scrypt(password, dummy_salt, dummy_cost);
+        return false;
+    }
+    const auto params = parse_kdf(stored->kdf);
+    if (!params) return false;
+    const auto actual = scrypt(password, stored->salt, *params);
+    return actual && actual->size() == stored->hash.size() &&
+           CRYPTO_memcmp(actual->data(), stored->hash.data(), stored->hash.size()) == 0;
+}
+
+// ---------------------------------------------------------------- accounts
+
 accounts::accounts(database& db, kdf_params kdf, password_policy policy) : db_(db), kdf_(kdf), policy_(policy) {}
 
 tl::expected<std::string, account_error> accounts::check_add(std::string_view handle, std::string_view display_name) {
@@ -306,33 +429,9 @@ tl::expected<std::string, account_error> accounts::add(std::string_view handle, 
                                                        bool legacy_md5, std::string_view display_name) {
     auto h = check_add(handle, display_name);
     if (!h) return h;
-    if (auto ok = check_password(policy_, *h, password); !ok) return tl::unexpected(ok.error());
-    auto hash = hash_password(kdf_, password);
-    if (!hash) return tl::unexpected(hash.error());
-    std::optional<md5_record> md5;
-    if (legacy_md5) {
-        auto record = make_md5_record(std::nullopt, password);
-        if (!record) return tl::unexpected(record.error());
-        md5 = std::move(*record);
-    }
-
-    auto written = in_transaction(db_, [&]() -> result {
-        if (user_exists(db_, *h)) return fail(account_errc::exists, exists_message(*h));
-        db_.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, ?3)")
-            .bind(*h, display_name.empty() ? *h : display_name, now_ms())
-            .run();
-        // Users who kept a removed account of this handle on their forward
-        // lists were told of its removal by nobody, and will send no notice
-        // to the new one: it starts with the reverse list those lists imply,
-        // as the schema version 4 upgrade gave every user.
-        db_.prepare("INSERT INTO reverse_contacts (owner, contact, listed, display_name, version) "
-                    "SELECT c.contact, c.owner, 1, u.display_name, u.list_version FROM contacts AS c "
-                    "JOIN users AS u ON u.handle = c.owner WHERE c.contact = ?1 AND (c.lists & 1) != 0")
-            .bind(*h)
-            .run();
-        store(db_, *h, *hash, md5);
-        return {};
-    });
+    auto hashed = hash_new_password(kdf_, policy_, *h, password);
+    if (!hashed) return tl::unexpected(hashed.error());
+    auto written = in_transaction(db_, [&] { return insert_account(db_, *h, display_name, *hashed, legacy_md5, now_ms()); });
     if (!written) return tl::unexpected(written.error());
     return h;
 }
@@ -341,28 +440,9 @@ tl::expected<void, account_error> accounts::set_password(std::string_view handle
                                                          std::optional<bool> legacy_md5) {
     auto h = check_set_password(handle);
     if (!h) return tl::unexpected(h.error());
-    if (auto ok = check_password(policy_, *h, password); !ok) return tl::unexpected(ok.error());
-    auto hash = hash_password(kdf_, password);
-    if (!hash) return tl::unexpected(hash.error());
-
-    return in_transaction(db_, [&]() -> result {
-        if (!user_exists(db_, *h)) return fail(account_errc::unknown_user, unknown_message(*h));
-        std::optional<std::string> md5_salt;
-        auto& q = db_.prepare("SELECT md5_salt FROM credentials WHERE handle = ?1 AND md5_salt IS NOT NULL");
-        q.bind(*h);
-        if (q.step()) {
-            md5_salt = q.text(0);
-            q.run();
-        }
-        std::optional<md5_record> md5;
-        if (legacy_md5.value_or(md5_salt.has_value())) {
-            auto record = make_md5_record(std::move(md5_salt), password);
-            if (!record) return tl::unexpected(record.error());
-            md5 = std::move(*record);
-        }
-        store(db_, *h, *hash, md5);
-        return {};
-    });
+    auto hashed = hash_new_password(kdf_, policy_, *h, password);
+    if (!hashed) return tl::unexpected(hashed.error());
+    return in_transaction(db_, [&] { return replace_password(db_, *h, *hashed, legacy_md5); });
 }
 
 tl::expected<void, account_error> accounts::remove(std::string_view handle) {
@@ -370,55 +450,20 @@ tl::expected<void, account_error> accounts::remove(std::string_view handle) {
     if (!h) return tl::unexpected(h.error());
     return in_transaction(db_, [&]() -> result {
         if (!user_exists(db_, *h)) return fail(account_errc::unknown_user, unknown_message(*h));
-        // Credentials, lists, groups and the outbox go with the row (ON
-        // DELETE CASCADE). Other users' reverse entries for it go too: they
-        // hold the last list version its notices carried, and an account
-        // created again under the handle counts its versions from 0.
-        db_.prepare("DELETE FROM users WHERE handle = ?1").bind(*h).run();
-        db_.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(*h).run();
-        // And what it last showed its watchers: an account that is gone is
-        // offline to everyone.
-        db_.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(*h).run();
+        delete_account(db_, *h);
         return {};
     });
 }
 
-std::vector<account_info> accounts::list() {
-    std::vector<account_info> out;
-    auto& q = db_.prepare(
-        "SELECT u.handle, u.display_name, c.md5_hash IS NOT NULL, u.created_ms FROM users u "
-        "LEFT JOIN credentials c ON c.handle = u.handle ORDER BY u.handle");
-    q.bind();
-    while (q.step()) {
-        out.push_back({q.text(0), q.text(1), q.integer(2) != 0, static_cast<std::uint64_t>(q.integer(3))});
-    }
-    return out;
-}
+std::vector<account_info> accounts::list() { return list_accounts(db_); }
 
 bool accounts::verify_password(std::string_view handle, std::string_view password) {
     auto h = text::normalize_handle(handle);
     if (!h) return false;
-    auto& q = db_.prepare("SELECT kdf, salt, hash FROM credentials WHERE handle = ?1");
-    q.bind(*h);
-    if (!q.step()) {
-        // An unknown handle costs one hash like a known one, so the time a
-        // login takes does not tell which handles have accounts.
-        static constexpr std::string_view dummy_salt = "switchyard-dummy";
-        (void)scrypt(password, dummy_salt, kdf_);
-        return false;
-    }
-    const std::string kdf = q.text(0);
-    const std::string salt = q.text(1);
-    const std::string expected = q.text(2);
-    q.run();
-    const auto params = parse_kdf(kdf);
-    if (!params) return false;
-    const auto actual = scrypt(password, salt, *params);
-    return actual && actual->size() == expected.size() &&
-           CRYPTO_memcmp(actual->data(), expected.data(), expected.size()) == 0;
+    return password_matches(read_password(db_, *h), password, kdf_);
 }
 
-std::string accounts::md5_salt(std::string_view handle, std::string_view secret) {
+std::string md5_salt_of(database& db_, std::string_view handle, std::string_view secret) {
     auto h = text::normalize_handle(handle);
     if (h) {
         auto& q = db_.prepare("SELECT md5_salt FROM credentials WHERE handle = ?1 AND md5_salt IS NOT NULL");
@@ -445,7 +490,7 @@ std::string accounts::md5_salt(std::string_view handle, std::string_view secret)
     return to_hex({reinterpret_cast<const char*>(mac), length}).substr(0, md5_salt_digits);
 }
 
-bool accounts::verify_md5(std::string_view handle, std::string_view response_hex) {
+bool md5_matches(database& db_, std::string_view handle, std::string_view response_hex) {
     auto h = text::normalize_handle(handle);
     if (!h) return false;
     auto& q = db_.prepare("SELECT md5_hash FROM credentials WHERE handle = ?1 AND md5_hash IS NOT NULL");
@@ -457,6 +502,14 @@ bool accounts::verify_md5(std::string_view handle, std::string_view response_hex
     const std::string response = ascii_lower(response_hex);
     return response.size() == md5_hex_digits && expected.size() == md5_hex_digits &&
            CRYPTO_memcmp(response.data(), expected.data(), md5_hex_digits) == 0;
+}
+
+std::string accounts::md5_salt(std::string_view handle, std::string_view secret) {
+    return md5_salt_of(db_, handle, secret);
+}
+
+bool accounts::verify_md5(std::string_view handle, std::string_view response_hex) {
+    return md5_matches(db_, handle, response_hex);
 }
 
 }  // namespace switchyard::gateway::embedded

@@ -41,6 +41,59 @@ struct account_info {
     std::uint64_t created_ms = 0;
 };
 
+// ---------------------------------------------------------------- steps
+// What a user object does with account frames (gateway/backends/README.md,
+// "Accounts"), inside the transaction of the batch it applies, and the
+// hashing the backend does off the object's thread before and after:
+// scrypt takes a good fraction of a second, which no writer may spend.
+
+tl::expected<std::string, account_error> normalize_account_handle(std::string_view handle);
+tl::expected<void, account_error> check_account_name(std::string_view display_name);
+
+// A new password, checked against the policy and hashed; the plaintext
+// stays for the MSNP2-7 MD5 record, whose salt is the stored one.
+struct hashed_password {
+    std::string kdf;  // "scrypt$N$r$p"
+    std::string salt;
+    std::string hash;
+    std::string plain;
+};
+tl::expected<hashed_password, account_error> hash_new_password(const kdf_params& kdf, const password_policy& policy,
+                                                               std::string_view handle, std::string_view password);
+
+// `handle` normalised. Each fails with exists / unknown_user as it applies.
+tl::expected<void, account_error> insert_account(database& db, std::string_view handle, std::string_view display_name,
+                                                 const hashed_password& password, bool md5_login,
+                                                 std::uint64_t created_ms);
+// `md5_login` unset keeps the MD5 record if there is one (and renews it).
+tl::expected<void, account_error> replace_password(database& db, std::string_view handle,
+                                                   const hashed_password& password, std::optional<bool> md5_login);
+// The user's rows with its credentials, and the others' reverse entries and
+// views of it.
+void delete_account(database& db, std::string_view handle);
+// In handle order, after `after`.
+std::vector<account_info> list_accounts(database& db, std::string_view after = {},
+                                        std::size_t limit = static_cast<std::size_t>(-1));
+
+struct stored_password {
+    std::string kdf;
+    std::string salt;
+    std::string hash;
+};
+std::optional<stored_password> read_password(database& db, std::string_view handle);
+// scrypt of `password` compared with `stored`; without one, a hash at
+// `dummy_cost` all the same, so a login's time does not tell whether the
+// account exists.
+bool password_matches(const std::optional<stored_password>& stored, std::string_view password,
+                      const kdf_params& dummy_cost);
+
+// MSNP2-7: see accounts::md5_salt and accounts::verify_md5.
+std::string md5_salt_of(database& db, std::string_view handle, std::string_view secret);
+bool md5_matches(database& db, std::string_view handle, std::string_view response_hex);
+
+// The same steps, each in a transaction of its own, for whoever holds the
+// database alone: tests and tools that prepare a file, and the backend's
+// upgrade paths. A running backend changes accounts only through frames.
 class accounts {
 public:
     accounts(database& db, kdf_params kdf = {}, password_policy policy = {});

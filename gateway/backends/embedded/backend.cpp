@@ -1,9 +1,16 @@
 #include "gateway/backends/embedded/backend.hpp"
 
 #include "gateway/backends/embedded/object.hpp"
+#include "gateway/backends/embedded/password_pool.hpp"
 #include "gateway/backends/embedded/users.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -26,9 +33,11 @@ constexpr std::uint64_t retry_after_failure_ms = 1000;
 struct envelope {
     frame::frame f;
     backends::frame_sink reply;  // empty for object-to-object frames
+    std::shared_ptr<const hashed_password> password;  // account_create, account_password: hashed by backend::send
 };
 
 bool is_room(std::string_view id) { return id.starts_with("room:"); }
+bool is_directory(std::string_view id) { return id == "accounts:"; }
 
 // Whether the frame's object may write anything a restart keeps: the
 // object kind answers (object.hpp). Ids of neither kind are refused.
@@ -39,7 +48,11 @@ bool needs_sync(const frame::frame& f) {
     if (is_room(f.object)) {
         return room_needs_sync(f);
     }
-    return true;
+    return !is_directory(f.object);  // the directory only reads
+}
+
+frame::frame reply_to(const frame::frame& request, frame::body b) {
+    return frame::frame{request.corr, request.object, {}, std::move(b)};
 }
 
 }  // namespace
@@ -155,7 +168,9 @@ private:
     object& resident(const std::string& id, std::uint64_t now) {
         auto it = objects_.find(id);
         if (it == objects_.end()) {
-            auto obj = is_room(id) ? load_room(db_, id.substr(5)) : load_user(db_, id.substr(5));
+            auto obj = is_room(id) ? load_room(db_, id.substr(5))
+                       : is_directory(id) ? load_directory()
+                                          : load_user(db_, id.substr(5));
             it = objects_.emplace(id, std::move(obj)).first;
             ++local_.wakes;
         }
@@ -204,8 +219,8 @@ private:
             touched.push_back(id);
         }
         for (envelope& e : batch) {
-            ctx.begin(&e.reply, e.f);
-            if (!e.f.object.starts_with("user:") && !e.f.object.starts_with("room:")) {
+            ctx.begin(&e.reply, e.f, e.password.get());
+            if (!e.f.object.starts_with("user:") && !is_room(e.f.object) && !is_directory(e.f.object)) {
                 ctx.fail(frame::error_code::unknown_object, "object ids start with user: or room:");
                 continue;
             }
@@ -270,6 +285,9 @@ private:
             if (sink) {
                 (*sink)(std::move(f));
             }
+        }
+        for (later_reply& d : ctx.later) {
+            owner_.reply_later(std::move(d));
         }
     }
 
@@ -343,12 +361,55 @@ private:
     std::thread thread_;  // last: starts after everything above exists
 };
 
-backend::backend(options opt) : opt_(std::move(opt)) {
+namespace {
+
+// One process at a time serves a database: a second backend on the same
+// file (another `switchyard run`, or an operator command beside a running
+// gateway) is told who holds it rather than writing beside its writers.
+int lock_database(const std::filesystem::path& file) {
+    const std::filesystem::path lock_file = file.string() + ".lock";
+    const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        throw std::runtime_error(lock_file.string() + ": " + std::strerror(errno));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        char pid[32] = {};
+        const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+        ::close(fd);
+        if (err == EWOULDBLOCK) {
+            throw database_in_use(file.string() + ": in use by another switchyard process" +
+                                  (n > 0 ? " (pid " + std::string(pid, static_cast<std::size_t>(n)) + ")" : std::string()));
+        }
+        throw std::runtime_error(lock_file.string() + ": " + std::strerror(err));
+    }
+    const std::string me = std::to_string(::getpid());
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) < 0) {
+        // The pid only makes the message above friendlier.
+    }
+    return fd;
+}
+
+}  // namespace
+
+bool database_locked(const std::filesystem::path& file) {
+    const std::filesystem::path lock_file = file.string() + ".lock";
+    const int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
+}
+
+backend::backend(options opt) : opt_(std::move(opt)), lock_fd_(lock_database(opt_.file)) {
     if (opt_.shards == 0) {
         opt_.shards = std::max(1u, std::thread::hardware_concurrency());
     }
+    passwords_ = std::make_unique<password_pool>(opt_.password_threads, opt_.password_queue);
     std::vector<frame::frame> unacknowledged;
-    {
+    try {
         database db(opt_.file, opt_.sync);
         create_schema(db);
         clear_endpoints(db);
@@ -356,6 +417,9 @@ backend::backend(options opt) : opt_(std::move(opt)) {
         if (db.failed()) {
             throw std::runtime_error(opt_.file.string() + ": " + db.error());
         }
+    } catch (...) {
+        ::close(lock_fd_);
+        throw;
     }
     for (unsigned i = 0; i < opt_.shards; ++i) {
         shards_.push_back(std::make_unique<shard>(*this, opt_));
@@ -369,11 +433,15 @@ backend::backend(options opt) : opt_(std::move(opt)) {
 }
 
 backend::~backend() {
-    // Shards hand frames to each other: every thread ends before any shard
-    // is destroyed.
+    // Hashed passwords go to shards and checks come from them: the pool
+    // stops first. Shards hand frames to each other: every thread ends
+    // before any shard is destroyed.
+    passwords_->stop();
     for (auto& s : shards_) {
         s->stop();
     }
+    shards_.clear();
+    ::close(lock_fd_);
 }
 
 shard& backend::shard_for(std::string_view object_id) {
@@ -381,8 +449,53 @@ shard& backend::shard_for(std::string_view object_id) {
 }
 
 void backend::send(frame::frame f, backends::frame_sink reply) {
-    shard& s = shard_for(f.object);
-    s.post({std::move(f), std::move(reply)});
+    std::string* password = nullptr;
+    if (auto* c = std::get_if<frame::account_create>(&f.content)) {
+        password = &c->password;
+    } else if (auto* p = std::get_if<frame::account_password>(&f.content)) {
+        password = &p->password;
+    }
+    if (password == nullptr) {
+        shard_for(f.object).post({std::move(f), std::move(reply)});
+        return;
+    }
+    // A new password is hashed before the frame is queued, so the shard
+    // stores what it is given; the frame that reaches the object carries the
+    // hash alone.
+    auto job = std::make_shared<envelope>(envelope{std::move(f), std::move(reply), nullptr});
+    const bool queued = passwords_->post([this, job] {
+        std::string* plain = std::holds_alternative<frame::account_create>(job->f.content)
+                                 ? &std::get<frame::account_create>(job->f.content).password
+                                 : &std::get<frame::account_password>(job->f.content).password;
+        const std::string_view handle = std::string_view(job->f.object).substr(5);
+        auto hashed = hash_new_password(opt_.kdf, opt_.passwords, handle, *plain);
+        plain->clear();
+        if (!hashed) {
+            if (job->reply) {
+                job->reply(reply_to(job->f, frame::error{hashed.error().code == account_errc::weak_password
+                                                             ? frame::error_code::not_allowed
+                                                             : frame::error_code::internal,
+                                                         hashed.error().message}));
+            }
+            return;
+        }
+        job->password = std::make_shared<const hashed_password>(std::move(*hashed));
+        shard_for(job->f.object).post(std::move(*job));
+    });
+    if (!queued && job->reply) {
+        job->reply(reply_to(job->f, frame::error{frame::error_code::rate_limited, "too many passwords to hash; try again"}));
+    }
+}
+
+void backend::reply_later(later_reply d) {
+    auto job = std::make_shared<later_reply>(std::move(d));
+    const bool queued = passwords_->post([job] {
+        job->sink(frame::frame{job->corr, job->object, {}, job->work()});
+    });
+    if (!queued) {
+        job->sink(frame::frame{job->corr, job->object, {},
+                               frame::error{frame::error_code::rate_limited, "too many logins waiting; try again"}});
+    }
 }
 
 void backend::deliver_internal(frame::frame f) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "gateway/backends/adapter.hpp"
+#include "gateway/backends/embedded/accounts.hpp"
 #include "gateway/backends/embedded/sqlite.hpp"
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,15 @@ struct options {
     // for this long: a rejoin within it continues silently, and the others
     // see it leave only when it runs out. 0: it leaves at once.
     std::chrono::milliseconds rejoin_grace{60000};
+    // Accounts: scrypt cost and password policy for new passwords, the
+    // threads that hash and check them (besides the shards), and how many
+    // may wait for one before more are refused (rate_limited). The secret
+    // makes the stable MD5 salts of handles without an MD5 record.
+    kdf_params kdf;
+    password_policy passwords;
+    unsigned password_threads = 2;
+    std::size_t password_queue = 64;
+    std::string salt_secret;
     // Unix time in milliseconds for message times, grace periods and
     // hibernation; empty: the system clock. Tests set their own.
     std::function<std::uint64_t()> clock;
@@ -63,6 +74,23 @@ struct statistics {
 };
 
 class shard;
+class password_pool;
+
+// A reply an object makes after its batch commits, on a thread of the
+// password pool (a password check): `work` makes the body.
+struct later_reply {
+    backends::frame_sink sink;
+    std::uint64_t corr = 0;
+    std::string object;
+    std::function<frame::body()> work;
+};
+
+// Thrown by backend's constructor when another process serves the file.
+struct database_in_use : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// Whether a backend (in this or another process) serves the file now.
+bool database_locked(const std::filesystem::path& file);
 
 class backend final : public backends::adapter {
 public:
@@ -82,11 +110,15 @@ public:
     // Object-to-object frames (list notices, presence fan-out, invitations):
     // queued to the target's shard; used by shards after they commit.
     void deliver_internal(frame::frame f);
+    // A reply an object left to the password pool (context::reply_later).
+    void reply_later(later_reply r);
 
 private:
     shard& shard_for(std::string_view object_id);
 
     options opt_;
+    int lock_fd_ = -1;
+    std::unique_ptr<password_pool> passwords_;
     std::vector<std::unique_ptr<shard>> shards_;
 };
 

@@ -2,11 +2,13 @@
 // embedded backend.
 #pragma once
 
+#include "gateway/backends/embedded/accounts.hpp"
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/embedded/sqlite.hpp"
 
 #include "protocols/frame/frame.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -40,9 +42,21 @@ public:
     }
     // To another object, after commit.
     void send(frame::frame f) { sends.push_back(std::move(f)); }
+    // The reply `work` makes, after commit, on a thread of the backend's
+    // password pool: a password check, which the writer must not wait for.
+    void reply_later(std::function<frame::body()> work) {
+        if (sink_ != nullptr && corr_ != 0) {
+            later.push_back({*sink_, corr_, *object_, std::move(work)});
+        }
+    }
+
+    // account_create and account_password: the password as the backend
+    // hashed it before queuing the frame.
+    const hashed_password* prepared = nullptr;
 
     // The shard: which frame is being applied, and what the batch produced.
-    void begin(const backends::frame_sink* sink, const frame::frame& f) {
+    void begin(const backends::frame_sink* sink, const frame::frame& f, const hashed_password* password = nullptr) {
+        prepared = password;
         sink_ = sink && *sink ? sink : nullptr;
         corr_ = f.corr;
         object_ = &f.object;
@@ -50,6 +64,7 @@ public:
     // An object's own deadline (object::expire) rather than a frame: no one
     // to reply to.
     void begin_deadline(const std::string& object_id) {
+        prepared = nullptr;
         sink_ = nullptr;
         corr_ = 0;
         object_ = &object_id;
@@ -63,6 +78,7 @@ public:
     };
     std::vector<outgoing> released;
     std::vector<frame::frame> sends;
+    std::vector<later_reply> later;
 
 private:
     const backends::frame_sink* sink_ = nullptr;
@@ -92,6 +108,8 @@ public:
 // loads as empty and decides for itself what frames may create it).
 std::unique_ptr<object> load_user(database& db, std::string_view handle);
 std::unique_ptr<object> load_room(database& db, std::string_view room_id);
+// `accounts:`: the backend's directory of its accounts (account_list).
+std::unique_ptr<object> load_directory();
 
 // Whether applying `f` to an object of that kind may write anything a
 // restart keeps, that is, anything beyond live endpoints and their presence

@@ -174,7 +174,9 @@ public:
     }
 
     void apply(const frame::frame& f, context& ctx) override {
-        revalidate(ctx.db);
+        if (account_request(f, ctx)) {
+            return;
+        }
         if (!exists_) {
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
@@ -196,8 +198,8 @@ public:
     }
 
     // What may outlive the process (user_needs_sync): sign-ins, sign-outs
-    // and status changes write only the endpoints' rows; a roster read and
-    // invitations passed on to the owner write nothing; a contact's
+    // and status changes write only the endpoints' rows; a roster read,
+    // invitations passed on to the owner and login checks write nothing; a contact's
     // presence writes only its view, cleared at start like endpoints; a
     // contact's ack of a notice only deletes the outbox row, and a notice
     // sent again after a crash is acknowledged again (from the owner all of
@@ -210,7 +212,8 @@ public:
                 return !(std::is_same_v<T, frame::hello> || std::is_same_v<T, frame::bye> ||
                          std::is_same_v<T, frame::presence_set> || std::is_same_v<T, frame::roster_get> ||
                          std::is_same_v<T, frame::presence_update> || std::is_same_v<T, frame::room_invite> ||
-                         std::is_same_v<T, frame::ack>);
+                         std::is_same_v<T, frame::ack> || std::is_same_v<T, frame::account_check> ||
+                         std::is_same_v<T, frame::account_salt>);
             },
             f.content);
     }
@@ -220,7 +223,6 @@ public:
     // Notices still unacknowledged after a while are sent again.
     void expire(context& ctx) override {
         resend_at_ = 0;
-        revalidate(ctx.db);
         if (!exists_) {
             return;
         }
@@ -243,39 +245,15 @@ public:
 private:
     // ------------------------------------------------------------ loading
 
-    // The users row's creation time and list version: only this object
-    // writes the version, so a difference means someone else (an operator
-    // removing or re-creating the account) changed the user under us.
-    std::optional<std::pair<std::int64_t, std::uint64_t>> generation(database& db) const {
-        auto& q = db.prepare("SELECT created_ms, list_version FROM users WHERE handle = ?1");
-        q.bind(me_.handle);
-        std::optional<std::pair<std::int64_t, std::uint64_t>> g;
-        if (q.step()) {
-            g.emplace(q.integer(0), static_cast<std::uint64_t>(q.integer(1)));
-        }
-        q.run();
-        return g;
-    }
-
-    void revalidate(database& db) {
-        const auto g = generation(db);
-        const bool same = g ? exists_ && g->first == created_ms_ && g->second == me_.list_version : !exists_;
-        if (!same) {
-            load(db);
-        }
-    }
-
     void load(database& db) {
         contacts_.clear();
         groups_.clear();
         endpoints_.clear();
-        const auto g = generation(db);
         auto row = read_user(db, me_.handle);
-        exists_ = g && row;
+        exists_ = row.has_value();
         if (!exists_) {
             return;
         }
-        created_ms_ = g->first;
         me_ = std::move(*row);
 
         auto& c = db.prepare("SELECT contact, lists, display_name, contact_id FROM contacts WHERE owner = ?1");
@@ -307,6 +285,119 @@ private:
                                                          static_cast<std::uint64_t>(p.integer(3)), p.text(4),
                                                          p.integer(5) != 0});
         }
+    }
+
+    // ------------------------------------------------------------ accounts
+
+    // Account frames come from the gateway itself (its login services and
+    // the operator commands; codecs never make them) and may find the
+    // account missing: they are answered before anything else.
+    bool account_request(const frame::frame& f, context& ctx) {
+        return std::visit(
+            [&](const auto& body) {
+                using T = std::decay_t<decltype(body)>;
+                if constexpr (std::is_same_v<T, frame::account_create> || std::is_same_v<T, frame::account_password> ||
+                              std::is_same_v<T, frame::account_delete> || std::is_same_v<T, frame::account_check> ||
+                              std::is_same_v<T, frame::account_salt>) {
+                    account(body, ctx);
+                    return true;
+                } else {
+                    return false;
+                }
+            },
+            f.content);
+    }
+
+    static frame::error_code code_of(account_errc e) {
+        switch (e) {
+            case account_errc::exists: return error_code::already_on_list;
+            case account_errc::unknown_user: return error_code::unknown_object;
+            case account_errc::invalid_handle:
+            case account_errc::invalid_name: return error_code::invalid_text;
+            case account_errc::weak_password: return error_code::not_allowed;
+            case account_errc::storage: break;
+        }
+        return error_code::internal;
+    }
+
+    bool account_failed(const tl::expected<void, account_error>& r, context& ctx) {
+        if (!r) {
+            ctx.fail(code_of(r.error().code), r.error().message);
+        }
+        return !r;
+    }
+
+    void account(const frame::account_create& c, context& ctx) {
+        const hashed_password* password = ctx.prepared;
+        if (!password) {
+            ctx.fail(error_code::internal, "the password was not hashed");
+            return;
+        }
+        if (!c.display_name.empty() && account_failed(check_account_name(c.display_name), ctx)) {
+            return;
+        }
+        if (account_failed(insert_account(ctx.db, me_.handle, c.display_name, *password, c.md5_login, ctx.now_ms),
+                           ctx)) {
+            return;
+        }
+        load(ctx.db);
+        ctx.reply(frame::ack{});
+    }
+
+    void account(const frame::account_password& c, context& ctx) {
+        const hashed_password* password = ctx.prepared;
+        if (!password) {
+            ctx.fail(error_code::internal, "the password was not hashed");
+            return;
+        }
+        const std::optional<bool> md5 = c.md5 == frame::md5_login::keep ? std::nullopt
+                                                                         : std::optional(c.md5 == frame::md5_login::on);
+        if (!account_failed(replace_password(ctx.db, me_.handle, *password, md5), ctx)) {
+            ctx.reply(frame::ack{});
+        }
+    }
+
+    // The account goes with everything it owns; its endpoints are signed
+    // out, and whoever saw it online sees it offline.
+    void account(const frame::account_delete&, context& ctx) {
+        if (!exists_) {
+            ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+            return;
+        }
+        const snapshot before = snap();
+        for (const auto& [endpoint, e] : endpoints_) {
+            ctx.publish(frame::frame{0, {}, me_.handle,
+                                     frame::bye{error_code::unknown_object, false, "account removed", endpoint}});
+        }
+        endpoints_.clear();
+        fan_out(ctx, before);
+        ctx.db.prepare("DELETE FROM presence WHERE handle = ?1").bind(me_.handle).run();
+        delete_account(ctx.db, me_.handle);
+        load(ctx.db);
+        ctx.reply(frame::ack{});
+    }
+
+    void account(const frame::account_check& c, context& ctx) {
+        if (c.method == frame::credential::md5) {
+            if (md5_matches(ctx.db, me_.handle, c.secret)) {
+                ctx.reply(frame::ack{});
+            } else {
+                ctx.fail(error_code::unauthenticated, "wrong handle or password");
+            }
+            return;
+        }
+        // The hash is compared after commit, off this object's thread.
+        ctx.reply_later([stored = read_password(ctx.db, me_.handle), password = c.secret,
+                         cost = ctx.opt.kdf]() -> frame::body {
+            if (password_matches(stored, password, cost)) {
+                return frame::ack{};
+            }
+            return frame::error{error_code::unauthenticated, "wrong handle or password"};
+        });
+    }
+
+    void account(const frame::account_salt&, context& ctx) {
+        ctx.reply(frame::account_salt{md5_salt_of(ctx.db, me_.handle, ctx.opt.salt_secret)});
     }
 
     // ------------------------------------------------------------ frames from other objects
@@ -1183,7 +1274,6 @@ private:
 
     user_row me_;  // profile, privacy and list version; me_.handle is the owner
     bool exists_ = false;
-    std::int64_t created_ms_ = 0;
     // When unacknowledged notices are sent again (0: none waiting), and how
     // often they were in this run.
     std::uint64_t resend_at_ = 0;

@@ -106,18 +106,6 @@ public:
         queue_locked(wire::request{std::move(f)});
     }
 
-    void account(wire::account_op op, std::string handle, std::string data, account_done done) {
-        std::unique_lock lock(mutex_);
-        if (state_ != state::open || stopping_) {
-            lock.unlock();
-            done(wire::account_status::unavailable, {});
-            return;
-        }
-        const std::uint64_t id = next_id_++;
-        accounts_.emplace(id, std::move(done));
-        queue_locked(wire::account_request{id, op, std::move(handle), std::move(data)});
-    }
-
     void subscribe(std::string_view object, backends::frame_sink sink) {
         std::lock_guard lock(mutex_);
         unsubscribed_while_down_.erase(std::string(object));
@@ -280,16 +268,6 @@ private:
                     received_ = p->seq;
                     on_publish(std::move(p->f));
                 }
-            } else if (auto* answer = std::get_if<wire::account_reply>(&m)) {
-                account_done done;
-                {
-                    std::lock_guard lock(mutex_);
-                    if (auto it = accounts_.find(answer->id); it != accounts_.end()) {
-                        done = std::move(it->second);
-                        accounts_.erase(it);
-                    }
-                }
-                if (done) done(answer->status, std::move(answer->data));
             } else if (auto* a = std::get_if<wire::accept>(&m)) {
                 on_accept(*a, gen);
             } else if (auto* refused = std::get_if<wire::refuse>(&m)) {
@@ -458,14 +436,12 @@ private:
         socket_.close(ignored);
         heartbeat_.cancel();
         std::map<std::uint64_t, pending> lost;
-        std::map<std::uint64_t, account_done> lost_checks;
         bool was_open = false;
         {
             std::lock_guard lock(mutex_);
             was_open = state_ == state::open;
             state_ = state::down;
             lost.swap(pending_);
-            lost_checks.swap(accounts_);
             registering_ = 0;
             out_.clear();
             writing_ = false;
@@ -487,9 +463,6 @@ private:
                                                      "the backend link \"" + opt_.name + "\" went down"}});
                 }
             }
-        }
-        for (auto& [id, done] : lost_checks) {
-            done(wire::account_status::unavailable, {});
         }
         retry_.expires_after(retry_wait_);
         retry_wait_ = std::min(retry_wait_ * 2, opt_.retry_max);
@@ -528,7 +501,6 @@ private:
     bool writing_ = false;
     std::uint64_t next_id_ = 1;
     std::map<std::uint64_t, pending> pending_;
-    std::map<std::uint64_t, account_done> accounts_;  // account checks awaiting their answer
     std::map<std::string, backends::frame_sink, std::less<>> subscriptions_;
     std::set<std::string> unsubscribed_while_down_;
     endpoint_registry registry_;
@@ -556,9 +528,6 @@ void client::subscribe(std::string_view object_id, backends::frame_sink sink) {
 }
 void client::unsubscribe(std::string_view object_id) {
     impl_->unsubscribe(object_id);
-}
-void client::account(wire::account_op op, std::string handle, std::string data, account_done done) {
-    impl_->account(op, std::move(handle), std::move(data), std::move(done));
 }
 
 backends::health client::check() const {

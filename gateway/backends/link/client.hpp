@@ -60,13 +60,6 @@ public:
 
     client_statistics stats() const;
 
-    // An account check for a login, made by the backend process, which
-    // holds the accounts. `done` runs once, on the link's thread: with
-    // `unavailable` at once while the link is down, or when it goes down
-    // before the answer.
-    using account_done = std::function<void(frame::link::account_status, std::string data)>;
-    void account(frame::link::account_op op, std::string handle, std::string data, account_done done);
-
 private:
     class impl;
     std::shared_ptr<impl> impl_;

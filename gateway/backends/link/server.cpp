@@ -60,7 +60,6 @@ public:
     void unsubscribe(const session& s, const std::string& object);
     void acknowledged(const session& s, std::uint64_t seq);
     void renewed(const session& s);
-    void account(session& s, wire::account_request a);
     void ended(const std::shared_ptr<session>& s);
 
 private:
@@ -245,8 +244,6 @@ private:
                 owner_.subscribe(*this, s->object);
             } else if (auto* u = std::get_if<wire::unsubscribe>(&m)) {
                 owner_.unsubscribe(*this, u->object);
-            } else if (auto* a = std::get_if<wire::account_request>(&m)) {
-                owner_.account(*this, std::move(*a));
             } else if (std::holds_alternative<wire::ping>(m)) {
                 send(wire::pong{});
             } else {
@@ -418,30 +415,6 @@ void server::impl::request(session& s, frame::frame f) {
             self->send(wire::reply{std::move(r)});
         }
     });
-}
-
-void server::impl::account(session& s, wire::account_request a) {
-    const auto& service = opt_.accounts;
-    const auto answer = [weak = s.weak_from_this(), id = a.id](wire::account_status status, std::string data = {}) {
-        if (auto self = weak.lock()) {
-            self->send(wire::account_reply{id, status, std::move(data)});
-        }
-    };
-    switch (a.op) {
-        case wire::account_op::verify_password:
-            if (!service.verify_password) break;
-            service.verify_password(std::move(a.handle), std::move(a.data), answer);
-            return;
-        case wire::account_op::md5_salt:
-            if (!service.md5_salt) break;
-            answer(wire::account_status::ok, service.md5_salt(a.handle));
-            return;
-        case wire::account_op::verify_md5:
-            if (!service.verify_md5) break;
-            answer(service.verify_md5(a.handle, a.data) ? wire::account_status::ok : wire::account_status::rejected);
-            return;
-    }
-    answer(wire::account_status::unavailable);
 }
 
 void server::impl::fanout::publish(const std::string& object, const frame::frame& f) {

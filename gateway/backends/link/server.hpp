@@ -19,16 +19,6 @@
 
 namespace switchyard::gateway::link {
 
-// Account checks for other gateways' logins, made where the accounts are.
-struct account_service {
-    // Slow (a KDF): runs `done` later, on any thread.
-    std::function<void(std::string handle, std::string password,
-                       std::function<void(frame::link::account_status)> done)>
-        verify_password;
-    std::function<std::string(const std::string& handle)> md5_salt;
-    std::function<bool(const std::string& handle, const std::string& response_hex)> verify_md5;
-};
-
 struct server_options {
     // Endpoints outlive their gateway's last message by this long.
     std::chrono::milliseconds lease{15000};
@@ -36,7 +26,6 @@ struct server_options {
     // Names this start of the backend: gateways that see it change know
     // every endpoint was cleared and register their sessions again.
     std::string instance;
-    account_service accounts;
 };
 
 struct server_statistics {
