@@ -1,8 +1,11 @@
 // Operator commands of the switchyard executable: accounts and rooms of the
-// embedded backends (`switchyard user ...`, `switchyard room ...`). They work
-// directly on the backends' SQLite files in the data directory, creating the
-// directory and the schema when missing, with or without a gateway running
-// on them: SQLite's locking orders their writes with the shards'.
+// embedded backends (`switchyard user ...`, `switchyard room ...`). The user
+// commands are account frames to the user objects (gateway/backends/
+// README.md, "Accounts"): served by the command's own instance of the
+// backend while no gateway runs on it, or else by the running gateway,
+// through its control socket (gateway/ops/control.hpp). The room commands
+// read the backends' SQLite files, creating the directory and the schema
+// when missing.
 //
 // Each command prints its result on stdout and any problem on stderr, and
 // returns the process's exit status.
