@@ -33,10 +33,10 @@ std::vector<std::string> backend_names(const config::settings& s) {
 }
 
 // Everything a running gateway owns. Members are destroyed in reverse order:
-// the backends (objects) stop before the workers' io_contexts their
-// deliveries are posted to; the login pool stops before the workers its
-// results are posted to; the workers' connections end before the metrics,
-// tokens and lifecycle they use. Connections see only `sessions`.
+// the backends (objects, and the embedded backends' password threads) stop
+// before the workers' io_contexts their deliveries and login results are
+// posted to; the workers' connections end before the metrics, tokens and
+// lifecycle they use. Connections see only `sessions`.
 struct gateway_state {
     gateway_state(const config::settings& s, key_set k)
         : settings(s),

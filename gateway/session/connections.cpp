@@ -409,8 +409,9 @@ constexpr std::string_view ws_path = "/ws";
 constexpr std::uint16_t ws_policy_error = 1008;
 
 // What every WebSocket connection has, whatever carries its frames: the
-// codec, its session core, and the codec's services (password checks go to
-// the login pool and come back to the connection's thread).
+// codec, its session core, and the codec's services (password checks are
+// account_check frames, answered on a backend's password thread and brought
+// back to the connection's thread).
 class ws_session : public connection, protected session_core::transport, protected wsjson::services {
 public:
     session_core& core() { return core_; }

@@ -532,7 +532,7 @@ TEST_CASE("the nexus names the configured public endpoint", "[passport]") {
 }
 
 TEST_CASE("password checks run off the I/O thread", "[passport]") {
-    // One I/O thread, one checker thread, and a hash that takes a good part
+    // One I/O thread, one password thread, and a hash that takes a good part
     // of a second (64 MiB): were a check run on the I/O thread, nothing
     // else could be served until the logins queued before it were done.
     passport_gateway gw("legacy", "scrypt_n = 65536\nmax_concurrent_logins = 1\n", 1);
