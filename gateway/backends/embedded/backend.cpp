@@ -392,17 +392,6 @@ int lock_database(const std::filesystem::path& file) {
 
 }  // namespace
 
-bool database_locked(const std::filesystem::path& file) {
-    const std::filesystem::path lock_file = file.string() + ".lock";
-    const int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);
-    return held;
-}
-
 backend::backend(options opt) : opt_(std::move(opt)), lock_fd_(lock_database(opt_.file)) {
     if (opt_.shards == 0) {
         opt_.shards = std::max(1u, std::thread::hardware_concurrency());

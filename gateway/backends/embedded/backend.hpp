@@ -89,8 +89,6 @@ struct later_reply {
 struct database_in_use : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-// Whether a backend (in this or another process) serves the file now.
-bool database_locked(const std::filesystem::path& file);
 
 class backend final : public backends::adapter {
 public:
