@@ -35,7 +35,7 @@ constexpr std::array link_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
 constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes"sv,
-                                 "name_bytes"sv, "message_bytes"sv, "commands_per_second"sv,
+                                 "name_bytes"sv, "message_bytes"sv, "commands_per_second"sv, "relay_bytes_per_second"sv,
                                  "idle_timeout"sv, "handshake_timeout"sv, "write_queue_bytes"sv};
 constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
 constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "durability"sv,
@@ -282,6 +282,7 @@ void read_limits(detail::reader& r, const toml::table& root, limits& lim) {
     r.get(*t, "name_bytes", lim.name_bytes, std::size_t{1});
     r.get(*t, "message_bytes", lim.message_bytes, std::size_t{1});
     r.get(*t, "commands_per_second", lim.commands_per_second, std::uint32_t{1});
+    r.get(*t, "relay_bytes_per_second", lim.relay_bytes_per_second, std::uint32_t{1024});
     r.get(*t, "idle_timeout", lim.idle_timeout, 1s);
     r.get(*t, "handshake_timeout", lim.handshake_timeout, 1s);
     r.get(*t, "write_queue_bytes", lim.write_queue_bytes, std::size_t{1});

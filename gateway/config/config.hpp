@@ -60,6 +60,9 @@ struct limits {
     std::size_t name_bytes = 387;            // display names (129 characters x 3, MSNP)
     std::size_t message_bytes = 16384;       // one chat message's text
     std::uint32_t commands_per_second = 50;  // per connection, with a burst of twice that
+    // Switchboard MSGs are metered by size instead (at least 1 KiB each),
+    // per connection, with a burst of twice that.
+    std::uint32_t relay_bytes_per_second = 1 << 20;
     std::chrono::seconds idle_timeout{300};  // no bytes from the client for this long
     std::chrono::seconds handshake_timeout{30};
     std::size_t write_queue_bytes = 1 << 20; // then the connection is closed

@@ -78,6 +78,9 @@ std::string metrics::render() const {
     sample(out, "switchyard_routes_version", {}, {}, routes_version_.load(std::memory_order_relaxed));
     header(out, "switchyard_routes_rejected_total", "counter", "Routes reloads rejected because the file was invalid.");
     sample(out, "switchyard_routes_rejected_total", {}, {}, routes_rejected_.load(std::memory_order_relaxed));
+    header(out, "switchyard_throttled_total", "counter",
+           "Times a connection over its rate limits was not read until it was back within them.");
+    sample(out, "switchyard_throttled_total", {}, {}, throttled_.load(std::memory_order_relaxed));
     // One header per name, whichever source gave the samples.
     std::vector<extra_sample> extra;
     for (const auto& source : sources_) {

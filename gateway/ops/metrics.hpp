@@ -29,6 +29,8 @@ public:
     void error(frame::error_code c) { errors_[static_cast<std::size_t>(c)].fetch_add(1, std::memory_order_relaxed); }
     void routes_loaded(std::uint64_t version) { routes_version_.store(version, std::memory_order_relaxed); }
     void routes_rejected() { routes_rejected_.fetch_add(1, std::memory_order_relaxed); }
+    // A connection over its rate limits stopped being read for a while.
+    void throttled() { throttled_.fetch_add(1, std::memory_order_relaxed); }
 
     std::int64_t open_connections(listener_protocol p) const {
         return open_[index(p)].load(std::memory_order_relaxed);
@@ -59,6 +61,7 @@ private:
     std::array<std::atomic<std::uint64_t>, frame::enum_traits<frame::error_code>::max_value + 1> errors_{};
     std::atomic<std::uint64_t> routes_version_{0};
     std::atomic<std::uint64_t> routes_rejected_{0};
+    std::atomic<std::uint64_t> throttled_{0};
 };
 
 }  // namespace switchyard::gateway

@@ -253,7 +253,9 @@ public:
           codec_(*ctx.msnp, msnp::framer_limits{ctx.settings.lim.line_bytes, ctx.settings.lim.payload_bytes},
                  msnp::session_limits{ctx.settings.lim.name_bytes, ctx.settings.lim.message_bytes}),
           core_(ctx.objects, *this, codec_),
-          tokens_(burst()) {}
+          throttle_(socket_.get_executor()),
+          commands_{static_cast<double>(ctx.settings.lim.commands_per_second)},
+          relay_{static_cast<double>(ctx.settings.lim.relay_bytes_per_second)} {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
@@ -271,7 +273,18 @@ public:
     session_core& core() { return core_; }
 
 private:
-    double burst() const { return 2.0 * ctx_.settings.lim.commands_per_second; }
+    // A token bucket: `rate` a second, bursts of twice that. Taking more
+    // than it holds leaves a debt, which time pays back.
+    struct bucket {
+        double rate;
+        double tokens = 2 * rate;
+        // Seconds until the debt is paid; 0 without one.
+        double take(double n, std::chrono::steady_clock::time_point now,
+                    std::chrono::steady_clock::time_point since) {
+            tokens = std::min(2 * rate, tokens + rate * std::chrono::duration<double>(now - since).count()) - n;
+            return tokens < 0 ? -tokens / rate : 0;
+        }
+    };
 
     void arm_idle() {
         idle_.expires_after(ctx_.settings.lim.idle_timeout);
@@ -304,29 +317,51 @@ private:
                 return;
             }
             arm_idle();
-            const std::uint64_t before = codec_.commands();
+            const std::uint64_t commands = codec_.commands();
+            const std::uint64_t relayed = codec_.relayed();
+            const std::uint64_t relayed_bytes = codec_.relayed_bytes();
             msnp::output out = codec_.feed({buffer.data(), n});
-            if (!take_tokens(codec_.commands() - before)) {
-                ended("command rate over limit");
-                return;
-            }
             core_.apply(std::move(out));
             if (ended_ || finishing_) {
+                return;
+            }
+            const std::uint64_t msgs = codec_.relayed() - relayed;
+            const double wait =
+                meter(codec_.commands() - commands - msgs,
+                      std::max<double>(static_cast<double>(codec_.relayed_bytes() - relayed_bytes), 1024.0 * msgs));
+            if (wait > 0) {
+                pause(wait);
                 return;
             }
         }
         do_wait();
     }
 
-    // A token bucket over commands (payloads are not counted):
-    // commands_per_second, bursts of twice that.
-    bool take_tokens(std::uint64_t commands) {
+    // The limits ([limits] commands_per_second, relay_bytes_per_second)
+    // slow a client down and never cut it: over them, the gateway stops
+    // reading from it until it is back within them, and TCP makes it wait.
+    // So a file transfer over the switchboard, or a client's burst of
+    // commands, takes longer instead of failing; an abusive client costs
+    // no more than the limits allow. Returns how long to stop reading.
+    double meter(std::uint64_t commands, double relayed_bytes) {
         const auto now = std::chrono::steady_clock::now();
-        const double rate = ctx_.settings.lim.commands_per_second;
-        tokens_ = std::min(burst(), tokens_ + rate * std::chrono::duration<double>(now - refilled_).count());
-        refilled_ = now;
-        tokens_ -= static_cast<double>(commands);
-        return tokens_ >= 0;
+        const double wait = std::max(commands_.take(static_cast<double>(commands), now, metered_),
+                                     relay_.take(relayed_bytes, now, metered_));
+        metered_ = now;
+        return wait;
+    }
+
+    void pause(double seconds) {
+        idle_.cancel();  // a client waiting for us is not idle
+        ctx_.stats.throttled();
+        log::debug("connection_throttled", {{"protocol", "msnp"}, {"peer", peer_}, {"wait_ms", static_cast<std::uint64_t>(seconds * 1000)}});
+        throttle_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(seconds)));
+        throttle_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
+            if (ec || ended_ || finishing_) return;
+            arm_idle();
+            do_wait();
+        });
     }
 
     void write(std::string bytes) override { enqueue(std::move(bytes)); }
@@ -364,6 +399,7 @@ private:
         }
         ended_ = true;
         idle_.cancel();
+        throttle_.cancel();
         log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
         core_.closed();
         boost::system::error_code ignored;
@@ -377,8 +413,10 @@ private:
     msnp::connection codec_;
     session_core core_;
     outbox out_;
-    double tokens_;
-    std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
+    asio::steady_timer throttle_;
+    bucket commands_;
+    bucket relay_;
+    std::chrono::steady_clock::time_point metered_ = std::chrono::steady_clock::now();
     bool finishing_ = false;
     bool ended_ = false;
     std::string close_reason_;

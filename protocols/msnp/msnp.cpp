@@ -44,6 +44,10 @@ output connection::feed(std::string_view bytes) {
             break;
         }
         ++commands_;
+        if (role_ == server_role::switchboard && (*next)->name == "MSG") {
+            ++relayed_;
+            relayed_bytes_ += (*next)->payload.size();
+        }
         out.append(dispatch(**next));
     }
     closed_ = out.close;

@@ -26,8 +26,13 @@ public:
     output on_closed() override;
 
     server_role role() const { return role_; }
-    // Commands framed so far, for the gateway's per-connection rate limit.
+    // Commands framed so far, for the gateway's per-connection rate limits.
     std::uint64_t commands() const { return commands_; }
+    // Of those, the switchboard's MSGs (what a conversation relays: text,
+    // and the P2P data of file transfers, display pictures and winks), and
+    // their payload bytes: the gateway meters those by size, not count.
+    std::uint64_t relayed() const { return relayed_; }
+    std::uint64_t relayed_bytes() const { return relayed_bytes_; }
 
 private:
     output dispatch(const command& c);
@@ -51,6 +56,8 @@ private:
     std::variant<std::monostate, ns_session, sb_session> session_;
     bool closed_ = false;
     std::uint64_t commands_ = 0;
+    std::uint64_t relayed_ = 0;
+    std::uint64_t relayed_bytes_ = 0;
 };
 
 }  // namespace switchyard::msnp

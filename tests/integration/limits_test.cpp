@@ -1,0 +1,122 @@
+// The per-connection rate limits ([limits] commands_per_second,
+// relay_bytes_per_second) on the real binary: a client over them is slowed
+// down, never cut. A file transfer over the switchboard (P2P data, each
+// chunk a MSG D) and a burst of PNGs both go through whole, later rather
+// than never.
+#include "child_process.hpp"
+#include "msnp_client.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <filesystem>
+
+using namespace switchyard::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string binary = SWITCHYARD_BINARY;
+
+// A gateway with the shipped limits, and two MSN Messenger users on it.
+struct limited_gateway {
+    temp_dir dir;
+    fs::path settings = dir.path / "switchyard.toml";
+    std::unique_ptr<child_process> proc;
+    unsigned short port = 0;
+
+    limited_gateway() {
+        write_file(settings, "[gateway]\ndata_dir = \"data\"\nthreads = 1\n[listeners.msnp]\nport = 0\n"
+                             "[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n"
+                             "[accounts]\nscrypt_n = 1024\n");
+        write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
+        for (const char* user : {"alice", "bob"}) {
+            const auto r = run_to_completion({binary, "user", "add", std::string(user) + "@example.com", "--legacy-md5",
+                                              "-c", settings.string()},
+                                             std::string(user) + " password\n");
+            INFO(r.output);
+            REQUIRE(r.status == 0);
+        }
+        proc = std::make_unique<child_process>(std::vector<std::string>{binary, "run", "-c", settings.string()});
+        const auto line = proc->wait_for_line("event=listening listener=msnp");
+        INFO(proc->output());
+        REQUIRE(line);
+        port = static_cast<unsigned short>(std::stoi(log_field(*line, "port")));
+        REQUIRE(proc->wait_for_line("event=started"));
+    }
+    ~limited_gateway() {
+        proc->signal(SIGTERM);
+        proc->wait_exit();
+        if (std::getenv("SHOW_GATEWAY")) std::fprintf(stderr, "%s\n", proc->output().c_str());
+    }
+};
+
+// A P2P chunk as MSN Messenger 6-7.5 sends file data through a switchboard:
+// a 48-byte binary header, up to 1202 bytes of data, a 4-byte footer.
+std::string p2p_chunk(std::size_t index) {
+    std::string body = "MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: bob@example.com\r\n\r\n";
+    std::string header(48, '\0');
+    header[0] = static_cast<char>(index & 0xff);
+    header[1] = static_cast<char>((index >> 8) & 0xff);
+    return body + header + std::string(1202, static_cast<char>('a' + index % 26)) + std::string(4, '\0');
+}
+
+}  // namespace
+
+TEST_CASE("a switchboard file transfer of megabytes is slowed, not cut", "[limits]") {
+    limited_gateway gw;
+    msnp_client alice(gw.port);
+    alice.login("alice@example.com", "alice password");
+    msnp_client bob(gw.port);
+    bob.login("bob@example.com", "bob password");
+
+    const auto xfr = words(alice.command("XFR 10 SB"));
+    const auto sb_port = static_cast<unsigned short>(std::stoi(xfr.at(3).substr(xfr.at(3).rfind(':') + 1)));
+    msnp_client alice_sb(sb_port);
+    alice_sb.command("USR 1 alice@example.com " + xfr.at(5));
+    const auto session = words(alice_sb.command("CAL 2 bob@example.com")).at(3);
+    const auto rng = words(bob.reply("RNG " + session));
+    msnp_client bob_sb(sb_port);
+    bob_sb.command("ANS 1 bob@example.com " + rng.at(4) + " " + session);
+    alice_sb.reply("JOI bob@example.com");
+
+    // 3,000 chunks (3.8 MB: 60 times the shipped commands_per_second, and
+    // four times the relay's burst), sixteen in flight: each chunk is a
+    // MSG D, acknowledged once stored, as MSN Messenger streams a file.
+    constexpr std::size_t chunks = 3000;
+    constexpr std::size_t window = 16;
+    const auto receive = [&](std::size_t i) {
+        const std::string line = bob_sb.line();
+        REQUIRE(line.starts_with("MSG alice@example.com "));
+        REQUIRE(bob_sb.payload() == p2p_chunk(i));
+        const std::string ack = "ACK " + std::to_string(3 + i);
+        REQUIRE(alice_sb.reply(ack) == ack);
+    };
+    for (std::size_t i = 0; i < chunks; ++i) {
+        const std::string payload = p2p_chunk(i);
+        alice_sb.send("MSG " + std::to_string(3 + i) + " D " + std::to_string(payload.size()) + "\r\n" + payload);
+        if (i >= window) receive(i - window);
+    }
+    for (std::size_t i = chunks - window; i < chunks; ++i) receive(i);
+    // Neither side was cut.
+    CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
+    CHECK(words(bob.command("CHG 20 AWY")).at(2) == "AWY");
+}
+
+TEST_CASE("a burst of commands over the limit is answered in full, later", "[limits]") {
+    limited_gateway gw;
+    msnp_client alice(gw.port);
+    alice.login("alice@example.com", "alice password");
+    // 150 PNGs at once: more than the shipped burst of 100 commands.
+    std::string burst;
+    for (int i = 0; i < 150; ++i) burst += "PNG\r\n";
+    alice.send(burst);
+    for (int i = 0; i < 150; ++i) {
+        INFO("QNG " << i);
+        REQUIRE(alice.line().starts_with("QNG"));
+    }
+    CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
+}
