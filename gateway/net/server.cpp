@@ -329,6 +329,16 @@ private:
             opt.rejoin_grace = b.rejoin_grace;
             opt.name_bytes = s.lim.name_bytes;
             opt.message_bytes = s.lim.message_bytes;
+            // Objects reach other objects through the hub, wherever the
+            // routes put them: another embedded file, or a backend link.
+            opt.outbound = [hub = &state_.objects](frame::frame f, backends::frame_sink reply) {
+                const std::uint64_t corr = f.corr;
+                std::string object = f.object;
+                if (!hub->send(std::move(f), reply) && reply) {
+                    reply(frame::frame{corr, object, {},
+                                       frame::error{frame::error_code::backend_unavailable, "no backend serves " + object}});
+                }
+            };
             try {
                 std::error_code ec;
                 std::filesystem::create_directories(s.data_dir, ec);

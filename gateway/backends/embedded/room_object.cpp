@@ -123,12 +123,30 @@ public:
         for (const graced& g : graced_) {
             first = first == 0 ? g.until_ms : std::min(first, g.until_ms);
         }
-        return first;
+        return earliest(waiting_, first);
+    }
+
+    void answer(const frame::frame& f, context& ctx) override {
+        if (auto w = take_waiting(waiting_, f.corr)) {
+            invite_answered(*w, f.content, ctx);
+        }
+    }
+
+    void abandon(const frame::error& e) override {
+        for (const waiting_request& w : waiting_) {
+            if (w.sink) {
+                w.sink(frame::frame{w.corr, w.request.object, {}, e});
+            }
+        }
+        waiting_.clear();
     }
 
     // Grace periods that ran out: those endpoints leave as dropped, as they
     // would have without a grace period.
     void expire(context& ctx) override {
+        for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
+            invite_answered(w, frame::error{error_code::backend_unavailable, "no answer"}, ctx);
+        }
         std::vector<std::string> users;
         for (auto it = graced_.begin(); it != graced_.end();) {
             if (it->until_ms > ctx.now_ms) {
@@ -268,11 +286,6 @@ private:
             ctx.fail(error_code::invalid_text, "invitee: " + std::string(text::to_string(invitee.error())));
             return;
         }
-        const auto row = read_user(ctx.db, *invitee);
-        if (!row) {
-            ctx.fail(error_code::unknown_object, "no user " + *invitee);
-            return;
-        }
         if (present(*invitee) || invites_.contains(*invitee)) {
             ctx.fail(error_code::already_on_list, *invitee + " is already in the room or invited");
             return;
@@ -281,20 +294,48 @@ private:
             ctx.fail(error_code::room_full, "a direct conversation has two members");
             return;
         }
-        if (!allows(ctx.db, *row, f.sender)) {
-            ctx.fail(error_code::not_allowed, *invitee + " does not accept invitations from " + f.sender);
-            return;
-        }
-        if (!is_online(effective_presence(ctx.db, *row).state)) {
-            ctx.fail(error_code::offline, *invitee + " is not online");
-            return;
-        }
+        // The invitee's object decides whether it takes the invitation (it
+        // exists, admits the inviter and is online), and passes it on if so;
+        // the inviter is answered when it has. The invitation is recorded
+        // now, so the invitee's join finds it even if it comes before the
+        // answer; a refusal takes it back.
         ctx.db.prepare("INSERT INTO room_invites (room, user) VALUES (?1, ?2)").bind(id_, *invitee).run();
         invites_.insert(*invitee);
         const auto inviter = std::ranges::find(endpoints_, f.sender, &frame::member::user);
-        ctx.send(frame::frame{0, "user:" + *invitee, f.sender,
-                              frame::room_invite{*invitee, inviter->display_name, "room:" + id_}});
-        ctx.reply(frame::ack{});
+        waiting_request w;
+        w.id = ctx.ask(frame::frame{0, "user:" + *invitee, f.sender,
+                                    frame::room_invite{*invitee, inviter->display_name, "room:" + id_}});
+        w.until_ms = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.request_timeout.count());
+        w.sink = ctx.current_sink();
+        w.corr = ctx.current_corr();
+        w.request = frame::frame{f.corr, f.object, f.sender, frame::room_invite{*invitee, {}, {}}};
+        waiting_.push_back(std::move(w));
+    }
+
+    // The invitee's object answered: ack (it has passed the invitation
+    // on), or why not (unknown_object, not_allowed, offline), or nothing
+    // came (backend_unavailable).
+    void invite_answered(waiting_request& w, const frame::body& reply, context& ctx) {
+        ctx.resume(std::move(w.sink), w.corr);
+        const std::string& invitee = std::get<frame::room_invite>(w.request.content).user;
+        if (std::holds_alternative<frame::ack>(reply)) {
+            ctx.reply(frame::ack{});
+            return;
+        }
+        const auto* e = std::get_if<frame::error>(&reply);
+        error_code code = e ? e->code : error_code::internal;
+        if (code != error_code::unknown_object && code != error_code::not_allowed && code != error_code::offline) {
+            code = error_code::backend_unavailable;
+        }
+        if (exists_ && invites_.erase(invitee)) {
+            ctx.db.prepare("DELETE FROM room_invites WHERE room = ?1 AND user = ?2").bind(id_, invitee).run();
+            delete_if_empty(ctx);
+        }
+        ctx.fail(code, code == error_code::unknown_object ? "no user " + invitee
+                       : code == error_code::not_allowed  ? invitee + " does not accept invitations from " +
+                                                               w.request.sender
+                       : code == error_code::offline      ? invitee + " is not online"
+                                                          : "no answer from " + invitee);
     }
 
     void on_join(const frame::frame& f, const frame::room_join& j, context& ctx) {
@@ -424,7 +465,12 @@ private:
         }
         members_.erase(user);
         ctx.db.prepare("DELETE FROM room_members WHERE room = ?1 AND user = ?2").bind(id_, user).run();
-        if (endpoints_.empty() && graced_.empty() && invites_.empty()) {
+        delete_if_empty(ctx);
+    }
+
+    // An invite-only room with nobody in it and nobody invited is gone.
+    void delete_if_empty(context& ctx) {
+        if (policy_ == frame::room_policy::invite_only && endpoints_.empty() && graced_.empty() && invites_.empty()) {
             ctx.db.prepare("DELETE FROM rooms WHERE id = ?1").bind(id_).run();
             forget();
         }
@@ -603,6 +649,7 @@ private:
     std::vector<graced> graced_;            // connection dropped, place kept for a while
     std::array<std::string, ring> recent_ids_;
     std::unordered_map<std::string, std::uint64_t> recent_by_id_;
+    std::vector<waiting_request> waiting_;  // invitations the invitees' objects have not answered yet
 };
 
 }  // namespace

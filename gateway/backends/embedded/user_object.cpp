@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -179,20 +180,47 @@ public:
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
         }
-        if (!outbox_checked_) {
-            // Loaded with notices still unacknowledged (a failed batch
-            // dropped this object, or a run ended): wait for them as if
-            // they had just been sent.
-            outbox_checked_ = true;
-            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
-                resend_at_ = ctx.now_ms + resend_after_ms;
-            }
-        }
-        if (f.sender != me_.handle) {
-            from_other(f, ctx);
+        // While a request of the owner's waits for another object's answer,
+        // the owner's next frames wait behind it: the owner's requests are
+        // applied, and answered, in the order they came. Other objects'
+        // frames (their questions among them) are applied meanwhile, so
+        // two users adding each other at once do not wait on each other.
+        if (f.sender == me_.handle && !waiting_.empty()) {
+            held_.push_back({f, ctx.current_sink()});
             return;
         }
-        std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+        handle(f, ctx);
+    }
+
+    void answer(const frame::frame& f, context& ctx) override {
+        auto w = take_waiting(waiting_, f.corr);
+        if (!w) {
+            return;  // given up on already
+        }
+        ctx.resume(std::move(w->sink), w->corr);
+        revalidate(ctx.db);
+        if (!exists_) {
+            ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+        } else {
+            answered(w->request, f, ctx);
+        }
+        release_held(ctx);
+    }
+
+    void abandon(const frame::error& e) override {
+        const auto tell = [&](const backends::frame_sink& sink, const frame::frame& request) {
+            if (sink) {
+                sink(frame::frame{request.corr, request.object, {}, e});
+            }
+        };
+        for (const waiting_request& w : waiting_) {
+            tell(w.sink, w.request);
+        }
+        for (const held& h : held_) {
+            tell(h.sink, h.f);
+        }
+        waiting_.clear();
+        held_.clear();
     }
 
     // What may outlive the process (user_needs_sync): sign-ins, sign-outs
@@ -215,10 +243,58 @@ public:
             f.content);
     }
 
-    std::uint64_t deadline_ms() const override { return resend_at_; }
+    std::uint64_t deadline_ms() const override { return earliest(waiting_, resend_at_); }
+
+    void expire(context& ctx) override {
+        // Requests whose answer is overdue: the answer was lost (the
+        // target's backend is down, or restarted), and the client is told.
+        for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
+            ctx.resume(std::move(w.sink), w.corr);
+            ctx.fail(error_code::backend_unavailable, "no answer from " + w.request.object + "'s contact");
+        }
+        if (waiting_.empty()) {
+            release_held(ctx);
+        }
+        if (resend_at_ != 0 && resend_at_ <= ctx.now_ms) {
+            resend(ctx);
+        }
+    }
+
+private:
+    // Held frames of the owner's, in order, once nothing waits.
+    void release_held(context& ctx) {
+        while (waiting_.empty() && !held_.empty()) {
+            held h = std::move(held_.front());
+            held_.pop_front();
+            ctx.resume(std::move(h.sink), h.f.corr);
+            revalidate(ctx.db);
+            if (!exists_) {
+                ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+                continue;
+            }
+            handle(h.f, ctx);
+        }
+    }
+
+    void handle(const frame::frame& f, context& ctx) {
+        if (!outbox_checked_) {
+            // Loaded with notices still unacknowledged (a failed batch
+            // dropped this object, or a run ended): wait for them as if
+            // they had just been sent.
+            outbox_checked_ = true;
+            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
+                resend_at_ = ctx.now_ms + resend_after_ms;
+            }
+        }
+        if (f.sender != me_.handle) {
+            from_other(f, ctx);
+            return;
+        }
+        std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+    }
 
     // Notices still unacknowledged after a while are sent again.
-    void expire(context& ctx) override {
+    void resend(context& ctx) {
         resend_at_ = 0;
         revalidate(ctx.db);
         if (!exists_) {
@@ -240,7 +316,6 @@ public:
         }
     }
 
-private:
     // ------------------------------------------------------------ loading
 
     // The users row's creation time and list version: only this object
@@ -319,6 +394,20 @@ private:
         // checked against the owner's rows, so a forged one can only say
         // what the sender could make true itself. Refusals of object frames
         // are dropped by the shard.
+        if (f.corr != 0) {
+            // Questions from other objects (gateway/backends/README.md,
+            // "Requests between objects"); clients cannot send
+            // presence_update, and an invitation a client sends here is
+            // checked as the room's is.
+            if (std::holds_alternative<frame::presence_update>(f.content)) {
+                show(f.sender, ctx);
+                return;
+            }
+            if (const auto* i = std::get_if<frame::room_invite>(&f.content)) {
+                invitation(f.sender, *i, ctx);
+                return;
+            }
+        }
         if (f.corr == 0) {
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
                 reverse_notice(f.sender, *r, ctx);
@@ -461,11 +550,40 @@ private:
     // From a room on behalf of the inviter (the sender): the room checked
     // membership; a blocked inviter is refused here too, since a client
     // could address this object directly.
+    // As a request (corr != 0), the room asks whether the owner takes it,
+    // and the answer decides the room's reply to the inviter:
+    // not_allowed, offline (invisible too) or ack.
     void invitation(const std::string& sender, const frame::room_invite& i, context& ctx) {
-        if (i.user != me_.handle || !i.room.starts_with("room:") || !admits(me_.privacy, lists_of(sender))) {
+        // A one-way invitation (corr 0) that fails is dropped unanswered.
+        const bool asked = ctx.current_corr() != 0;
+        if (i.user != me_.handle || !i.room.starts_with("room:")) {
+            if (asked) ctx.fail(error_code::malformed, "an invitation names its invitee and a room");
+            return;
+        }
+        if (!admits(me_.privacy, lists_of(sender))) {
+            if (asked) ctx.fail(error_code::not_allowed, me_.handle + " does not accept invitations from " + sender);
+            return;
+        }
+        if (asked && !is_online(effective().state)) {
+            ctx.fail(error_code::offline, me_.handle + " is not online");
             return;
         }
         ctx.publish(frame::frame{0, {}, sender, i});
+        ctx.reply(frame::ack{});
+    }
+
+    // Another object asks what `asker` may see of the owner (an add to
+    // asker's forward list asks it): the owner's name, its presence as a
+    // watcher on these lists sees it, and its phones when its privacy
+    // admits the asker, online or not. Only the owner's object decides
+    // that, from its own rows.
+    void show(const std::string& asker, context& ctx) {
+        const std::uint32_t lists = lists_of(asker);
+        frame::presence_info seen = view(snap(), lists);
+        if (admits(me_.privacy, lists)) {
+            seen.phones = me_.phones;
+        }
+        ctx.reply(frame::presence_update{me_.handle, false, std::move(seen), 0});
     }
 
     // ------------------------------------------------------------ frames from the owner
@@ -658,7 +776,12 @@ private:
                                        found->second.display_name, {}, me_.list_version, found->second.contact_id, {}});
     }
 
-    void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+    // An add asks the contact's object first when the contact must exist
+    // (FL) or its own name is to be stored (nothing else names it): the
+    // owner's frames wait until it answers (answered), and the add is
+    // checked again and made then, with what the contact showed.
+    void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx,
+                     const frame::presence_update* shown = nullptr, bool asked = false) {
         if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
             return;
         }
@@ -687,16 +810,16 @@ private:
             ctx.fail(error_code::not_allowed, handle + " is on the opposite list: allow and block are exclusive");
             return;
         }
-        const auto target = read_user(ctx.db, handle);
-        if (r.which == frame::list::forward && !target) {
-            ctx.fail(error_code::unknown_object, "no user " + handle);
-            return;
-        }
         const auto on_list = static_cast<std::size_t>(
             std::count_if(contacts_.begin(), contacts_.end(), [&](const auto& kv) { return kv.second.lists & which; }));
         if (on_list >= ctx.opt.max_list_entries) {
             ctx.fail(error_code::list_full, "the " + std::string(to_string(r.which)) + " list holds " +
                                                 std::to_string(ctx.opt.max_list_entries) + " contacts at most");
+            return;
+        }
+        const bool needs_name = r.display_name.empty() && (found == contacts_.end() || found->second.display_name.empty());
+        if (!asked && (r.which == frame::list::forward || needs_name)) {
+            ask_contact(r, handle, ctx);
             return;
         }
         std::optional<std::string> id;
@@ -715,7 +838,7 @@ private:
         if (!r.display_name.empty()) {
             c.display_name = r.display_name;
         } else if (c.display_name.empty()) {
-            c.display_name = target ? target->display_name : handle;
+            c.display_name = shown && !shown->presence.display_name.empty() ? shown->presence.display_name : handle;
         }
         c.lists |= which;
         bump_version(ctx);
@@ -728,10 +851,10 @@ private:
             tell_contact(ctx, handle, frame::change_op::add);
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
-            auto seen = seen_online(ctx.db, handle);
-            store_view(ctx.db, handle, seen ? *seen : offline_as(handle));
-            if (seen) {
-                ctx.reply(frame::presence_update{handle, false, std::move(*seen)});
+            const frame::presence_info& seen = shown->presence;
+            store_view(ctx.db, handle, seen);
+            if (is_online(seen.state)) {
+                ctx.reply(frame::presence_update{handle, false, seen});
             }
         } else {
             refresh_watcher(ctx, handle, old_lists);
@@ -739,11 +862,46 @@ private:
         frame::roster_change reply{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
                                    me_.list_version, c.contact_id, {}};
         if (r.which == frame::list::forward) {
-            if (const auto row = read_user(ctx.db, handle); row && allows(ctx.db, *row, me_.handle)) {
-                reply.phones = row->phones;
-            }
+            reply.phones = shown->presence.phones;
         }
         ctx.reply(std::move(reply));
+    }
+
+    void ask_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+        waiting_request w;
+        w.id = ctx.ask(frame::frame{0, user_object_id(handle), me_.handle, frame::presence_update{handle, false, {}, 0}});
+        w.until_ms = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.request_timeout.count());
+        w.sink = ctx.current_sink();
+        w.corr = ctx.current_corr();
+        w.request = frame::frame{ctx.current_corr(), user_object_id(me_.handle), me_.handle, r};
+        waiting_.push_back(std::move(w));
+    }
+
+    // The contact's answer to ask_contact: the add goes on, unless the FL
+    // contact has no account, or no answer could come (the contact's
+    // backend is down: the client may try again). An AL or BL contact
+    // without an account, or whose object did not answer, is named by
+    // its handle.
+    void answered(const frame::frame& request, const frame::frame& reply, context& ctx) {
+        const auto* r = std::get_if<frame::roster_change>(&request.content);
+        if (!r) {
+            return;
+        }
+        const std::string handle = *text::normalize_handle(r->handle);
+        const auto* shown = std::get_if<frame::presence_update>(&reply.content);
+        if (shown && shown->user != handle) {
+            shown = nullptr;
+        }
+        if (r->which == frame::list::forward && !shown) {
+            const auto* e = std::get_if<frame::error>(&reply.content);
+            const error_code code = e ? e->code : error_code::internal;
+            ctx.fail(code == error_code::unknown_object ? code : error_code::backend_unavailable,
+                     code == error_code::unknown_object ? "no user " + handle
+                                                        : "the contact's object did not answer: " +
+                                                              (e ? e->reason : std::string("unexpected reply")));
+            return;
+        }
+        add_contact(*r, handle, ctx, shown, true);
     }
 
     void add_to_group(const std::string& handle, contact& c, const std::string& group_id, context& ctx) {
@@ -1038,21 +1196,6 @@ private:
         notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
     }
 
-    // A contact's presence as the owner sees it, when that is online, from
-    // the contact's rows: only when the owner adds it, before the contact's
-    // object knows it is watched and sends its views itself.
-    std::optional<frame::presence_info> seen_online(database& db, const std::string& handle) const {
-        const auto row = read_user(db, handle);
-        if (!row) {
-            return std::nullopt;
-        }
-        auto seen = presence_seen_by(db, *row, effective_presence(db, *row), me_.handle);
-        if (!is_online(seen.state)) {
-            return std::nullopt;
-        }
-        return seen;
-    }
-
     // MSNP's ILN burst: every forward-list contact the owner sees online,
     // as the contacts last showed it (contact_views), in handle order.
     void initial_burst(context& ctx) {
@@ -1192,6 +1335,14 @@ private:
     std::map<std::string, contact, std::less<>> contacts_;  // FL, AL and BL, by handle
     std::vector<group_entry> groups_;                      // in creation order
     std::map<std::string, endpoint_state, std::less<>> endpoints_;
+    // The owner's request waiting for another object's answer, and the
+    // owner's frames that came after it, with their reply sinks.
+    struct held {
+        frame::frame f;
+        backends::frame_sink sink;
+    };
+    std::vector<waiting_request> waiting_;
+    std::deque<held> held_;
 };
 
 }  // namespace
