@@ -410,7 +410,11 @@ private:
         }
         if (f.corr == 0) {
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
-                reverse_notice(f.sender, *r, ctx);
+                if (r->op == frame::change_op::rename) {
+                    contact_phones_notice(f.sender, *r, ctx);
+                } else {
+                    reverse_notice(f.sender, *r, ctx);
+                }
                 return;
             }
             if (const auto* u = std::get_if<frame::presence_update>(&f.content)) {
@@ -468,6 +472,7 @@ private:
                 // changed since its add read the owner's rows was fanned out
                 // before it was on the reverse list.
                 if (now) {
+                    tell_phones(ctx, sender, lists_of(sender));
                     frame::presence_info seen = view(snap(), lists_of(sender));
                     const std::uint32_t changed = differences(offline_as(seen.display_name), seen);
                     ctx.send(frame::frame{0, user_object_id(sender), me_.handle,
@@ -476,6 +481,53 @@ private:
             }
         }
         ctx.send(frame::frame{0, user_object_id(sender), me_.handle, frame::ack{r.version}});
+    }
+
+    // A forward-list contact's phones as it shows them to the owner now
+    // (its statement about itself): what roster entries carry.
+    void contact_phones_notice(const std::string& sender, const frame::roster_change& r, context& ctx) {
+        if (r.handle != sender || !(lists_of(sender) & forward_bit)) {
+            return;
+        }
+        store_phones(ctx.db, sender, r.phones);
+    }
+
+    void store_phones(database& db, const std::string& contact, const frame::phones& p) {
+        if (p == frame::phones{}) {
+            db.prepare("DELETE FROM contact_phones WHERE owner = ?1 AND contact = ?2").bind(me_.handle, contact).run();
+            return;
+        }
+        db.prepare(
+              "INSERT OR REPLACE INTO contact_phones (owner, contact, phone_home, phone_work, phone_mobile, "
+              "mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(me_.handle, contact, p.home, p.work, p.mobile, p.pageable)
+            .run();
+    }
+
+    // Tells a watcher the phones the owner shows it (none unless admitted).
+    void tell_phones(context& ctx, const std::string& watcher, std::uint32_t lists) {
+        frame::roster_change r{frame::change_op::rename, frame::list::reverse, me_.handle, me_.display_name, {}, 0,
+                               {}, admits(me_.privacy, lists) ? me_.phones : frame::phones{}};
+        ctx.send(frame::frame{0, user_object_id(watcher), me_.handle, std::move(r)});
+    }
+
+    // After a change of the owner's phones or privacy: each watcher whose
+    // view of them changed is told.
+    void phones_fan_out(context& ctx, const frame::phones& before_phones, frame::privacy_default before_privacy) {
+        if (before_phones == me_.phones && before_privacy == me_.privacy) {
+            return;
+        }
+        auto& q = ctx.db.prepare("SELECT contact FROM reverse_contacts WHERE owner = ?1 AND listed = 1");
+        q.bind(me_.handle);
+        while (q.step()) {
+            const std::string watcher = q.text(0);
+            const std::uint32_t lists = lists_of(watcher);
+            const frame::phones was = admits(before_privacy, lists) ? before_phones : frame::phones{};
+            const frame::phones now = admits(me_.privacy, lists) ? me_.phones : frame::phones{};
+            if (was != now) {
+                tell_phones(ctx, watcher, lists);
+            }
+        }
     }
 
     // The contact's object has applied the owner's notices up to a.seq (a
@@ -863,6 +915,7 @@ private:
                                    me_.list_version, c.contact_id, {}};
         if (r.which == frame::list::forward) {
             reply.phones = shown->presence.phones;
+            store_phones(ctx.db, handle, reply.phones);
         }
         ctx.reply(std::move(reply));
     }
@@ -958,6 +1011,7 @@ private:
         }
         if (r.which == frame::list::forward) {
             store_view(ctx.db, handle, offline_as(handle));  // no longer watched
+            store_phones(ctx.db, handle, {});
         }
         bump_version(ctx);
         if (c.lists == 0) {
@@ -1064,6 +1118,7 @@ private:
             .run();
         bump_version(ctx);
         fan_out(ctx, before);
+        phones_fan_out(ctx, me_.phones, before.privacy);
         ctx.reply(frame::privacy_set{p.privacy, p.prompt, me_.list_version});
     }
 
@@ -1104,22 +1159,18 @@ private:
                   me_.phones.work, me_.phones.mobile, me_.phones.pageable, me_.mobile_device)
             .run();
         fan_out(ctx, before);
+        phones_fan_out(ctx, before.effective.phones, me_.privacy);
         ctx.reply(frame::ack{});
     }
 
-    // The phone fields of forward-list contacts that let the owner see them.
+    // The phones forward-list contacts show the owner, as they said.
     std::map<std::string, frame::phones, std::less<>> contact_phones(database& db) const {
         std::map<std::string, frame::phones, std::less<>> out;
         auto& q = db.prepare(
-            "SELECT u.handle, u.phone_home, u.phone_work, u.phone_mobile, u.mobile_pageable, u.privacy, "
-            "IFNULL(theirs.lists, 0) FROM contacts AS mine JOIN users AS u ON u.handle = mine.contact "
-            "LEFT JOIN contacts AS theirs ON theirs.owner = mine.contact AND theirs.contact = mine.owner "
-            "WHERE mine.owner = ?1 AND (mine.lists & ?2) != 0 AND "
-            "(u.phone_home != '' OR u.phone_work != '' OR u.phone_mobile != '' OR u.mobile_pageable != 0)");
-        q.bind(me_.handle, forward_bit);
+            "SELECT contact, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_phones WHERE owner = ?1");
+        q.bind(me_.handle);
         while (q.step()) {
-            const auto privacy = q.integer(5) == 1 ? frame::privacy_default::block : frame::privacy_default::allow;
-            if (admits(privacy, static_cast<std::uint32_t>(q.integer(6)))) {
+            if (lists_of(q.text(0)) & forward_bit) {
                 out.emplace(q.text(0), frame::phones{q.text(1), q.text(2), q.text(3), q.integer(4) != 0});
             }
         }
@@ -1189,6 +1240,11 @@ private:
     // After an allow- or block-list edit of one contact: blocking takes
     // effect at once.
     void refresh_watcher(context& ctx, const std::string& watcher, std::uint32_t old_lists) {
+        const std::uint32_t new_lists = lists_of(watcher);
+        if (admits(me_.privacy, old_lists) != admits(me_.privacy, new_lists) && me_.phones != frame::phones{} &&
+            watched_by(ctx.db, watcher)) {
+            tell_phones(ctx, watcher, new_lists);
+        }
         const snapshot now = snap();
         if (!is_online(now.effective.state) || !watched_by(ctx.db, watcher)) {
             return;
