@@ -1151,9 +1151,12 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     exec(f, "DROP TABLE reverse_contacts");
     exec(f, "DROP TABLE outbox");
     exec(f, "DROP TABLE contact_views");
+    exec(f, "DROP TABLE contact_phones");
+    exec(f, "DROP TABLE room_blocks");
+    exec(f, "DROP TABLE user_rooms");
     exec(f, "PRAGMA user_version = 3");
     f.restart();
-    CHECK(count_rows(f, "PRAGMA user_version") == 4);
+    CHECK(count_rows(f, "PRAGMA user_version") == 5);
     auto r = roster_of(f, alice);
     REQUIRE(r.entries.size() == 2);
     CHECK(r.entries[0].handle == bob);
@@ -1168,6 +1171,28 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     change(f, carol, removing(list::forward, alice));
     CHECK(next_notice(alice_q, carol).op == frame::change_op::remove);
     CHECK(entry(roster_of(f, alice), carol)->lists == 2);  // AL
+}
+
+TEST_CASE("a schema version 4 database gets the phones its contacts show from their rows once") {
+    users_fixture f;
+    frame::profile_set phones;
+    phones.fields = frame::profile_bits::phone_work;
+    phones.phones.work = "+1 555 0199";
+    as<frame::ack>(f.ask(bob, user(bob), phones));
+    as<frame::ack>(f.ask(carol, user(carol), phones));
+    change(f, alice, adding(list::forward, bob));
+    change(f, alice, adding(list::forward, carol));
+    change(f, carol, adding(list::block, alice));
+    f.be.reset();
+    exec(f, "DROP TABLE contact_phones");
+    exec(f, "DROP TABLE room_blocks");
+    exec(f, "DROP TABLE user_rooms");
+    exec(f, "PRAGMA user_version = 4");
+    f.restart();
+    CHECK(count_rows(f, "PRAGMA user_version") == 5);
+    const auto r = roster_of(f, alice);
+    CHECK(entry(r, bob)->phones.work == "+1 555 0199");
+    CHECK(entry(r, carol)->phones == frame::phones{});  // Carol blocks Alice
 }
 
 // ---------------------------------------------------------------- contacts' presence as they showed it

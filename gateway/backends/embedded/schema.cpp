@@ -207,7 +207,7 @@ constexpr const char* tables_added_in_v5 = R"sql(
 -- object last said (when the owner added it, and whenever its phones or
 -- its privacy towards the owner change). No row: none. Added by schema
 -- version 5.
-CREATE TABLE contact_phones (
+CREATE TABLE IF NOT EXISTS contact_phones (
     owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
     contact          TEXT NOT NULL,
     phone_home       TEXT NOT NULL,
@@ -221,7 +221,7 @@ CREATE TABLE contact_phones (
 -- room (when the user joined, and at each change of its block list since):
 -- the room withholds what a blocked user sends from the blocker. Emptied
 -- at start with the endpoints. Added by schema version 5.
-CREATE TABLE room_blocks (
+CREATE TABLE IF NOT EXISTS room_blocks (
     room     TEXT NOT NULL,
     user     TEXT NOT NULL,
     blocked  TEXT NOT NULL,
@@ -231,7 +231,7 @@ CREATE TABLE room_blocks (
 -- The rooms where the owner is present, which are told when its block
 -- list changes. Emptied at start with the endpoints. Added by schema
 -- version 5.
-CREATE TABLE user_rooms (
+CREATE TABLE IF NOT EXISTS user_rooms (
     owner  TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
     room   TEXT NOT NULL,
     PRIMARY KEY (owner, room)
@@ -241,7 +241,7 @@ CREATE TABLE user_rooms (
 // Version 4 databases had user objects read their contacts' phones from
 // the contacts' rows: each user gets, once, what those rows show it now.
 constexpr const char* upgrade_v4_to_v5 = R"sql(
-INSERT INTO contact_phones (owner, contact, phone_home, phone_work, phone_mobile, mobile_pageable)
+INSERT OR IGNORE INTO contact_phones (owner, contact, phone_home, phone_work, phone_mobile, mobile_pageable)
     SELECT mine.owner, u.handle, u.phone_home, u.phone_work, u.phone_mobile, u.mobile_pageable
     FROM contacts AS mine JOIN users AS u ON u.handle = mine.contact
     LEFT JOIN contacts AS theirs ON theirs.owner = mine.contact AND theirs.contact = mine.owner

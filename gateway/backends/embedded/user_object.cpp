@@ -720,6 +720,38 @@ private:
         ctx.reply(frame::ack{});
     }
 
+    // A room where the owner is present asks what the owner blocks (the
+    // request names the room and comes under the owner's name): the room
+    // withholds what those users send from the owner, and is told of each
+    // change of the block list from now on (tell_rooms).
+    void on(const frame::room_invite& i, context& ctx) {
+        if (i.user != me_.handle || !i.room.starts_with("room:") || i.room.size() > frame::limits::object_id) {
+            ctx.fail(error_code::malformed, "a room asking for blocks names itself and the owner");
+            return;
+        }
+        ctx.db.prepare("INSERT OR IGNORE INTO user_rooms (owner, room) VALUES (?1, ?2)").bind(me_.handle, i.room).run();
+        frame::roster r;
+        r.version = me_.list_version;
+        r.privacy = me_.privacy;
+        r.prompt = me_.prompt;
+        for (const auto& [handle, c] : contacts_) {
+            if (c.lists & block_bit) {
+                r.entries.push_back({handle, {}, block_bit, {}, {}, {}});
+            }
+        }
+        ctx.reply(std::move(r));
+    }
+
+    // The rooms that asked for the owner's blocks learn each change.
+    void tell_rooms(context& ctx, frame::change_op op, const std::string& handle) {
+        auto& q = ctx.db.prepare("SELECT room FROM user_rooms WHERE owner = ?1");
+        q.bind(me_.handle);
+        while (q.step()) {
+            ctx.send(frame::frame{0, q.text(0), me_.handle,
+                                  frame::roster_change{op, frame::list::block, handle, {}, {}, me_.list_version, {}, {}}});
+        }
+    }
+
     void on(const frame::roster_get&, context& ctx) {
         frame::roster r;
         r.version = me_.list_version;
@@ -910,6 +942,9 @@ private:
             }
         } else {
             refresh_watcher(ctx, handle, old_lists);
+            if (r.which == frame::list::block) {
+                tell_rooms(ctx, frame::change_op::add, handle);
+            }
         }
         frame::roster_change reply{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
                                    me_.list_version, c.contact_id, {}};
@@ -1025,6 +1060,9 @@ private:
             tell_contact(ctx, handle, frame::change_op::remove);
         } else {
             refresh_watcher(ctx, handle, old_lists);
+            if (r.which == frame::list::block) {
+                tell_rooms(ctx, frame::change_op::remove, handle);
+            }
         }
     }
 
