@@ -1217,8 +1217,7 @@ private:
 
     // ------------------------------------------------------------ presence
 
-    // The most available endpoint's presence with the profile: the same
-    // result effective_presence gives from the committed rows.
+    // The most available endpoint's presence with the profile.
     frame::presence_info effective() const {
         frame::presence_info p;
         for (const auto& [id, e] : endpoints_) {
