@@ -89,6 +89,7 @@ TEST_CASE("an add whose answer is lost ends with backend_unavailable after the t
     // Carol's object is loaded too; idle time passes on the backend's clock,
     // but less than the timeout: Carol's object hibernates, Alice's waits.
     as<frame::roster>(t.f.ask(carol, "user:" + carol, frame::roster_get{}));
+    REQUIRE(t.resident_becomes(2));  // Alice's object has taken the add
     *t.now += 5000;
     REQUIRE(t.resident_becomes(1));
     CHECK(t.f.be->stats().hibernations >= 1);
