@@ -4,7 +4,9 @@
 // contacts' objects keep what they told until it is acknowledged (outbox),
 // so the two sides agree again after a crash between their commits
 // (gateway/backends/README.md, "Reverse-list exchange"). What contacts
-// showed a user of their presence is the user's own too (contact_views).
+// showed a user of their presence and phones is the user's own too
+// (contact_views, contact_phones), and what present users block is the
+// room's, as their objects told it (room_blocks).
 #include "gateway/backends/embedded/object.hpp"
 
 #include <stdexcept>
