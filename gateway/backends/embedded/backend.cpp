@@ -64,6 +64,22 @@ public:
         }
     }
 
+    // After stop: applies what other shards queued here since (answers to
+    // this shard's requests among them), on the calling thread. Returns
+    // whether there was anything.
+    bool drain() {
+        std::vector<envelope> batch;
+        {
+            const std::lock_guard lock(mutex_);
+            batch.swap(inbox_);
+        }
+        if (batch.empty()) {
+            return false;
+        }
+        apply_batch(batch);
+        return true;
+    }
+
     void post(envelope e) {
         bool sleeping = false;
         {
@@ -387,15 +403,22 @@ backend::backend(options opt) : opt_(std::move(opt)) {
 }
 
 backend::~backend() {
-    {
-        const std::lock_guard lock(anchor_->mutex);
-        anchor_->self = nullptr;
-    }
     // Shards hand frames to each other: every thread ends before any shard
     // is destroyed.
     for (auto& s : shards_) {
         s->stop();
     }
+    // What they handed each other while they stopped (an answer to a
+    // request, and the frames an object held waiting for it) is applied
+    // here, until nothing is left.
+    for (bool more = true; more;) {
+        more = false;
+        for (auto& s : shards_) {
+            more = s->drain() || more;
+        }
+    }
+    const std::lock_guard lock(anchor_->mutex);
+    anchor_->self = nullptr;
 }
 
 shard& backend::shard_for(std::string_view object_id) {
