@@ -225,7 +225,9 @@ public:
 
     // What may outlive the process (user_needs_sync): sign-ins, sign-outs
     // and status changes write only the endpoints' rows; a roster read and
-    // invitations passed on to the owner write nothing; a contact's
+    // invitations passed on to the owner write nothing (a room asking for
+    // the owner's blocks writes only user_rooms, cleared at start like
+    // endpoints); a contact's
     // presence writes only its view, cleared at start like endpoints; a
     // contact's ack of a notice only deletes the outbox row, and a notice
     // sent again after a crash is acknowledged again (from the owner all of
@@ -250,7 +252,9 @@ public:
         // target's backend is down, or restarted), and the client is told.
         for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
             ctx.resume(std::move(w.sink), w.corr);
-            ctx.fail(error_code::backend_unavailable, "no answer from " + w.request.object + "'s contact");
+            const auto* r = std::get_if<frame::roster_change>(&w.request.content);
+            ctx.fail(error_code::backend_unavailable,
+                     "no answer from user:" + (r ? r->handle : std::string("the contact")));
         }
         if (waiting_.empty()) {
             release_held(ctx);
@@ -468,9 +472,10 @@ private:
                 ctx.publish(frame::frame{0, {}, sender,
                                          frame::roster_change{r.op, frame::list::reverse, sender, name, {},
                                                               me_.list_version, {}, {}}});
-                // The new watcher's view of the owner, offline too: what
-                // changed since its add read the owner's rows was fanned out
-                // before it was on the reverse list.
+                // The new watcher's view of the owner, offline too, and the
+                // phones it is shown: what changed since this object
+                // answered its add was fanned out before it was on the
+                // reverse list.
                 if (now) {
                     tell_phones(ctx, sender, lists_of(sender));
                     frame::presence_info seen = view(snap(), lists_of(sender));
@@ -584,7 +589,8 @@ private:
         }
         // A contact sends its view when it changes, and once, marked
         // initial, when it learns the owner watches it: that one repeats
-        // what the owner's add read (offline: no stored view), unless the
+        // what its answer to the owner's add showed (offline: no stored
+        // view), unless the
         // contact changed in between. Only it needs the comparison, which
         // would cost every update a read.
         if (u.initial) {
