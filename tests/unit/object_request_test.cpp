@@ -111,6 +111,21 @@ TEST_CASE("an add whose answer is lost ends with backend_unavailable after the t
     CHECK(t.resident_becomes(0));
 }
 
+TEST_CASE("a block whose contact's answer is lost goes on under the contact's handle after the timeout",
+          "[request]") {
+    routed_fixture t;
+    t.lose_frames_to("user:" + bob);
+    auto blocked = t.send(alice, "user:" + alice, frame::list_edit(frame::change_op::add, frame::list::block, bob), 3);
+    REQUIRE(t.resident_becomes(1));  // Alice's object has taken it
+    CHECK(blocked->size() == 0);
+    *t.now += 10000;
+    const auto r = blocked->pop();
+    REQUIRE(r);
+    CHECK(r->corr == 3);
+    CHECK(as<frame::roster_change>(*r).display_name == bob);
+    CHECK(as<frame::roster_change>(*r).which == frame::list::block);
+}
+
 TEST_CASE("an add whose contact's backend is down ends with backend_unavailable at once", "[request]") {
     routed_fixture t;
     *t.route = [&t](frame::frame fr, gateway::backends::frame_sink reply) {

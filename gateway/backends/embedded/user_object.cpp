@@ -252,9 +252,14 @@ public:
         // target's backend is down, or restarted), and the client is told.
         for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
             ctx.resume(std::move(w.sink), w.corr);
-            const auto* r = std::get_if<frame::roster_change>(&w.request.content);
-            ctx.fail(error_code::backend_unavailable,
-                     "no answer from user:" + (r ? r->handle : std::string("the contact")));
+            revalidate(ctx.db);
+            if (!exists_) {
+                ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+                continue;
+            }
+            answered(w.request, frame::frame{w.id, w.request.object, {},
+                                             frame::error{error_code::backend_unavailable, "no answer in time"}},
+                     ctx);
         }
         if (waiting_.empty()) {
             release_held(ctx);
