@@ -320,7 +320,17 @@ private:
                                       {"incarnation", incarnation}});
                 continue;
             }
-            const embedded::options opt = embedded_options(s, b, state_.keys.keys.front().secret);
+            embedded::options opt = embedded_options(s, b, state_.keys.keys.front().secret);
+            // Objects reach other objects through the hub, wherever the
+            // routes put them: another embedded file, or a backend link.
+            opt.outbound = [hub = &state_.objects](frame::frame f, backends::frame_sink reply) {
+                const std::uint64_t corr = f.corr;
+                std::string object = f.object;
+                if (!hub->send(std::move(f), reply) && reply) {
+                    reply(frame::frame{corr, object, {},
+                                       frame::error{frame::error_code::backend_unavailable, "no backend serves " + object}});
+                }
+            };
             try {
                 std::error_code ec;
                 std::filesystem::create_directories(s.data_dir, ec);

@@ -14,11 +14,31 @@ void hub::watched::rebuild() {
     snapshot = std::move(all);
 }
 
+hub::~hub() {
+    std::unordered_map<std::string, std::shared_ptr<backends::adapter>> doomed;
+    {
+        const std::unique_lock lock(backends_mutex_);
+        doomed.swap(backends_);
+    }
+    std::unordered_map<std::string, watched> unwatched;
+    {
+        const std::lock_guard lock(mutex_);
+        unwatched.swap(watched_);
+    }
+    // One at a time, outside the lock: a backend that stops may still send
+    // through this hub, which finds no backend now.
+    while (!doomed.empty()) {
+        doomed.erase(doomed.begin());
+    }
+}
+
 void hub::add_backend(std::string name, std::shared_ptr<backends::adapter> adapter) {
+    const std::unique_lock lock(backends_mutex_);
     backends_.insert_or_assign(std::move(name), std::move(adapter));
 }
 
 std::shared_ptr<backends::adapter> hub::backend(std::string_view name) const {
+    const std::shared_lock lock(backends_mutex_);
     const auto it = backends_.find(std::string(name));
     return it == backends_.end() ? nullptr : it->second;
 }
@@ -28,6 +48,7 @@ std::shared_ptr<backends::adapter> hub::adapter_for(std::string_view object_id) 
     if (!table) {
         return nullptr;
     }
+    const std::shared_lock lock(backends_mutex_);
     const auto it = backends_.find(std::string(table->lookup(object_id).backend));
     return it == backends_.end() ? nullptr : it->second;
 }
@@ -117,6 +138,7 @@ std::size_t hub::watched_objects() const {
 }
 
 backends::health hub::check() const {
+    const std::shared_lock lock(backends_mutex_);
     for (const auto& [name, adapter] : backends_) {
         if (auto h = adapter->check(); !h.ok) {
             return {false, name + ": " + h.detail};

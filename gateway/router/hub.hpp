@@ -12,6 +12,7 @@
 #include <optional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +25,12 @@ using local_sink = std::function<void(shared_frame)>;
 class hub {
 public:
     hub(router& routes, metrics& stats) : routes_(routes), stats_(stats) {}
+    // Backends are stopped one by one; what one still sends to another
+    // through this hub meanwhile (objects' frames to other objects) is
+    // dropped, not sent to a backend being destroyed.
+    ~hub();
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
 
     // Backends by the names the settings and routes files use.
     void add_backend(std::string name, std::shared_ptr<backends::adapter> adapter);
@@ -31,7 +38,9 @@ public:
     std::shared_ptr<backends::adapter> backend(std::string_view name) const;
 
     // Sends a frame to the backend the routes choose for f.object. Returns
-    // false (and sends nothing) when no backend serves that object.
+    // false (and sends nothing) when no backend serves that object. Backends
+    // send their objects' frames to other objects here too (so the target
+    // may live on another backend), from their own threads.
     bool send(frame::frame f, backends::frame_sink reply);
     // Sends a request (corr set here) and waits for its final reply on the
     // caller's thread: nullopt when no backend serves it or none came
@@ -63,7 +72,9 @@ private:
 
     router& routes_;
     metrics& stats_;
-    std::unordered_map<std::string, std::shared_ptr<backends::adapter>> backends_;  // fixed after start
+    // Fixed after start until the destructor empties it.
+    mutable std::shared_mutex backends_mutex_;
+    std::unordered_map<std::string, std::shared_ptr<backends::adapter>> backends_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, watched> watched_;
     std::uint64_t next_id_ = 1;

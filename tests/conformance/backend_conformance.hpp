@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace switchyard::test {
 
@@ -52,6 +53,10 @@ public:
     // Moves the backend's clock (message times, grace periods, idleness)
     // forward.
     virtual void advance_clock(std::chrono::milliseconds d) = 0;
+
+    // The objects that answer account_list, one per backend behind the
+    // adapter: each lists the accounts it holds.
+    virtual std::vector<std::string> directories() { return {"accounts:"}; }
 
     // How many objects the backend holds in memory, when it can tell: the
     // suite then checks that idle objects hibernate. Without it, the

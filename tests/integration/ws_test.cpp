@@ -72,6 +72,46 @@ TEST_CASE("a WebSocket user and an MSN Messenger 4 user add each other and chat 
     CHECK(message.at("seq") == 2);
 }
 
+// The same conversation with Bob's account on a second embedded backend
+// (another SQLite file), as the routes file says: the add, its reverse-list
+// notice, presence and the invitation cross from one backend to the other
+// through the gateway's hub.
+TEST_CASE("users on two embedded backends of one gateway add each other, see each other and chat", "[ws]") {
+    ws_gateway gw(SWITCHYARD_BINARY, "", "[backends.embedded]\nkind = \"embedded\"\n[backends.other]\nkind = \"embedded\"\n");
+    write_file(gw.dir.path / "routes.toml",
+               "[[route]]\nexact = \"user:bob@example.com\"\nbackend = \"other\"\n[default]\nbackend = \"embedded\"\n");
+    gw.add_user("alice@example.com", "secret-alice");
+    gw.add_user("bob@example.com", "secret-bob", true);
+    gw.start();
+
+    ws_client alice(gw.ws_port);
+    REQUIRE_FALSE(alice.handshake_error());
+    alice.send({{"type", "login"}, {"id", 1}, {"version", 1}, {"handle", "alice@example.com"}, {"password", "secret-alice"}});
+    alice.reply(1);
+    alice.send({{"type", "contact_add"}, {"id", 2}, {"handle", "bob@example.com"}});
+    alice.reply(2);
+
+    msnp_client bob(gw.msnp_port);
+    bob.login("bob@example.com", "secret-bob");
+    bob.command("ADD 10 FL alice@example.com alice@example.com");
+    bob.command("ADD 11 AL alice@example.com alice@example.com");
+    alice.wait([](const json::object& o) {
+        return o.at("type") == "presence" && o.at("user") == "bob@example.com" && o.at("status") == "online";
+    });
+
+    alice.send({{"type", "chat_open"}, {"id", 3}, {"with", json::array{"bob@example.com"}}});
+    const std::string room(alice.reply(3).at("result").at("room").as_string());
+    const auto rng = words(bob.reply("RNG " + room));
+    const auto sb_port = static_cast<unsigned short>(std::stoi(rng.at(2).substr(rng.at(2).rfind(':') + 1)));
+    msnp_client bob_sb(sb_port);
+    bob_sb.command("ANS 1 bob@example.com " + rng.at(4) + " " + room);
+    alice.wait([](const json::object& o) { return o.at("type") == "joined" && o.at("user") == "bob@example.com"; });
+    alice.send({{"type", "send"}, {"id", 4}, {"room", room}, {"text", "hi Bob"}, {"client_id", "m1"}});
+    CHECK(alice.reply(4).at("result").at("seq") == 1);
+    CHECK(bob_sb.reply("MSG alice@example.com").find("MSG alice@example.com") == 0);
+    gw.stop();
+}
+
 TEST_CASE("the WebSocket port answers plain HTTP, upgrades only on /ws, and refuses a forged token", "[ws]") {
     gateway_under_test gw;
     CHECK(http_request(gw.ws_port, "GET", "/").status == 200);

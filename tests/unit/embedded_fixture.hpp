@@ -118,9 +118,19 @@ struct embedded_fixture {
         start();
     }
 
-    // Creates an account the way the gateway does, with an account_create
-    // frame (accounts are tested on their own).
+    // Creates a user row directly, before any frame has loaded its object
+    // (accounts are tested on their own, through create_account).
     void add_user(const std::string& handle, const std::string& display_name = {}) {
+        embedded::database db(opt.file, embedded::durability::normal);
+        db.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, 0)")
+            .bind(handle, display_name.empty() ? handle : display_name)
+            .run();
+        REQUIRE_FALSE(db.failed());
+    }
+
+    // Creates an account as the gateway and the operator commands do: an
+    // account_create frame to the user object.
+    void create_account(const std::string& handle, const std::string& display_name = {}) {
         const auto replies = request({}, "user:" + handle,
                                      frame::account_create{"password of " + handle, false, display_name});
         INFO(frame::to_text(replies.back()));

@@ -314,15 +314,9 @@ TEST_CASE("a block silences the blocked user in rooms already open", "[room]") {
     f.invite_and_join("room:sb", bob);
     as<frame::room_join>(*events.pop());
     as<frame::room_join>(*events.pop());
-    // Alice blocks Bob after the conversation opened (her committed row, as
-    // her user object writes it).
-    {
-        embedded::database db(f.opt.file, embedded::durability::normal);
-        db.prepare("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, 4, ?2, 'c1')")
-            .bind(alice, bob)
-            .run();
-        REQUIRE_FALSE(db.failed());
-    }
+    // Alice blocks Bob after the conversation opened: her user object
+    // tells the room, which learnt her blocks when she joined.
+    as<frame::roster_change>(f.ask(alice, "user:" + alice, frame::list_edit(frame::change_op::add, frame::list::block, bob)));
 
     // Nobody else could hear Bob: refused, nothing published.
     CHECK(error_of(f.ask(bob, "room:sb", text("still there?"))) == error_code::not_allowed);
@@ -497,16 +491,11 @@ TEST_CASE("history marks what is withheld from the reader, then or now", "[room]
     f.open_switchboard("room:sb");
     f.invite_and_join("room:sb", bob);
     f.invite_and_join("room:sb", carol);
+    // Alice's user object owns her block list and tells the room of it.
     const auto block = [&](bool on) {
-        embedded::database db(f.opt.file, embedded::durability::normal);
-        if (on) {
-            db.prepare("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES (?1, ?2, 4, ?2, 'c1')")
-                .bind(alice, bob)
-                .run();
-        } else {
-            db.prepare("DELETE FROM contacts WHERE owner = ?1 AND contact = ?2").bind(alice, bob).run();
-        }
-        REQUIRE_FALSE(db.failed());
+        as<frame::roster_change>(f.ask(alice, "user:" + alice,
+                                       frame::list_edit(on ? frame::change_op::add : frame::change_op::remove,
+                                                        frame::list::block, bob)));
     };
     CHECK(as<frame::ack>(f.ask(bob, "room:sb", text("before the block"))).seq == 1);
     block(true);

@@ -181,8 +181,9 @@ TEST_CASE("a user that does not exist answers every request with unknown_object"
     CHECK(error_of(f.ask(alice, user(nobody), frame::roster_get{})) == error_code::unknown_object);
     CHECK(error_of(f.ask(alice, user(alice), adding(list::forward, nobody))) == error_code::unknown_object);
 
-    // The object that answered stays in memory; an account created since is found.
-    f.add_user(nobody);
+    // The object that answered stays in memory; an account created since
+    // (through it, as every account is) is found.
+    f.create_account(nobody);
     CHECK(roster_of(f, nobody).version == 0);
 }
 
@@ -1151,9 +1152,12 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     exec(f, "DROP TABLE reverse_contacts");
     exec(f, "DROP TABLE outbox");
     exec(f, "DROP TABLE contact_views");
+    exec(f, "DROP TABLE contact_phones");
+    exec(f, "DROP TABLE room_blocks");
+    exec(f, "DROP TABLE user_rooms");
     exec(f, "PRAGMA user_version = 3");
     f.restart();
-    CHECK(count_rows(f, "PRAGMA user_version") == 4);
+    CHECK(count_rows(f, "PRAGMA user_version") == 5);
     auto r = roster_of(f, alice);
     REQUIRE(r.entries.size() == 2);
     CHECK(r.entries[0].handle == bob);
@@ -1168,6 +1172,28 @@ TEST_CASE("a schema version 3 database gets its reverse lists from the forward l
     change(f, carol, removing(list::forward, alice));
     CHECK(next_notice(alice_q, carol).op == frame::change_op::remove);
     CHECK(entry(roster_of(f, alice), carol)->lists == 2);  // AL
+}
+
+TEST_CASE("a schema version 4 database gets the phones its contacts show from their rows once") {
+    users_fixture f;
+    frame::profile_set phones;
+    phones.fields = frame::profile_bits::phone_work;
+    phones.phones.work = "+1 555 0199";
+    as<frame::ack>(f.ask(bob, user(bob), phones));
+    as<frame::ack>(f.ask(carol, user(carol), phones));
+    change(f, alice, adding(list::forward, bob));
+    change(f, alice, adding(list::forward, carol));
+    change(f, carol, adding(list::block, alice));
+    f.be.reset();
+    exec(f, "DROP TABLE contact_phones");
+    exec(f, "DROP TABLE room_blocks");
+    exec(f, "DROP TABLE user_rooms");
+    exec(f, "PRAGMA user_version = 4");
+    f.restart();
+    CHECK(count_rows(f, "PRAGMA user_version") == 5);
+    const auto r = roster_of(f, alice);
+    CHECK(entry(r, bob)->phones.work == "+1 555 0199");
+    CHECK(entry(r, carol)->phones == frame::phones{});  // Carol blocks Alice
 }
 
 // ---------------------------------------------------------------- contacts' presence as they showed it

@@ -357,8 +357,9 @@ void delete_account(database& db, std::string_view handle) {
     db.prepare("DELETE FROM users WHERE handle = ?1").bind(handle).run();
     db.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(handle).run();
     // And what it last showed its watchers: an account that is gone is
-    // offline to everyone.
+    // offline to everyone, with no phones.
     db.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(handle).run();
+    db.prepare("DELETE FROM contact_phones WHERE contact = ?1").bind(handle).run();
 }
 
 std::vector<account_info> list_accounts(database& db, std::string_view after, std::size_t limit) {

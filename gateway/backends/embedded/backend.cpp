@@ -33,6 +33,7 @@ constexpr std::uint64_t retry_after_failure_ms = 1000;
 struct envelope {
     frame::frame f;
     backends::frame_sink reply;  // empty for object-to-object frames
+    bool answer = false;         // the answer to a request f.object made (object::answer)
     std::shared_ptr<const hashed_password> password;  // account_create, account_password: hashed by backend::send
 };
 
@@ -74,6 +75,22 @@ public:
         if (thread_.joinable()) {
             thread_.join();
         }
+    }
+
+    // After stop: applies what other shards queued here since (answers to
+    // this shard's requests among them), on the calling thread. Returns
+    // whether there was anything.
+    bool drain() {
+        std::vector<envelope> batch;
+        {
+            const std::lock_guard lock(mutex_);
+            batch.swap(inbox_);
+        }
+        if (batch.empty()) {
+            return false;
+        }
+        apply_batch(batch);
+        return true;
     }
 
     void post(envelope e) {
@@ -191,9 +208,11 @@ private:
         // loss before then loses only state a restart clears anyway. SQLite
         // allows the change between transactions only, so the objects answer
         // from the frames before the transaction begins.
+        // An answer may complete any request the object held (an add to
+        // a list): it always counts as a change.
         const bool relaxed_frames = opt_.sync == durability::full &&
                                     std::none_of(batch.begin(), batch.end(),
-                                                 [](const envelope& e) { return needs_sync(e.f); });
+                                                 [](const envelope& e) { return e.answer || needs_sync(e.f); });
         // Deadlines that have passed count among the batch's changes.
         std::vector<std::string> due;
         for (const auto& [id, at] : deadlines_) {
@@ -224,7 +243,11 @@ private:
                 ctx.fail(frame::error_code::unknown_object, "object ids start with user: or room:");
                 continue;
             }
-            resident(e.f.object, ctx.now_ms).apply(e.f, ctx);
+            if (e.answer) {
+                resident(e.f.object, ctx.now_ms).answer(e.f, ctx);
+            } else {
+                resident(e.f.object, ctx.now_ms).apply(e.f, ctx);
+            }
             touched.push_back(e.f.object);
         }
         if (!db_.failed()) {
@@ -257,7 +280,8 @@ private:
         local_.unsynced_commits += relaxed ? 1 : 0;
         publish_stats();  // before the replies, so a requester sees its own batch counted
         if (opt_.after_commit) {
-            opt_.after_commit(ctx.sends.size());
+            opt_.after_commit(static_cast<std::size_t>(std::ranges::count_if(
+                ctx.sends, [](const context::sent& s) { return s.asker.empty(); })));
         }
 
         // One burst for what follows: receivers wake their threads once.
@@ -267,8 +291,8 @@ private:
         // and then acts on another object (a contact signs in and SYNs right
         // after being added) reaches that object behind the notice, since
         // each shard's inbox is first in, first out.
-        for (frame::frame& s : ctx.sends) {
-            owner_.deliver_internal(std::move(s));
+        for (context::sent& s : ctx.sends) {
+            owner_.deliver_internal(std::move(s.f), s.asker);
         }
         for (auto& [reply_sink, f] : ctx.released) {
             if (reply_sink) {
@@ -298,8 +322,12 @@ private:
         db_.clear_error();
         db_.exec("ROLLBACK");
         db_.clear_error();
+        const frame::error lost{frame::error_code::internal, reason};
         for (const std::string_view id : touched) {
-            objects_.erase(std::string(id));
+            if (const auto it = objects_.find(std::string(id)); it != objects_.end()) {
+                it->second->abandon(lost);
+                objects_.erase(it);
+            }
         }
         for (envelope& e : batch) {
             if (e.reply) {
@@ -392,7 +420,13 @@ int lock_database(const std::filesystem::path& file) {
 
 }  // namespace
 
+std::uint64_t context::next_request_id() {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 backend::backend(options opt) : opt_(std::move(opt)), lock_fd_(lock_database(opt_.file)) {
+    anchor_->self = this;
     if (opt_.shards == 0) {
         opt_.shards = std::max(1u, std::thread::hardware_concurrency());
     }
@@ -429,6 +463,19 @@ backend::~backend() {
     for (auto& s : shards_) {
         s->stop();
     }
+    // What they handed each other while they stopped (an answer to a
+    // request, and the frames an object held waiting for it) is applied
+    // here, until nothing is left.
+    for (bool more = true; more;) {
+        more = false;
+        for (auto& s : shards_) {
+            more = s->drain() || more;
+        }
+    }
+    {
+        const std::lock_guard lock(anchor_->mutex);
+        anchor_->self = nullptr;
+    }
     shards_.clear();
     ::close(lock_fd_);
 }
@@ -451,7 +498,7 @@ void backend::send(frame::frame f, backends::frame_sink reply) {
     // A new password is hashed before the frame is queued, so the shard
     // stores what it is given; the frame that reaches the object carries the
     // hash alone.
-    auto job = std::make_shared<envelope>(envelope{std::move(f), std::move(reply), nullptr});
+    auto job = std::make_shared<envelope>(envelope{std::move(f), std::move(reply), false, nullptr});
     const bool queued = passwords_->post([this, job] {
         std::string* plain = std::holds_alternative<frame::account_create>(job->f.content)
                                  ? &std::get<frame::account_create>(job->f.content).password
@@ -487,9 +534,32 @@ void backend::reply_later(later_reply d) {
     }
 }
 
-void backend::deliver_internal(frame::frame f) {
+void backend::deliver_internal(frame::frame f, const std::string& asker) {
+    backends::frame_sink reply;
+    if (!asker.empty()) {
+        // The target's reply comes back as a frame of the asker's: queued
+        // to its shard like any frame, whichever thread or link brings it.
+        reply = [anchor = anchor_, asker](frame::frame r) {
+            r.object = asker;
+            const std::lock_guard lock(anchor->mutex);
+            if (anchor->self) {
+                anchor->self->post_answer(std::move(r));
+            }
+        };
+    } else if (opt_.outbound) {
+        reply = [](frame::frame) {};  // one-way: the target's refusals go nowhere
+    }
+    if (opt_.outbound) {
+        opt_.outbound(std::move(f), std::move(reply));
+        return;
+    }
     shard& s = shard_for(f.object);
-    s.post({std::move(f), {}});
+    s.post({std::move(f), std::move(reply)});
+}
+
+void backend::post_answer(frame::frame f) {
+    shard& s = shard_for(f.object);
+    s.post({std::move(f), {}, true});
 }
 
 void backend::subscribe(std::string_view object_id, backends::frame_sink sink) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <stdexcept>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,10 +52,22 @@ struct options {
     // Unix time in milliseconds for message times, grace periods and
     // hibernation; empty: the system clock. Tests set their own.
     std::function<std::uint64_t()> clock;
+    // Where frames objects send to other objects go (reverse-list notices
+    // and their acks, presence to watchers, invitations, requests between
+    // objects): the gateway's hub, which picks each target's backend by the
+    // routes, so the target may live in another file or process. Called on
+    // a shard's thread after commit, in order, before the batch's replies
+    // leave; `reply` takes what the target answers (a request's reply, or
+    // errors). Empty: this backend's own objects (a backend on its own).
+    std::function<void(frame::frame f, backends::frame_sink reply)> outbound;
+    // How long an object waits for another object's answer before the
+    // client's request it holds ends with backend_unavailable.
+    std::chrono::milliseconds request_timeout{10000};
     // Tests only: called on a shard's thread after each batch commits and
-    // before anything it produced leaves, with the number of frames it sends
-    // to other objects. The crash test stops the process there, between the
-    // commits of two objects.
+    // before anything it produced leaves, with the number of one-way frames
+    // it sends to other objects (requests, which come before the asker
+    // writes anything, are not counted). The crash test stops the process
+    // there, between the commits of two objects.
     std::function<void(std::size_t sends)> after_commit;
 };
 
@@ -105,14 +118,27 @@ public:
     statistics stats() const;
     const options& settings() const { return opt_; }
 
-    // Object-to-object frames (list notices, presence fan-out, invitations):
-    // queued to the target's shard; used by shards after they commit.
-    void deliver_internal(frame::frame f);
+    // Object-to-object frames (list notices, presence fan-out, invitations,
+    // requests): to options::outbound, or to this backend's own objects
+    // without one; used by shards after they commit. `asker`: the asking
+    // object's id for a request (the answer is queued to it), else empty.
+    void deliver_internal(frame::frame f, const std::string& asker = {});
     // A reply an object left to the password pool (context::reply_later).
     void reply_later(later_reply r);
 
 private:
+    friend class shard;
     shard& shard_for(std::string_view object_id);
+    // Queues the answer to a request an object of this backend made.
+    void post_answer(frame::frame f);
+
+    // What answers hold on to: answers arriving after the backend is gone
+    // are dropped.
+    struct anchor {
+        std::mutex mutex;
+        backend* self = nullptr;
+    };
+    std::shared_ptr<anchor> anchor_ = std::make_shared<anchor>();
 
     options opt_;
     int lock_fd_ = -1;

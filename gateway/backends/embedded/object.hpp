@@ -8,8 +8,11 @@
 
 #include "protocols/frame/frame.hpp"
 
+#include <algorithm>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,8 +43,31 @@ public:
         f.object = *object_;
         released.push_back({nullptr, std::move(f)});
     }
-    // To another object, after commit.
-    void send(frame::frame f) { sends.push_back(std::move(f)); }
+    // To another object, after commit, through the router (options::outbound).
+    void send(frame::frame f) { sends.push_back({std::move(f), {}}); }
+    // A request to another object, sent like send() with a corr of the
+    // backend's choosing, which it returns: the target's reply (or an error,
+    // such as backend_unavailable when no answer can come) is applied later,
+    // in a batch of its own, by object::answer of the object being applied
+    // now (gateway/backends/README.md, "Requests between objects").
+    std::uint64_t ask(frame::frame f) {
+        f.corr = next_request_id();
+        const std::uint64_t id = f.corr;
+        sends.push_back({std::move(f), *object_});
+        return id;
+    }
+
+    // The reply sink of the frame being applied, for an object that answers
+    // it later (after an ask, or once its wait is over).
+    backends::frame_sink current_sink() const { return sink_ ? *sink_ : backends::frame_sink{}; }
+    std::uint64_t current_corr() const { return corr_; }
+    // Replies from now on go to a request the object kept: `sink` and
+    // `corr` are what current_sink() and current_corr() gave back then.
+    void resume(backends::frame_sink sink, std::uint64_t corr) {
+        kept_.push_back(std::move(sink));
+        sink_ = kept_.back() ? &kept_.back() : nullptr;
+        corr_ = corr;
+    }
     // The reply `work` makes, after commit, on a thread of the backend's
     // password pool: a password check, which the writer must not wait for.
     void reply_later(std::function<frame::body()> work) {
@@ -77,10 +103,19 @@ public:
         frame::frame f;
     };
     std::vector<outgoing> released;
-    std::vector<frame::frame> sends;
+    // Frames to other objects; `asker` is the asking object's id for a
+    // request (ask), empty for a one-way frame.
+    struct sent {
+        frame::frame f;
+        std::string asker;
+    };
+    std::vector<sent> sends;
     std::vector<later_reply> later;
 
 private:
+    static std::uint64_t next_request_id();
+
+    std::deque<backends::frame_sink> kept_;  // resumed sinks: stable until the batch is released
     const backends::frame_sink* sink_ = nullptr;
     std::uint64_t corr_ = 0;
     const std::string* object_ = nullptr;
@@ -101,8 +136,67 @@ public:
     // transaction like a frame; it may write, publish and send, not reply.
     virtual void expire(context&) {}
 
+    // The answer to a request the object made with ctx.ask: f.corr is the
+    // id ask returned, f.object the object's own id, f.content the
+    // target's reply or an error. Applied in a batch's transaction like a
+    // frame; no one to reply to until the object resumes a kept request.
+    virtual void answer(const frame::frame&, context&) {}
+    // The batch that applied this object failed and the object is dropped
+    // from memory: requests it kept waiting end now, with this error, sent
+    // straight to their senders.
+    virtual void abandon(const frame::error&) {}
+
     std::uint64_t last_used_ms = 0;
 };
+
+// A client's request an object keeps while it waits for another object's
+// answer (context::ask). While any is waiting the object has a deadline
+// (the earliest `until_ms`), so it stays in memory, and when that passes
+// the request ends with backend_unavailable: a lost answer never leaves a
+// client waiting.
+struct waiting_request {
+    std::uint64_t id = 0;        // the ask's corr
+    std::uint64_t until_ms = 0;  // when the object gives up on the answer
+    backends::frame_sink sink;   // the client's request it continues
+    std::uint64_t corr = 0;
+    frame::frame request;        // as the client sent it
+};
+
+// The earliest give-up time among `w` (0 for none), with another deadline
+// `other` (0 for none).
+inline std::uint64_t earliest(const std::vector<waiting_request>& w, std::uint64_t other) {
+    std::uint64_t first = other;
+    for (const waiting_request& r : w) {
+        first = first == 0 ? r.until_ms : std::min(first, r.until_ms);
+    }
+    return first;
+}
+
+// Takes the request answered by `id` out of `w`, if it still waits.
+inline std::optional<waiting_request> take_waiting(std::vector<waiting_request>& w, std::uint64_t id) {
+    for (auto it = w.begin(); it != w.end(); ++it) {
+        if (it->id == id) {
+            waiting_request r = std::move(*it);
+            w.erase(it);
+            return r;
+        }
+    }
+    return std::nullopt;
+}
+
+// The requests of `w` whose time is up at `now`, taken out.
+inline std::vector<waiting_request> take_expired(std::vector<waiting_request>& w, std::uint64_t now) {
+    std::vector<waiting_request> out;
+    for (auto it = w.begin(); it != w.end();) {
+        if (it->until_ms <= now) {
+            out.push_back(std::move(*it));
+            it = w.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
+}
 
 // Loads an object's state from storage (an object that does not exist yet
 // loads as empty and decides for itself what frames may create it).

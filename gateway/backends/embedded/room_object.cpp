@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <map>
+#include <set>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -82,6 +84,16 @@ public:
     room_object(database& db, std::string_view id) : id_(id) { load(db); }
 
     void apply(const frame::frame& f, context& ctx) override {
+        // While the room waits to learn what a user blocks, frames wait
+        // behind it, so none is published without the blocks applied.
+        if (learning()) {
+            held_.push_back({f, ctx.current_sink()});
+            return;
+        }
+        dispatch(f, ctx);
+    }
+
+    void dispatch(const frame::frame& f, context& ctx) {
         if (f.sender.empty()) {
             ctx.fail(error_code::unauthenticated, "frames to a room need a sender");
             return;
@@ -101,6 +113,7 @@ public:
                 else if constexpr (std::is_same_v<T, frame::room_join>) on_join(f, body, ctx);
                 else if constexpr (std::is_same_v<T, frame::room_leave>) on_leave(f, body, ctx);
                 else if constexpr (std::is_same_v<T, frame::room_message>) on_message(f, body, ctx);
+                else if constexpr (std::is_same_v<T, frame::roster_change>) blocks_changed(f, body, ctx);
                 else if constexpr (std::is_same_v<T, frame::room_typing> || std::is_same_v<T, frame::room_nudge> ||
                                    std::is_same_v<T, frame::room_opaque>) {
                     relay(f, body, ctx);
@@ -123,12 +136,38 @@ public:
         for (const graced& g : graced_) {
             first = first == 0 ? g.until_ms : std::min(first, g.until_ms);
         }
-        return first;
+        return earliest(waiting_, first);
+    }
+
+    void answer(const frame::frame& f, context& ctx) override {
+        if (auto w = take_waiting(waiting_, f.corr)) {
+            answered(*w, f.content, ctx);
+        }
+        release_held(ctx);
+    }
+
+    void abandon(const frame::error& e) override {
+        for (const waiting_request& w : waiting_) {
+            if (w.sink) {
+                w.sink(frame::frame{w.corr, w.request.object, {}, e});
+            }
+        }
+        for (const held& h : held_) {
+            if (h.sink) {
+                h.sink(frame::frame{h.f.corr, h.f.object, {}, e});
+            }
+        }
+        waiting_.clear();
+        held_.clear();
     }
 
     // Grace periods that ran out: those endpoints leave as dropped, as they
     // would have without a grace period.
     void expire(context& ctx) override {
+        for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
+            answered(w, frame::error{error_code::backend_unavailable, "no answer"}, ctx);
+        }
+        release_held(ctx);
         std::vector<std::string> users;
         for (auto it = graced_.begin(); it != graced_.end();) {
             if (it->until_ms > ctx.now_ms) {
@@ -145,6 +184,7 @@ public:
         }
         for (const std::string& user : users) {
             if (exists_) {
+                forget_blocks_if_gone(user, ctx);
                 end_membership_if_gone(user, ctx);
             }
         }
@@ -189,6 +229,9 @@ private:
                 endpoints_.push_back(std::move(m));
             }
         }
+        auto& blocks = db.prepare("SELECT user, blocked FROM room_blocks WHERE room = ?1");
+        blocks.bind(id_);
+        while (blocks.step()) blocks_[blocks.text(0)].insert(blocks.text(1));
         // The ring keeps the newest messages, so its highest seq is the room's.
         auto& recent = db.prepare("SELECT seq, sender, message_id FROM messages WHERE room = ?1");
         recent.bind(id_);
@@ -268,11 +311,6 @@ private:
             ctx.fail(error_code::invalid_text, "invitee: " + std::string(text::to_string(invitee.error())));
             return;
         }
-        const auto row = read_user(ctx.db, *invitee);
-        if (!row) {
-            ctx.fail(error_code::unknown_object, "no user " + *invitee);
-            return;
-        }
         if (present(*invitee) || invites_.contains(*invitee)) {
             ctx.fail(error_code::already_on_list, *invitee + " is already in the room or invited");
             return;
@@ -281,20 +319,150 @@ private:
             ctx.fail(error_code::room_full, "a direct conversation has two members");
             return;
         }
-        if (!allows(ctx.db, *row, f.sender)) {
-            ctx.fail(error_code::not_allowed, *invitee + " does not accept invitations from " + f.sender);
-            return;
-        }
-        if (!is_online(effective_presence(ctx.db, *row).state)) {
-            ctx.fail(error_code::offline, *invitee + " is not online");
-            return;
-        }
+        // The invitee's object decides whether it takes the invitation (it
+        // exists, admits the inviter and is online), and passes it on if so;
+        // the inviter is answered when it has. The invitation is recorded
+        // now, so the invitee's join finds it even if it comes before the
+        // answer; a refusal takes it back.
         ctx.db.prepare("INSERT INTO room_invites (room, user) VALUES (?1, ?2)").bind(id_, *invitee).run();
         invites_.insert(*invitee);
         const auto inviter = std::ranges::find(endpoints_, f.sender, &frame::member::user);
-        ctx.send(frame::frame{0, "user:" + *invitee, f.sender,
-                              frame::room_invite{*invitee, inviter->display_name, "room:" + id_}});
-        ctx.reply(frame::ack{});
+        waiting_request w;
+        w.id = ctx.ask(frame::frame{0, "user:" + *invitee, f.sender,
+                                    frame::room_invite{*invitee, inviter->display_name, "room:" + id_}});
+        w.until_ms = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.request_timeout.count());
+        w.sink = ctx.current_sink();
+        w.corr = ctx.current_corr();
+        w.request = frame::frame{f.corr, f.object, f.sender, frame::room_invite{*invitee, {}, {}}};
+        waiting_.push_back(std::move(w));
+    }
+
+    void answered(waiting_request& w, const frame::body& reply, context& ctx) {
+        if (std::holds_alternative<frame::room_invite>(w.request.content)) {
+            invite_answered(w, reply, ctx);
+            return;
+        }
+        // What a user blocks: its block list, or none when its object
+        // could not say (its backend is down; the room goes on without).
+        std::set<std::string> blocked;
+        if (const auto* r = std::get_if<frame::roster>(&reply)) {
+            for (const frame::roster_entry& e : r->entries) {
+                if (e.lists & block_bit) {
+                    blocked.insert(e.handle);
+                }
+            }
+        }
+        const std::string& user = w.request.sender;
+        if (const auto* h = std::get_if<frame::room_history_get>(&w.request.content)) {
+            ctx.resume(std::move(w.sink), w.corr);
+            if (exists_) {
+                history_for(user, *h, blocked, ctx);
+            } else {
+                ctx.fail(error_code::unknown_object, "no room " + std::string(w.request.object));
+            }
+            return;
+        }
+        if (!exists_ || !present(user)) {
+            return;  // gone meanwhile
+        }
+        ctx.db.prepare("DELETE FROM room_blocks WHERE room = ?1 AND user = ?2").bind(id_, user).run();
+        for (const std::string& b : blocked) {
+            ctx.db.prepare("INSERT INTO room_blocks (room, user, blocked) VALUES (?1, ?2, ?3)").bind(id_, user, b).run();
+        }
+        if (blocked.empty()) {
+            blocks_.erase(user);
+        } else {
+            blocks_[user] = std::move(blocked);
+        }
+    }
+
+    // Blocks are the users' own: the room asks a user's object what it
+    // blocks (room_invite from the user to its own object, naming this
+    // room), and the object tells the room of each change of its block
+    // list from then on (blocks_changed).
+    void learn_blocks(const std::string& user, frame::frame request, context& ctx, backends::frame_sink sink = {},
+                      std::uint64_t corr = 0) {
+        waiting_request w;
+        w.id = ctx.ask(frame::frame{0, "user:" + user, user, frame::room_invite{user, {}, "room:" + id_}});
+        w.until_ms = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.request_timeout.count());
+        w.sink = std::move(sink);
+        w.corr = corr;
+        w.request = std::move(request);
+        waiting_.push_back(std::move(w));
+    }
+
+    // A present user's object: its block list changed.
+    void blocks_changed(const frame::frame& f, const frame::roster_change& r, context& ctx) {
+        if (f.corr != 0 || r.which != frame::list::block || !present(f.sender)) {
+            if (f.corr != 0) ctx.fail(error_code::unsupported, "roster_change is not a room request");
+            return;
+        }
+        if (r.op == frame::change_op::add) {
+            if (blocks_[f.sender].insert(r.handle).second) {
+                ctx.db.prepare("INSERT INTO room_blocks (room, user, blocked) VALUES (?1, ?2, ?3)")
+                    .bind(id_, f.sender, r.handle)
+                    .run();
+            }
+        } else if (r.op == frame::change_op::remove) {
+            if (const auto it = blocks_.find(f.sender); it != blocks_.end() && it->second.erase(r.handle)) {
+                ctx.db.prepare("DELETE FROM room_blocks WHERE room = ?1 AND user = ?2 AND blocked = ?3")
+                    .bind(id_, f.sender, r.handle)
+                    .run();
+            }
+        }
+    }
+
+    void forget_blocks_if_gone(const std::string& user, context& ctx) {
+        if (!present(user) && blocks_.erase(user)) {
+            ctx.db.prepare("DELETE FROM room_blocks WHERE room = ?1 AND user = ?2").bind(id_, user).run();
+        }
+    }
+
+    bool blocks(const std::string& user, const std::string& sender) const {
+        const auto it = blocks_.find(user);
+        return it != blocks_.end() && it->second.contains(sender);
+    }
+
+    // Waiting for a user's block list (not for an invitee's answer).
+    bool learning() const {
+        return std::ranges::any_of(waiting_, [](const waiting_request& w) {
+            return !std::holds_alternative<frame::room_invite>(w.request.content);
+        });
+    }
+
+    void release_held(context& ctx) {
+        while (!learning() && !held_.empty()) {
+            held h = std::move(held_.front());
+            held_.pop_front();
+            ctx.resume(std::move(h.sink), h.f.corr);
+            dispatch(h.f, ctx);
+        }
+    }
+
+    // The invitee's object answered: ack (it has passed the invitation
+    // on), or why not (unknown_object, not_allowed, offline), or nothing
+    // came (backend_unavailable).
+    void invite_answered(waiting_request& w, const frame::body& reply, context& ctx) {
+        ctx.resume(std::move(w.sink), w.corr);
+        const std::string& invitee = std::get<frame::room_invite>(w.request.content).user;
+        if (std::holds_alternative<frame::ack>(reply)) {
+            ctx.reply(frame::ack{});
+            return;
+        }
+        const auto* e = std::get_if<frame::error>(&reply);
+        error_code code = e ? e->code : error_code::internal;
+        if (code != error_code::unknown_object && code != error_code::not_allowed && code != error_code::offline) {
+            code = error_code::backend_unavailable;
+        }
+        if (exists_ && invites_.erase(invitee)) {
+            ctx.db.prepare("DELETE FROM room_invites WHERE room = ?1 AND user = ?2").bind(id_, invitee).run();
+            delete_if_empty(ctx);
+        }
+        ctx.fail(code, code == error_code::unknown_object ? "no user " + invitee
+                       : code == error_code::not_allowed  ? invitee + " does not accept invitations from " +
+                                                               w.request.sender
+                       : code == error_code::offline      ? invitee + " is not online"
+                                                          : "no answer from " + invitee);
     }
 
     void on_join(const frame::frame& f, const frame::room_join& j, context& ctx) {
@@ -328,6 +496,9 @@ private:
             return;
         }
         ctx.reply(frame::room_members{visible_endpoints(m.user), {epoch_}});
+        if (!present(m.user)) {
+            learn_blocks(m.user, frame::frame{0, f.object, m.user, j}, ctx);
+        }
         std::vector<frame::member> replaced;
         for (auto it = graced_.begin(); it != graced_.end();) {
             if (it->who.user != m.user) {
@@ -412,6 +583,7 @@ private:
             }
         }
         ctx.reply(frame::ack{});
+        forget_blocks_if_gone(f.sender, ctx);
         end_membership_if_gone(f.sender, ctx);
     }
 
@@ -424,8 +596,14 @@ private:
         }
         members_.erase(user);
         ctx.db.prepare("DELETE FROM room_members WHERE room = ?1 AND user = ?2").bind(id_, user).run();
-        if (endpoints_.empty() && graced_.empty() && invites_.empty()) {
+        delete_if_empty(ctx);
+    }
+
+    // An invite-only room with nobody in it and nobody invited is gone.
+    void delete_if_empty(context& ctx) {
+        if (policy_ == frame::room_policy::invite_only && endpoints_.empty() && graced_.empty() && invites_.empty()) {
             ctx.db.prepare("DELETE FROM rooms WHERE id = ?1").bind(id_).run();
+            ctx.db.prepare("DELETE FROM room_blocks WHERE room = ?1").bind(id_).run();
             forget();
         }
     }
@@ -506,13 +684,12 @@ private:
     // The blockers come from one indexed read, not one per member: a
     // message to a large room costs one query.
     bool may_reach_anyone(const std::string& sender, std::vector<std::string>& withheld, context& ctx) {
-        const std::vector<std::string> blockers = blockers_of(ctx.db, sender);
         bool reachable = false;
         const auto consider = [&](const frame::member& e) {
             if (e.user == sender || std::ranges::find(withheld, e.user) != withheld.end()) {
                 return;
             }
-            if (std::ranges::find(blockers, e.user) != blockers.end()) {
+            if (blocks(e.user, sender)) {
                 withheld.push_back(e.user);
             } else {
                 reachable = true;
@@ -535,13 +712,24 @@ private:
             ctx.fail(error_code::not_member, "only members may read the history");
             return;
         }
+        if (!present(f.sender)) {
+            // A reader not in the room: its object says what it blocks.
+            learn_blocks(f.sender, frame::frame{f.corr, f.object, f.sender, h}, ctx, ctx.current_sink(),
+                         ctx.current_corr());
+            return;
+        }
+        const auto it = blocks_.find(f.sender);
+        history_for(f.sender, h, it == blocks_.end() ? std::set<std::string>{} : it->second, ctx);
+    }
+
+    void history_for(const std::string& reader, const frame::room_history_get& h, const std::set<std::string>& blocked,
+                     context& ctx) {
         frame::room_history out;
         out.last_seq = last_seq_;
         out.epoch = {epoch_};
         // Blocks reach the history as they reach live messages: a message
         // withheld from the reader when it was sent, or from a sender the
         // reader blocks now, is marked so the codec leaves it out.
-        std::map<std::string, bool, std::less<>> blocks;  // sender -> the reader blocks it now
         auto& q = ctx.db.prepare(
             "SELECT seq, sender, message_id, ts_ms, text, font, effects, color, charset, pitch, rtl, withheld "
             "FROM messages WHERE room = ?1 AND seq > ?2 AND (?3 = 0 OR seq < ?3) ORDER BY seq LIMIT ?4");
@@ -556,16 +744,9 @@ private:
             m.format = frame::text_format{q.text(5), q.text(6), static_cast<std::uint32_t>(q.integer(7)),
                                           static_cast<std::uint32_t>(q.integer(8)),
                                           static_cast<std::uint32_t>(q.integer(9)), q.integer(10) != 0};
-            bool hidden = has_line(q.text(11), f.sender);
-            if (!hidden && m.sender != f.sender) {
-                auto known = blocks.find(m.sender);
-                if (known == blocks.end()) {
-                    known = blocks.emplace(m.sender, (stored_lists(ctx.db, f.sender, m.sender) & block_bit) != 0).first;
-                }
-                hidden = known->second;
-            }
+            const bool hidden = has_line(q.text(11), reader) || (m.sender != reader && blocked.contains(m.sender));
             if (hidden) {
-                m.withheld_from.push_back(f.sender);
+                m.withheld_from.push_back(reader);
             }
             out.messages.push_back(std::move(m));
         }
@@ -583,6 +764,7 @@ private:
         last_seq_ = 0;
         recent_ids_ = {};
         recent_by_id_.clear();
+        blocks_.clear();
     }
 
     struct graced {
@@ -603,6 +785,16 @@ private:
     std::vector<graced> graced_;            // connection dropped, place kept for a while
     std::array<std::string, ring> recent_ids_;
     std::unordered_map<std::string, std::uint64_t> recent_by_id_;
+    // Invitations the invitees' objects have not answered yet, and users
+    // whose block lists their objects have not told yet.
+    std::vector<waiting_request> waiting_;
+    struct held {
+        frame::frame f;
+        backends::frame_sink sink;
+    };
+    std::deque<held> held_;  // frames that came while the room learned a user's blocks
+    // What each present user blocks, as its object said (room_blocks).
+    std::map<std::string, std::set<std::string>, std::less<>> blocks_;
 };
 
 }  // namespace

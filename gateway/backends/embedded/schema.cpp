@@ -4,7 +4,9 @@
 // contacts' objects keep what they told until it is acknowledged (outbox),
 // so the two sides agree again after a crash between their commits
 // (gateway/backends/README.md, "Reverse-list exchange"). What contacts
-// showed a user of their presence is the user's own too (contact_views).
+// showed a user of their presence and phones is the user's own too
+// (contact_views, contact_phones), and what present users block is the
+// room's, as their objects told it (room_blocks).
 #include "gateway/backends/embedded/object.hpp"
 
 #include <stdexcept>
@@ -13,7 +15,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 4;
+constexpr int schema_version = 5;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -201,6 +203,56 @@ CREATE TABLE contact_views (
 ) WITHOUT ROWID;
 )sql";
 
+// The tables schema version 5 added: in a new database and in the upgrades.
+constexpr const char* tables_added_in_v5 = R"sql(
+-- The phones each forward-list contact shows the owner, as the contact's
+-- object last said (when the owner added it, and whenever its phones or
+-- its privacy towards the owner change). No row: none. Added by schema
+-- version 5.
+CREATE TABLE IF NOT EXISTS contact_phones (
+    owner            TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    contact          TEXT NOT NULL,
+    phone_home       TEXT NOT NULL,
+    phone_work       TEXT NOT NULL,
+    phone_mobile     TEXT NOT NULL,
+    mobile_pageable  INTEGER NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+
+-- What each user present in a room blocks, as its user object told the
+-- room (when the user joined, and at each change of its block list since):
+-- the room withholds what a blocked user sends from the blocker. Emptied
+-- at start with the endpoints. Added by schema version 5.
+CREATE TABLE IF NOT EXISTS room_blocks (
+    room     TEXT NOT NULL,
+    user     TEXT NOT NULL,
+    blocked  TEXT NOT NULL,
+    PRIMARY KEY (room, user, blocked)
+) WITHOUT ROWID;
+
+-- The rooms where the owner is present, which are told when its block
+-- list changes. Emptied at start with the endpoints. Added by schema
+-- version 5.
+CREATE TABLE IF NOT EXISTS user_rooms (
+    owner  TEXT NOT NULL REFERENCES users(handle) ON DELETE CASCADE,
+    room   TEXT NOT NULL,
+    PRIMARY KEY (owner, room)
+) WITHOUT ROWID;
+)sql";
+
+// Version 4 databases had user objects read their contacts' phones from
+// the contacts' rows: each user gets, once, what those rows show it now.
+constexpr const char* upgrade_v4_to_v5 = R"sql(
+INSERT OR IGNORE INTO contact_phones (owner, contact, phone_home, phone_work, phone_mobile, mobile_pageable)
+    SELECT mine.owner, u.handle, u.phone_home, u.phone_work, u.phone_mobile, u.mobile_pageable
+    FROM contacts AS mine JOIN users AS u ON u.handle = mine.contact
+    LEFT JOIN contacts AS theirs ON theirs.owner = mine.contact AND theirs.contact = mine.owner
+    WHERE (mine.lists & 1) != 0
+      AND (u.phone_home != '' OR u.phone_work != '' OR u.phone_mobile != '' OR u.mobile_pageable != 0)
+      AND (IFNULL(theirs.lists, 0) & 4) = 0
+      AND ((IFNULL(theirs.lists, 0) & 2) != 0 OR u.privacy = 0);
+)sql";
+
 constexpr const char* upgrade_v1_to_v2 = R"sql(
 ALTER TABLE users ADD COLUMN phone_home TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN phone_work TEXT NOT NULL DEFAULT '';
@@ -261,6 +313,12 @@ void create_schema(database& db) {
         db.exec(tables_added_in_v4);
         db.exec(upgrade_v3_to_v4);
     }
+    if (v == 0 || v <= 4) {
+        db.exec(tables_added_in_v5);
+    }
+    if (v >= 1 && v <= 4) {
+        db.exec(upgrade_v4_to_v5);
+    }
     if (v != schema_version) {
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));
     }
@@ -271,6 +329,8 @@ void clear_endpoints(database& db) {
     db.exec("DELETE FROM presence");
     db.exec("DELETE FROM contact_views");
     db.exec("DELETE FROM room_endpoints");
+    db.exec("DELETE FROM room_blocks");
+    db.exec("DELETE FROM user_rooms");
 }
 
 }  // namespace switchyard::gateway::embedded

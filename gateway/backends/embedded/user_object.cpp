@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -181,25 +182,53 @@ public:
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
         }
-        if (!outbox_checked_) {
-            // Loaded with notices still unacknowledged (a failed batch
-            // dropped this object, or a run ended): wait for them as if
-            // they had just been sent.
-            outbox_checked_ = true;
-            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
-                resend_at_ = ctx.now_ms + resend_after_ms;
-            }
-        }
-        if (f.sender != me_.handle) {
-            from_other(f, ctx);
+        // While a request of the owner's waits for another object's answer,
+        // the owner's next frames wait behind it: the owner's requests are
+        // applied, and answered, in the order they came. Other objects'
+        // frames (their questions among them) are applied meanwhile, so
+        // two users adding each other at once do not wait on each other.
+        if (f.sender == me_.handle && !waiting_.empty()) {
+            held_.push_back({f, ctx.current_sink()});
             return;
         }
-        std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+        handle(f, ctx);
+    }
+
+    void answer(const frame::frame& f, context& ctx) override {
+        auto w = take_waiting(waiting_, f.corr);
+        if (!w) {
+            return;  // given up on already
+        }
+        ctx.resume(std::move(w->sink), w->corr);
+        if (!exists_) {
+            ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+        } else {
+            answered(w->request, f, ctx);
+        }
+        release_held(ctx);
+    }
+
+    void abandon(const frame::error& e) override {
+        const auto tell = [&](const backends::frame_sink& sink, const frame::frame& request) {
+            if (sink) {
+                sink(frame::frame{request.corr, request.object, {}, e});
+            }
+        };
+        for (const waiting_request& w : waiting_) {
+            tell(w.sink, w.request);
+        }
+        for (const held& h : held_) {
+            tell(h.sink, h.f);
+        }
+        waiting_.clear();
+        held_.clear();
     }
 
     // What may outlive the process (user_needs_sync): sign-ins, sign-outs
     // and status changes write only the endpoints' rows; a roster read,
-    // invitations passed on to the owner and login checks write nothing; a contact's
+    // invitations passed on to the owner and login checks write nothing (a
+    // room asking for the owner's blocks writes only user_rooms, cleared at
+    // start like endpoints); a contact's
     // presence writes only its view, cleared at start like endpoints; a
     // contact's ack of a notice only deletes the outbox row, and a notice
     // sent again after a crash is acknowledged again (from the owner all of
@@ -218,10 +247,63 @@ public:
             f.content);
     }
 
-    std::uint64_t deadline_ms() const override { return resend_at_; }
+    std::uint64_t deadline_ms() const override { return earliest(waiting_, resend_at_); }
+
+    void expire(context& ctx) override {
+        // Requests whose answer is overdue: the answer was lost (the
+        // target's backend is down, or restarted), and the client is told.
+        for (waiting_request& w : take_expired(waiting_, ctx.now_ms)) {
+            ctx.resume(std::move(w.sink), w.corr);
+            if (!exists_) {
+                ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+                continue;
+            }
+            answered(w.request, frame::frame{w.id, w.request.object, {},
+                                             frame::error{error_code::backend_unavailable, "no answer in time"}},
+                     ctx);
+        }
+        if (waiting_.empty()) {
+            release_held(ctx);
+        }
+        if (resend_at_ != 0 && resend_at_ <= ctx.now_ms) {
+            resend(ctx);
+        }
+    }
+
+private:
+    // Held frames of the owner's, in order, once nothing waits.
+    void release_held(context& ctx) {
+        while (waiting_.empty() && !held_.empty()) {
+            held h = std::move(held_.front());
+            held_.pop_front();
+            ctx.resume(std::move(h.sink), h.f.corr);
+            if (!exists_) {
+                ctx.fail(error_code::unknown_object, "no user " + me_.handle);
+                continue;
+            }
+            handle(h.f, ctx);
+        }
+    }
+
+    void handle(const frame::frame& f, context& ctx) {
+        if (!outbox_checked_) {
+            // Loaded with notices still unacknowledged (a failed batch
+            // dropped this object, or a run ended): wait for them as if
+            // they had just been sent.
+            outbox_checked_ = true;
+            if (resend_at_ == 0 && outbox_waiting(ctx.db)) {
+                resend_at_ = ctx.now_ms + resend_after_ms;
+            }
+        }
+        if (f.sender != me_.handle) {
+            from_other(f, ctx);
+            return;
+        }
+        std::visit([&](const auto& body) { on(body, ctx); }, f.content);
+    }
 
     // Notices still unacknowledged after a while are sent again.
-    void expire(context& ctx) override {
+    void resend(context& ctx) {
         resend_at_ = 0;
         if (!exists_) {
             return;
@@ -242,7 +324,6 @@ public:
         }
     }
 
-private:
     // ------------------------------------------------------------ loading
 
     void load(database& db) {
@@ -410,9 +491,27 @@ private:
         // checked against the owner's rows, so a forged one can only say
         // what the sender could make true itself. Refusals of object frames
         // are dropped by the shard.
+        if (f.corr != 0) {
+            // Questions from other objects (gateway/backends/README.md,
+            // "Requests between objects"); clients cannot send
+            // presence_update, and an invitation a client sends here is
+            // checked as the room's is.
+            if (std::holds_alternative<frame::presence_update>(f.content)) {
+                show(f.sender, ctx);
+                return;
+            }
+            if (const auto* i = std::get_if<frame::room_invite>(&f.content)) {
+                invitation(f.sender, *i, ctx);
+                return;
+            }
+        }
         if (f.corr == 0) {
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
-                reverse_notice(f.sender, *r, ctx);
+                if (r->op == frame::change_op::rename) {
+                    contact_phones_notice(f.sender, *r, ctx);
+                } else {
+                    reverse_notice(f.sender, *r, ctx);
+                }
                 return;
             }
             if (const auto* u = std::get_if<frame::presence_update>(&f.content)) {
@@ -466,10 +565,12 @@ private:
                 ctx.publish(frame::frame{0, {}, sender,
                                          frame::roster_change{r.op, frame::list::reverse, sender, name, {},
                                                               me_.list_version, {}, {}}});
-                // The new watcher's view of the owner, offline too: what
-                // changed since its add read the owner's rows was fanned out
-                // before it was on the reverse list.
+                // The new watcher's view of the owner, offline too, and the
+                // phones it is shown: what changed since this object
+                // answered its add was fanned out before it was on the
+                // reverse list.
                 if (now) {
+                    tell_phones(ctx, sender, lists_of(sender));
                     frame::presence_info seen = view(snap(), lists_of(sender));
                     const std::uint32_t changed = differences(offline_as(seen.display_name), seen);
                     ctx.send(frame::frame{0, user_object_id(sender), me_.handle,
@@ -478,6 +579,53 @@ private:
             }
         }
         ctx.send(frame::frame{0, user_object_id(sender), me_.handle, frame::ack{r.version}});
+    }
+
+    // A forward-list contact's phones as it shows them to the owner now
+    // (its statement about itself): what roster entries carry.
+    void contact_phones_notice(const std::string& sender, const frame::roster_change& r, context& ctx) {
+        if (r.handle != sender || !(lists_of(sender) & forward_bit)) {
+            return;
+        }
+        store_phones(ctx.db, sender, r.phones);
+    }
+
+    void store_phones(database& db, const std::string& contact, const frame::phones& p) {
+        if (p == frame::phones{}) {
+            db.prepare("DELETE FROM contact_phones WHERE owner = ?1 AND contact = ?2").bind(me_.handle, contact).run();
+            return;
+        }
+        db.prepare(
+              "INSERT OR REPLACE INTO contact_phones (owner, contact, phone_home, phone_work, phone_mobile, "
+              "mobile_pageable) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(me_.handle, contact, p.home, p.work, p.mobile, p.pageable)
+            .run();
+    }
+
+    // Tells a watcher the phones the owner shows it (none unless admitted).
+    void tell_phones(context& ctx, const std::string& watcher, std::uint32_t lists) {
+        frame::roster_change r{frame::change_op::rename, frame::list::reverse, me_.handle, me_.display_name, {}, 0,
+                               {}, admits(me_.privacy, lists) ? me_.phones : frame::phones{}};
+        ctx.send(frame::frame{0, user_object_id(watcher), me_.handle, std::move(r)});
+    }
+
+    // After a change of the owner's phones or privacy: each watcher whose
+    // view of them changed is told.
+    void phones_fan_out(context& ctx, const frame::phones& before_phones, frame::privacy_default before_privacy) {
+        if (before_phones == me_.phones && before_privacy == me_.privacy) {
+            return;
+        }
+        auto& q = ctx.db.prepare("SELECT contact FROM reverse_contacts WHERE owner = ?1 AND listed = 1");
+        q.bind(me_.handle);
+        while (q.step()) {
+            const std::string watcher = q.text(0);
+            const std::uint32_t lists = lists_of(watcher);
+            const frame::phones was = admits(before_privacy, lists) ? before_phones : frame::phones{};
+            const frame::phones now = admits(me_.privacy, lists) ? me_.phones : frame::phones{};
+            if (was != now) {
+                tell_phones(ctx, watcher, lists);
+            }
+        }
     }
 
     // The contact's object has applied the owner's notices up to a.seq (a
@@ -534,7 +682,8 @@ private:
         }
         // A contact sends its view when it changes, and once, marked
         // initial, when it learns the owner watches it: that one repeats
-        // what the owner's add read (offline: no stored view), unless the
+        // what its answer to the owner's add showed (offline: no stored
+        // view), unless the
         // contact changed in between. Only it needs the comparison, which
         // would cost every update a read.
         if (u.initial) {
@@ -552,11 +701,40 @@ private:
     // From a room on behalf of the inviter (the sender): the room checked
     // membership; a blocked inviter is refused here too, since a client
     // could address this object directly.
+    // As a request (corr != 0), the room asks whether the owner takes it,
+    // and the answer decides the room's reply to the inviter:
+    // not_allowed, offline (invisible too) or ack.
     void invitation(const std::string& sender, const frame::room_invite& i, context& ctx) {
-        if (i.user != me_.handle || !i.room.starts_with("room:") || !admits(me_.privacy, lists_of(sender))) {
+        // A one-way invitation (corr 0) that fails is dropped unanswered.
+        const bool asked = ctx.current_corr() != 0;
+        if (i.user != me_.handle || !i.room.starts_with("room:")) {
+            if (asked) ctx.fail(error_code::malformed, "an invitation names its invitee and a room");
+            return;
+        }
+        if (!admits(me_.privacy, lists_of(sender))) {
+            if (asked) ctx.fail(error_code::not_allowed, me_.handle + " does not accept invitations from " + sender);
+            return;
+        }
+        if (asked && !is_online(effective().state)) {
+            ctx.fail(error_code::offline, me_.handle + " is not online");
             return;
         }
         ctx.publish(frame::frame{0, {}, sender, i});
+        ctx.reply(frame::ack{});
+    }
+
+    // Another object asks what `asker` may see of the owner (an add to
+    // asker's forward list asks it): the owner's name, its presence as a
+    // watcher on these lists sees it, and its phones when its privacy
+    // admits the asker, online or not. Only the owner's object decides
+    // that, from its own rows.
+    void show(const std::string& asker, context& ctx) {
+        const std::uint32_t lists = lists_of(asker);
+        frame::presence_info seen = view(snap(), lists);
+        if (admits(me_.privacy, lists)) {
+            seen.phones = me_.phones;
+        }
+        ctx.reply(frame::presence_update{me_.handle, false, std::move(seen), 0});
     }
 
     // ------------------------------------------------------------ frames from the owner
@@ -639,6 +817,38 @@ private:
             initial_burst(ctx);
         }
         ctx.reply(frame::ack{});
+    }
+
+    // A room where the owner is present asks what the owner blocks (the
+    // request names the room and comes under the owner's name): the room
+    // withholds what those users send from the owner, and is told of each
+    // change of the block list from now on (tell_rooms).
+    void on(const frame::room_invite& i, context& ctx) {
+        if (i.user != me_.handle || !i.room.starts_with("room:") || i.room.size() > frame::limits::object_id) {
+            ctx.fail(error_code::malformed, "a room asking for blocks names itself and the owner");
+            return;
+        }
+        ctx.db.prepare("INSERT OR IGNORE INTO user_rooms (owner, room) VALUES (?1, ?2)").bind(me_.handle, i.room).run();
+        frame::roster r;
+        r.version = me_.list_version;
+        r.privacy = me_.privacy;
+        r.prompt = me_.prompt;
+        for (const auto& [handle, c] : contacts_) {
+            if (c.lists & block_bit) {
+                r.entries.push_back({handle, {}, block_bit, {}, {}, {}});
+            }
+        }
+        ctx.reply(std::move(r));
+    }
+
+    // The rooms that asked for the owner's blocks learn each change.
+    void tell_rooms(context& ctx, frame::change_op op, const std::string& handle) {
+        auto& q = ctx.db.prepare("SELECT room FROM user_rooms WHERE owner = ?1");
+        q.bind(me_.handle);
+        while (q.step()) {
+            ctx.send(frame::frame{0, q.text(0), me_.handle,
+                                  frame::roster_change{op, frame::list::block, handle, {}, {}, me_.list_version, {}, {}}});
+        }
     }
 
     void on(const frame::roster_get&, context& ctx) {
@@ -749,7 +959,12 @@ private:
                                        found->second.display_name, {}, me_.list_version, found->second.contact_id, {}});
     }
 
-    void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+    // An add asks the contact's object first when the contact must exist
+    // (FL) or its own name is to be stored (nothing else names it): the
+    // owner's frames wait until it answers (answered), and the add is
+    // checked again and made then, with what the contact showed.
+    void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx,
+                     const frame::presence_update* shown = nullptr, bool asked = false) {
         if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
             return;
         }
@@ -778,16 +993,16 @@ private:
             ctx.fail(error_code::not_allowed, handle + " is on the opposite list: allow and block are exclusive");
             return;
         }
-        const auto target = read_user(ctx.db, handle);
-        if (r.which == frame::list::forward && !target) {
-            ctx.fail(error_code::unknown_object, "no user " + handle);
-            return;
-        }
         const auto on_list = static_cast<std::size_t>(
             std::count_if(contacts_.begin(), contacts_.end(), [&](const auto& kv) { return kv.second.lists & which; }));
         if (on_list >= ctx.opt.max_list_entries) {
             ctx.fail(error_code::list_full, "the " + std::string(to_string(r.which)) + " list holds " +
                                                 std::to_string(ctx.opt.max_list_entries) + " contacts at most");
+            return;
+        }
+        const bool needs_name = r.display_name.empty() && (found == contacts_.end() || found->second.display_name.empty());
+        if (!asked && (r.which == frame::list::forward || needs_name)) {
+            ask_contact(r, handle, ctx);
             return;
         }
         std::optional<std::string> id;
@@ -806,7 +1021,7 @@ private:
         if (!r.display_name.empty()) {
             c.display_name = r.display_name;
         } else if (c.display_name.empty()) {
-            c.display_name = target ? target->display_name : handle;
+            c.display_name = shown && !shown->presence.display_name.empty() ? shown->presence.display_name : handle;
         }
         c.lists |= which;
         bump_version(ctx);
@@ -819,22 +1034,61 @@ private:
             tell_contact(ctx, handle, frame::change_op::add);
             // Like the initial burst, presence replies come before the
             // terminal reply; an MSNP codec writes its ILN after the ADD.
-            auto seen = seen_online(ctx.db, handle);
-            store_view(ctx.db, handle, seen ? *seen : offline_as(handle));
-            if (seen) {
-                ctx.reply(frame::presence_update{handle, false, std::move(*seen)});
+            const frame::presence_info& seen = shown->presence;
+            store_view(ctx.db, handle, seen);
+            if (is_online(seen.state)) {
+                ctx.reply(frame::presence_update{handle, false, seen});
             }
         } else {
             refresh_watcher(ctx, handle, old_lists);
+            if (r.which == frame::list::block) {
+                tell_rooms(ctx, frame::change_op::add, handle);
+            }
         }
         frame::roster_change reply{frame::change_op::add, r.which, handle, c.display_name, r.group_id,
                                    me_.list_version, c.contact_id, {}};
         if (r.which == frame::list::forward) {
-            if (const auto row = read_user(ctx.db, handle); row && allows(ctx.db, *row, me_.handle)) {
-                reply.phones = row->phones;
-            }
+            reply.phones = shown->presence.phones;
+            store_phones(ctx.db, handle, reply.phones);
         }
         ctx.reply(std::move(reply));
+    }
+
+    void ask_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
+        waiting_request w;
+        w.id = ctx.ask(frame::frame{0, user_object_id(handle), me_.handle, frame::presence_update{handle, false, {}, 0}});
+        w.until_ms = ctx.now_ms + static_cast<std::uint64_t>(ctx.opt.request_timeout.count());
+        w.sink = ctx.current_sink();
+        w.corr = ctx.current_corr();
+        w.request = frame::frame{ctx.current_corr(), user_object_id(me_.handle), me_.handle, r};
+        waiting_.push_back(std::move(w));
+    }
+
+    // The contact's answer to ask_contact: the add goes on, unless the FL
+    // contact has no account, or no answer could come (the contact's
+    // backend is down: the client may try again). An AL or BL contact
+    // without an account, or whose object did not answer, is named by
+    // its handle.
+    void answered(const frame::frame& request, const frame::frame& reply, context& ctx) {
+        const auto* r = std::get_if<frame::roster_change>(&request.content);
+        if (!r) {
+            return;
+        }
+        const std::string handle = *text::normalize_handle(r->handle);
+        const auto* shown = std::get_if<frame::presence_update>(&reply.content);
+        if (shown && shown->user != handle) {
+            shown = nullptr;
+        }
+        if (r->which == frame::list::forward && !shown) {
+            const auto* e = std::get_if<frame::error>(&reply.content);
+            const error_code code = e ? e->code : error_code::internal;
+            ctx.fail(code == error_code::unknown_object ? code : error_code::backend_unavailable,
+                     code == error_code::unknown_object ? "no user " + handle
+                                                        : "the contact's object did not answer: " +
+                                                              (e ? e->reason : std::string("unexpected reply")));
+            return;
+        }
+        add_contact(*r, handle, ctx, shown, true);
     }
 
     void add_to_group(const std::string& handle, contact& c, const std::string& group_id, context& ctx) {
@@ -891,6 +1145,7 @@ private:
         }
         if (r.which == frame::list::forward) {
             store_view(ctx.db, handle, offline_as(handle));  // no longer watched
+            store_phones(ctx.db, handle, {});
         }
         bump_version(ctx);
         if (c.lists == 0) {
@@ -904,6 +1159,9 @@ private:
             tell_contact(ctx, handle, frame::change_op::remove);
         } else {
             refresh_watcher(ctx, handle, old_lists);
+            if (r.which == frame::list::block) {
+                tell_rooms(ctx, frame::change_op::remove, handle);
+            }
         }
     }
 
@@ -997,6 +1255,7 @@ private:
             .run();
         bump_version(ctx);
         fan_out(ctx, before);
+        phones_fan_out(ctx, me_.phones, before.privacy);
         ctx.reply(frame::privacy_set{p.privacy, p.prompt, me_.list_version});
     }
 
@@ -1037,22 +1296,18 @@ private:
                   me_.phones.work, me_.phones.mobile, me_.phones.pageable, me_.mobile_device)
             .run();
         fan_out(ctx, before);
+        phones_fan_out(ctx, before.effective.phones, me_.privacy);
         ctx.reply(frame::ack{});
     }
 
-    // The phone fields of forward-list contacts that let the owner see them.
+    // The phones forward-list contacts show the owner, as they said.
     std::map<std::string, frame::phones, std::less<>> contact_phones(database& db) const {
         std::map<std::string, frame::phones, std::less<>> out;
         auto& q = db.prepare(
-            "SELECT u.handle, u.phone_home, u.phone_work, u.phone_mobile, u.mobile_pageable, u.privacy, "
-            "IFNULL(theirs.lists, 0) FROM contacts AS mine JOIN users AS u ON u.handle = mine.contact "
-            "LEFT JOIN contacts AS theirs ON theirs.owner = mine.contact AND theirs.contact = mine.owner "
-            "WHERE mine.owner = ?1 AND (mine.lists & ?2) != 0 AND "
-            "(u.phone_home != '' OR u.phone_work != '' OR u.phone_mobile != '' OR u.mobile_pageable != 0)");
-        q.bind(me_.handle, forward_bit);
+            "SELECT contact, phone_home, phone_work, phone_mobile, mobile_pageable FROM contact_phones WHERE owner = ?1");
+        q.bind(me_.handle);
         while (q.step()) {
-            const auto privacy = q.integer(5) == 1 ? frame::privacy_default::block : frame::privacy_default::allow;
-            if (admits(privacy, static_cast<std::uint32_t>(q.integer(6)))) {
+            if (lists_of(q.text(0)) & forward_bit) {
                 out.emplace(q.text(0), frame::phones{q.text(1), q.text(2), q.text(3), q.integer(4) != 0});
             }
         }
@@ -1061,8 +1316,7 @@ private:
 
     // ------------------------------------------------------------ presence
 
-    // The most available endpoint's presence with the profile: the same
-    // result effective_presence gives from the committed rows.
+    // The most available endpoint's presence with the profile.
     frame::presence_info effective() const {
         frame::presence_info p;
         for (const auto& [id, e] : endpoints_) {
@@ -1122,26 +1376,16 @@ private:
     // After an allow- or block-list edit of one contact: blocking takes
     // effect at once.
     void refresh_watcher(context& ctx, const std::string& watcher, std::uint32_t old_lists) {
+        const std::uint32_t new_lists = lists_of(watcher);
+        if (admits(me_.privacy, old_lists) != admits(me_.privacy, new_lists) && me_.phones != frame::phones{} &&
+            watched_by(ctx.db, watcher)) {
+            tell_phones(ctx, watcher, new_lists);
+        }
         const snapshot now = snap();
         if (!is_online(now.effective.state) || !watched_by(ctx.db, watcher)) {
             return;
         }
         notify_if_changed(ctx, watcher, view(now, old_lists), view(now, lists_of(watcher)));
-    }
-
-    // A contact's presence as the owner sees it, when that is online, from
-    // the contact's rows: only when the owner adds it, before the contact's
-    // object knows it is watched and sends its views itself.
-    std::optional<frame::presence_info> seen_online(database& db, const std::string& handle) const {
-        const auto row = read_user(db, handle);
-        if (!row) {
-            return std::nullopt;
-        }
-        auto seen = presence_seen_by(db, *row, effective_presence(db, *row), me_.handle);
-        if (!is_online(seen.state)) {
-            return std::nullopt;
-        }
-        return seen;
     }
 
     // MSNP's ILN burst: every forward-list contact the owner sees online,
@@ -1282,6 +1526,14 @@ private:
     std::map<std::string, contact, std::less<>> contacts_;  // FL, AL and BL, by handle
     std::vector<group_entry> groups_;                      // in creation order
     std::map<std::string, endpoint_state, std::less<>> endpoints_;
+    // The owner's request waiting for another object's answer, and the
+    // owner's frames that came after it, with their reply sinks.
+    struct held {
+        frame::frame f;
+        backends::frame_sink sink;
+    };
+    std::vector<waiting_request> waiting_;
+    std::deque<held> held_;
 };
 
 }  // namespace

@@ -52,66 +52,6 @@ bool user_exists(database& db, std::string_view handle) {
     return found;
 }
 
-std::uint32_t stored_lists(database& db, std::string_view owner, std::string_view contact) {
-    auto& q = db.prepare("SELECT lists FROM contacts WHERE owner = ?1 AND contact = ?2");
-    q.bind(owner, contact);
-    const std::uint32_t lists = q.step() ? static_cast<std::uint32_t>(q.integer(0)) : 0;
-    q.run();
-    return lists;
-}
-
-std::vector<std::string> blockers_of(database& db, std::string_view contact) {
-    auto& q = db.prepare("SELECT owner FROM contacts WHERE contact = ?1 AND (lists & ?2) != 0");
-    q.bind(contact, static_cast<std::int64_t>(block_bit));
-    std::vector<std::string> out;
-    while (q.step()) {
-        out.push_back(q.text(0));
-    }
-    return out;
-}
-
-bool allows(database& db, const user_row& u, std::string_view watcher) {
-    const std::uint32_t lists = stored_lists(db, u.handle, watcher);
-    if (lists & block_bit) {
-        return false;
-    }
-    return (lists & allow_bit) || u.privacy == frame::privacy_default::allow;
-}
-
-frame::presence_info effective_presence(database& db, const user_row& u) {
-    frame::presence_info best;
-    best.state = frame::status::offline;
-    auto& q = db.prepare(
-        "SELECT endpoint, state, capabilities, capabilities_ex, msn_object FROM presence WHERE handle = ?1");
-    q.bind(u.handle);
-    while (q.step()) {
-        const auto state = static_cast<frame::status>(q.integer(1));
-        if (availability(state) > availability(best.state)) {
-            best.state = state;
-            best.endpoint = q.text(0);
-            best.capabilities = static_cast<std::uint64_t>(q.integer(2));
-            best.capabilities_ex = static_cast<std::uint64_t>(q.integer(3));
-            best.msn_object = q.text(4);
-        }
-    }
-    best.display_name = u.display_name;
-    best.personal_message = u.personal_message;
-    best.current_media = u.current_media;
-    best.phones = u.phones;
-    return best;
-}
-
-frame::presence_info presence_seen_by(database& db, const user_row& u, const frame::presence_info& effective,
-                                      std::string_view watcher) {
-    if (is_online(effective.state) && (stored_lists(db, watcher, u.handle) & forward_bit) && allows(db, u, watcher)) {
-        return effective;
-    }
-    frame::presence_info offline;
-    offline.state = frame::status::offline;
-    offline.display_name = u.display_name;
-    return offline;
-}
-
 frame::frame reverse_notice(std::string_view owner, std::string_view contact, frame::change_op op,
                             std::string display_name, std::uint64_t version) {
     return frame::frame{0, "user:" + std::string(contact), std::string(owner),

@@ -1,10 +1,10 @@
-// Reads of user rows shared by user and room objects. Only the user's own
-// object writes them. An object should read only its own rows too (design
-// section 2): the reverse list and the contacts' presence are the user's
-// own (reverse_contacts, contact_views); what still reads another user's
-// rows through these (a contact's presence, privacy and phones when it is
-// added and in the roster, a room's checks of an invitee and of blocks) is
-// to move to frames between the objects.
+// A user's own row and the list bits and helpers user and room objects
+// share. Only the user's own object reads or writes its rows: what another
+// object needs of a user (whether it exists, what it shows a contact, its
+// privacy towards an inviter, its block list) it asks the user's object
+// for, with frames through the router (gateway/backends/README.md,
+// "Requests between objects"), since the two may live on different
+// backends.
 #pragma once
 
 #include "gateway/backends/embedded/sqlite.hpp"
@@ -40,33 +40,16 @@ struct user_row {
     std::uint64_t list_version = 0;
 };
 
+// The user's own row, as its object loads it.
 std::optional<user_row> read_user(database& db, std::string_view handle);
+// Whether a users row exists for `handle`: for operator commands, which
+// work on the file itself.
 bool user_exists(database& db, std::string_view handle);
-
-// The FL/AL/BL bits `owner` has set for `contact` (0 when none).
-std::uint32_t stored_lists(database& db, std::string_view owner, std::string_view contact);
-
-// The users whose block list holds `contact` (the contacts_by_contact index).
-std::vector<std::string> blockers_of(database& db, std::string_view contact);
-
-// Whether `u`'s privacy lets `watcher` see it and reach it: not on u's BL,
-// and on u's AL or u's default is allow.
-bool allows(database& db, const user_row& u, std::string_view watcher);
 
 // Higher is more available: an online endpoint wins over an away one, any
 // state over offline. The user object ranks its endpoints in memory with the
-// same order, so what it sends watchers matches effective_presence.
+// same order.
 int availability(frame::status s);
-
-// The user's presence as its most available endpoint shows it, with the
-// profile's name and personal message; state offline without endpoints,
-// invisible when every endpoint is.
-frame::presence_info effective_presence(database& db, const user_row& u);
-
-// What `watcher` sees of `u`: its presence if watcher has u on its FL, u
-// allows watcher and u is not invisible; otherwise u offline (with name).
-frame::presence_info presence_seen_by(database& db, const user_row& u, const frame::presence_info& effective,
-                                      std::string_view watcher);
 
 bool is_online(frame::status s);
 
