@@ -254,6 +254,7 @@ public:
                  msnp::session_limits{ctx.settings.lim.name_bytes, ctx.settings.lim.message_bytes}),
           core_(ctx.objects, *this, codec_),
           throttle_(socket_.get_executor()),
+          handshake_(socket_.get_executor()),
           commands_{static_cast<double>(ctx.settings.lim.commands_per_second)},
           relay_{static_cast<double>(ctx.settings.lim.relay_bytes_per_second)} {}
 
@@ -265,6 +266,15 @@ public:
             return;
         }
         arm_idle();
+        // Sign-in must be over within handshake_timeout, however the bytes
+        // trickle in (the idle timeout alone would let one byte every few
+        // minutes keep an unauthenticated connection forever).
+        handshake_.expires_after(ctx_.settings.lim.handshake_timeout);
+        handshake_.async_wait([self = shared_from_this(), this](boost::system::error_code ec) {
+            if (!ec && !codec_.signed_in()) {
+                ended("not signed in within handshake_timeout");
+            }
+        });
         do_wait();
     }
 
@@ -400,6 +410,7 @@ private:
         ended_ = true;
         idle_.cancel();
         throttle_.cancel();
+        handshake_.cancel();
         log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
         core_.closed();
         boost::system::error_code ignored;
@@ -414,6 +425,7 @@ private:
     session_core core_;
     outbox out_;
     asio::steady_timer throttle_;
+    asio::steady_timer handshake_;
     bucket commands_;
     bucket relay_;
     std::chrono::steady_clock::time_point metered_ = std::chrono::steady_clock::now();

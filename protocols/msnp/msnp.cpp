@@ -54,6 +54,12 @@ output connection::feed(std::string_view bytes) {
     return out;
 }
 
+bool connection::signed_in() const {
+    if (const auto* ns = std::get_if<ns_session>(&session_)) return ns->signed_in();
+    if (const auto* sb = std::get_if<sb_session>(&session_)) return sb->signed_in();
+    return false;
+}
+
 output connection::on_frame(const frame::frame& f) {
     return forward([&](auto& s) { return s.on_frame(f); });
 }

@@ -26,6 +26,9 @@ public:
     output on_closed() override;
 
     server_role role() const { return role_; }
+    // Signed in to the notification server, or in a switchboard's
+    // conversation: the gateway's handshake_timeout no longer applies.
+    bool signed_in() const;
     // Commands framed so far, for the gateway's per-connection rate limits.
     std::uint64_t commands() const { return commands_; }
     // Of those, the switchboard's MSGs (what a conversation relays: text,

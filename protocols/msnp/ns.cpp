@@ -1321,6 +1321,7 @@ output ns_session::on_command(const command& c) { return impl_->on_command(c); }
 output ns_session::on_frame(const frame::frame& f) { return impl_->on_frame(f); }
 output ns_session::on_shutdown() { return impl_->on_shutdown(); }
 output ns_session::on_closed() { return impl_->on_closed(); }
+bool ns_session::signed_in() const { return impl_->at == stage::online; }
 int ns_session::dialect() const { return impl_->dialect; }
 
 }  // namespace switchyard::msnp

@@ -418,6 +418,7 @@ struct sb_session::impl {
 sb_session::sb_session(services& svc, session_limits limits) : impl_(std::make_unique<impl>(svc, limits)) {}
 sb_session::~sb_session() = default;
 sb_session::sb_session(sb_session&&) noexcept = default;
+bool sb_session::signed_in() const { return impl_->st == impl::stage::joined; }
 
 output sb_session::on_command(const command& c) { return impl_->on_command(c); }
 output sb_session::on_frame(const frame::frame& f) { return impl_->on_frame(f); }

@@ -79,6 +79,8 @@ public:
     output on_closed() override;
 
     int dialect() const;  // 0 before VER
+    // USR OK was sent: the client is signed in.
+    bool signed_in() const;
 
 private:
     struct impl;
@@ -96,6 +98,9 @@ public:
     output on_frame(const frame::frame& f) override;
     output on_shutdown() override;
     output on_closed() override;
+
+    // USR OK or ANS OK was sent: the client is in the conversation.
+    bool signed_in() const;
 
 private:
     struct impl;

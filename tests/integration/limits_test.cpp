@@ -1,8 +1,8 @@
-// The per-connection rate limits ([limits] commands_per_second,
-// relay_bytes_per_second) on the real binary: a client over them is slowed
-// down, never cut. A file transfer over the switchboard (P2P data, each
+// The per-connection limits on the real binary. Rate limits
+// ([limits] commands_per_second, relay_bytes_per_second) slow a client
+// down, never cut it: a file transfer over the switchboard (P2P data, each
 // chunk a MSG D) and a burst of PNGs both go through whole, later rather
-// than never.
+// than never. handshake_timeout ends a connection that has not signed in.
 #include "child_process.hpp"
 #include "msnp_client.hpp"
 
@@ -28,10 +28,10 @@ struct limited_gateway {
     std::unique_ptr<child_process> proc;
     unsigned short port = 0;
 
-    limited_gateway() {
+    explicit limited_gateway(const std::string& limits = {}) {
         write_file(settings, "[gateway]\ndata_dir = \"data\"\nthreads = 1\n[listeners.msnp]\nport = 0\n"
                              "[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n"
-                             "[accounts]\nscrypt_n = 1024\n");
+                             "[accounts]\nscrypt_n = 1024\n[limits]\n" + limits);
         write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
         for (const char* user : {"alice", "bob"}) {
             const auto r = run_to_completion({binary, "user", "add", std::string(user) + "@example.com", "--legacy-md5",
@@ -118,5 +118,20 @@ TEST_CASE("a burst of commands over the limit is answered in full, later", "[lim
         INFO("QNG " << i);
         REQUIRE(alice.line().starts_with("QNG"));
     }
+    CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
+}
+
+TEST_CASE("a connection not signed in within handshake_timeout is closed; a signed-in one stays", "[limits]") {
+    limited_gateway gw("handshake_timeout = \"1s\"\n");
+    msnp_client alice(gw.port);
+    alice.login("alice@example.com", "alice password");
+    // Negotiates, then never signs in; the idle timeout (300 s) is far off.
+    tcp_client lingering(gw.port);
+    lingering.send("VER 1 MSNP8 CVR0\r\n");
+    const auto rest = lingering.read_to_eof(10s);
+    REQUIRE(rest);
+    CHECK(rest->starts_with("VER 1 MSNP8"));
+    REQUIRE(gw.proc->wait_for_line("reason=\"not signed in within handshake_timeout\""));
+    // Alice signed in long before and is still served.
     CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
 }
