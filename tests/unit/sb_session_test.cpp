@@ -425,7 +425,7 @@ TEST_CASE("CAL errors", "[sb]") {
     CHECK(f.a.send("CAL 4 bob@example.com") == "215 4\r\n");
     CHECK(f.a.send("CAL 5 ALICE@example.com") == "215 5\r\n");  // yourself, pre-MSNP16
     f.block(carol, alice);
-    CHECK(f.a.send("CAL 6 carol@example.com") == "216 6\r\n");
+    CHECK(f.a.send("CAL 6 carol@example.com") == "217 6\r\n");  // blocked: told as offline
     CHECK(f.a.send("CAL 7 dave@example.com") == "217 7\r\n");  // offline
     CHECK(f.a.send("CAL 8 nobody@example.com") == "217 8\r\n");
     CHECK_FALSE(f.a.is_closed());

@@ -711,12 +711,10 @@ private:
             if (asked) ctx.fail(error_code::malformed, "an invitation names its invitee and a room");
             return;
         }
-        if (!admits(me_.privacy, lists_of(sender))) {
-            if (asked) ctx.fail(error_code::not_allowed, me_.handle + " does not accept invitations from " + sender);
-            return;
-        }
-        if (asked && !is_online(effective().state)) {
-            ctx.fail(error_code::offline, me_.handle + " is not online");
+        // Whom the owner does not admit sees it offline: the same answer, so
+        // a blocked user cannot tell (MSNP 217, not 216).
+        if (!admits(me_.privacy, lists_of(sender)) || (asked && !is_online(effective().state))) {
+            if (asked) ctx.fail(error_code::offline, me_.handle + " is not online");
             return;
         }
         ctx.publish(frame::frame{0, {}, sender, i});
