@@ -492,7 +492,7 @@ void backend::send(frame::frame f, backends::frame_sink reply) {
         password = &p->password;
     }
     if (password == nullptr) {
-        shard_for(f.object).post({std::move(f), std::move(reply)});
+        shard_for(f.object).post({std::move(f), std::move(reply), false, nullptr});
         return;
     }
     // A new password is hashed before the frame is queued, so the shard
@@ -554,12 +554,12 @@ void backend::deliver_internal(frame::frame f, const std::string& asker) {
         return;
     }
     shard& s = shard_for(f.object);
-    s.post({std::move(f), std::move(reply)});
+    s.post({std::move(f), std::move(reply), false, nullptr});
 }
 
 void backend::post_answer(frame::frame f) {
     shard& s = shard_for(f.object);
-    s.post({std::move(f), {}, true});
+    s.post({std::move(f), {}, true, nullptr});
 }
 
 void backend::subscribe(std::string_view object_id, backends::frame_sink sink) {

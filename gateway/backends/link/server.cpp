@@ -238,8 +238,8 @@ private:
             }
             if (auto* r = std::get_if<wire::request>(&m)) {
                 owner_.request(*this, std::move(r->f));
-            } else if (auto* r = std::get_if<wire::received>(&m)) {
-                owner_.acknowledged(*this, r->seq);
+            } else if (auto* got = std::get_if<wire::received>(&m)) {
+                owner_.acknowledged(*this, got->seq);
             } else if (auto* s = std::get_if<wire::subscribe>(&m)) {
                 owner_.subscribe(*this, s->object);
             } else if (auto* u = std::get_if<wire::unsubscribe>(&m)) {
