@@ -128,12 +128,17 @@ std::string_view to_string(framer_errc e) {
 // grammar has, so a line whose last token merely looks like a number never
 // swallows the bytes after it.
 bool client_payload(server_role role, int dialect, std::string_view name, std::size_t params) {
+    // The first command decides the role and carries no payload (VER, USR
+    // and ANS have none): anything else closes the connection, before a
+    // declared payload is waited for and buffered.
+    if (role == server_role::unknown) {
+        return false;
+    }
     // SB `MSG t U|N|A|D len` (§4.5); the rare NS client MSG is `MSG t mode len`.
     if (name == "MSG") {
         return params == 3;
     }
-    // Every other payload command belongs to the notification server. Before
-    // the first command decides the role, the connection is framed as NS.
+    // Every other payload command belongs to the notification server.
     if (role == server_role::switchboard) {
         return false;
     }

@@ -2,7 +2,8 @@
 // ([limits] commands_per_second, relay_bytes_per_second) slow a client
 // down, never cut it: a file transfer over the switchboard (P2P data, each
 // chunk a MSG D) and a burst of PNGs both go through whole, later rather
-// than never. handshake_timeout ends a connection that has not signed in.
+// than never. handshake_timeout ends a connection that has not signed in,
+// and a first command other than VER, USR or ANS ends it before any payload.
 #include "child_process.hpp"
 #include "msnp_client.hpp"
 
@@ -134,4 +135,14 @@ TEST_CASE("a connection not signed in within handshake_timeout is closed; a sign
     REQUIRE(gw.proc->wait_for_line("reason=\"not signed in within handshake_timeout\""));
     // Alice signed in long before and is still served.
     CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
+}
+
+TEST_CASE("a MSG before VER is refused at once, its declared payload never buffered", "[limits]") {
+    limited_gateway gw;
+    tcp_client early(gw.port);
+    early.send("MSG 1 U 65536\r\n");
+    const auto rest = early.read_to_eof(10s);
+    REQUIRE(rest);
+    CHECK(rest->empty());
+    REQUIRE(gw.proc->wait_for_line("first command MSG is neither VER, USR nor ANS"));
 }

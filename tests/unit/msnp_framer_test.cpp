@@ -338,11 +338,14 @@ TEST_CASE("NS payloads are capped at 64 KiB (§2.5)", "[msnp][framer]") {
     CHECK(error_of("UUX 7 65537\r\n", server_role::notification, 12) == framer_errc::payload_too_large);
 }
 
-TEST_CASE("before the role is known the first command is framed as NS", "[msnp][framer]") {
-    CHECK_FALSE(error_of("MSG 1 A 1665\r\n" + std::string(1665, 'x'), server_role::unknown, 0));
-    CHECK(error_of("MSG 1 A 65537\r\n", server_role::unknown, 0) == framer_errc::payload_too_large);
-    const command c = only("QRY 1 msmsgs@msnmsgr.com 2\r\nab", server_role::unknown, 6);
-    CHECK(c.payload == "ab");
+TEST_CASE("before the role is known no command carries a payload", "[msnp][framer]") {
+    // A MSG before VER declaring 64 KiB is a line like any other: the
+    // connection closes on it without waiting for, or buffering, the payload.
+    const command c = only("MSG 1 A 65536\r\n", server_role::unknown, 0);
+    CHECK(c == cmd("MSG", {"1", "A", "65536"}));
+    CHECK_FALSE(c.has_payload);
+    CHECK(only("QRY 1 msmsgs@msnmsgr.com 2\r\n", server_role::unknown, 6) ==
+          cmd("QRY", {"1", "msmsgs@msnmsgr.com", "2"}));
 }
 
 TEST_CASE("role and dialect set between commands apply to the next command", "[msnp][framer]") {
@@ -415,7 +418,8 @@ TEST_CASE("client_payload table", "[msnp][framer]") {
     CHECK_FALSE(client_payload(notification, 12, "MSG", 2));
     CHECK_FALSE(client_payload(notification, 5, "QRY", 3));
     CHECK(client_payload(notification, 6, "QRY", 3));
-    CHECK(client_payload(unknown, 6, "QRY", 3));
+    CHECK_FALSE(client_payload(unknown, 6, "QRY", 3));  // the first command carries none
+    CHECK_FALSE(client_payload(unknown, 0, "MSG", 3));
     CHECK_FALSE(client_payload(switchboard, 12, "QRY", 3));
     CHECK_FALSE(client_payload(notification, 10, "UUX", 2));
     CHECK(client_payload(notification, 11, "UUX", 2));
