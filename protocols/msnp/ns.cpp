@@ -381,7 +381,11 @@ struct ns_session::impl {
         if (!(md5 && dialect <= 7) && !(package == "TWN" && dialect >= 8)) {
             return close("USR " + package + " in MSNP" + std::to_string(dialect));
         }
-        const auto fail = [&] { return close("authentication failed", error_line(911, trid)); };
+        // The log names the handle tried, so brute force against an account shows.
+        const auto fail = [&] {
+            return close(handle.empty() ? "authentication failed" : "authentication failed for " + handle,
+                         error_line(911, trid));
+        };
         if (step == "I") {
             if (at != stage::negotiated) {
                 return close("second USR I");

@@ -146,3 +146,13 @@ TEST_CASE("a MSG before VER is refused at once, its declared payload never buffe
     CHECK(rest->empty());
     REQUIRE(gw.proc->wait_for_line("first command MSG is neither VER, USR nor ANS"));
 }
+
+TEST_CASE("a failed login's log line names the handle tried", "[limits]") {
+    limited_gateway gw;
+    msnp_client guess(gw.port);
+    guess.command("VER 1 MSNP5 CVR0");
+    const auto salt = words(guess.command("USR 2 MD5 I alice@example.com")).at(4);
+    guess.send("USR 3 MD5 S " + md5_hex(salt + "a wrong guess") + "\r\n");
+    CHECK(guess.line() == "911 3");
+    REQUIRE(gw.proc->wait_for_line("reason=\"authentication failed for alice@example.com\""));
+}
