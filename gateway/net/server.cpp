@@ -408,6 +408,25 @@ private:
             // The admin endpoint is light: one acceptor on the first worker.
             const std::size_t count = l.kind == "admin" ? 1 : threads;
             std::uint16_t port = l.port;
+            // SO_REUSEPORT spreads connections over the workers' acceptors,
+            // and would as readily let a second process on the same port
+            // take half of them: a socket bound without it finds one first.
+            if (count > 1 && port != 0) {
+                tcp::acceptor probe(state_.workers.front()->ctx);
+                probe.open(address.is_v6() ? tcp::v6() : tcp::v4(), ec);
+                if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+                if (!ec) probe.bind(tcp::endpoint(address, port), ec);
+                if (ec) {
+                    log::error("listen_failed",
+                               {{"listener", l.kind},
+                                {"address", l.address},
+                                {"port", port},
+                                {"error", ec == asio::error::address_in_use
+                                              ? "the port is in use (another switchyard or another program)"
+                                              : ec.message()}});
+                    return false;
+                }
+            }
             for (std::size_t i = 0; i < count; ++i) {
                 auto loop = std::make_shared<acceptor_loop>(*state_.workers[i], l.kind, factory_for(l.kind));
                 ec = loop->open(tcp::endpoint(address, port), count > 1);

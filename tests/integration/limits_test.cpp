@@ -4,6 +4,8 @@
 // chunk a MSG D) and a burst of PNGs both go through whole, later rather
 // than never. handshake_timeout ends a connection that has not signed in,
 // and a first command other than VER, USR or ANS ends it before any payload.
+// A failed login names the handle in the log; a second gateway on a port
+// already served stops instead of sharing it.
 #include "child_process.hpp"
 #include "msnp_client.hpp"
 
@@ -30,7 +32,7 @@ struct limited_gateway {
     unsigned short port = 0;
 
     explicit limited_gateway(const std::string& limits = {}) {
-        write_file(settings, "[gateway]\ndata_dir = \"data\"\nthreads = 1\n[listeners.msnp]\nport = 0\n"
+        write_file(settings, "[gateway]\ndata_dir = \"data\"\nthreads = 2\n[listeners.msnp]\nport = 0\n"
                              "[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n"
                              "[accounts]\nscrypt_n = 1024\n[limits]\n" + limits);
         write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
@@ -155,4 +157,21 @@ TEST_CASE("a failed login's log line names the handle tried", "[limits]") {
     guess.send("USR 3 MD5 S " + md5_hex(salt + "a wrong guess") + "\r\n");
     CHECK(guess.line() == "911 3");
     REQUIRE(gw.proc->wait_for_line("reason=\"authentication failed for alice@example.com\""));
+}
+
+TEST_CASE("a second gateway on the same port stops with a reason instead of sharing it", "[limits]") {
+    // Two threads: the port is served by an acceptor per thread (SO_REUSEPORT).
+    limited_gateway first;
+    temp_dir other;
+    const fs::path settings = other.path / "switchyard.toml";
+    write_file(settings, "[gateway]\ndata_dir = \"data\"\nthreads = 2\n[listeners.msnp]\nport = " +
+                             std::to_string(first.port) +
+                             "\n[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n");
+    write_file(other.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
+    child_process second({binary, "run", "-c", settings.string()});
+    const auto status = second.wait_exit(10s);
+    INFO(second.output());
+    REQUIRE(status);
+    CHECK(*status != 0);
+    CHECK(second.output().find("the port is in use") != std::string::npos);
 }
