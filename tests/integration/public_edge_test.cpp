@@ -1,4 +1,4 @@
-// The per-connection limits on the real binary. Rate limits
+// The public edge on the real binary. Rate limits
 // ([limits] commands_per_second, relay_bytes_per_second) slow a client
 // down, never cut it: a file transfer over the switchboard (P2P data, each
 // chunk a MSG D) and a burst of PNGs both go through whole, later rather
@@ -69,7 +69,7 @@ std::string p2p_chunk(std::size_t index) {
 
 }  // namespace
 
-TEST_CASE("a switchboard file transfer of megabytes is slowed, not cut", "[limits]") {
+TEST_CASE("a switchboard file transfer of megabytes is slowed, not cut", "[edge]") {
     limited_gateway gw;
     msnp_client alice(gw.port);
     alice.login("alice@example.com", "alice password");
@@ -109,7 +109,7 @@ TEST_CASE("a switchboard file transfer of megabytes is slowed, not cut", "[limit
     CHECK(words(bob.command("CHG 20 AWY")).at(2) == "AWY");
 }
 
-TEST_CASE("a burst of commands over the limit is answered in full, later", "[limits]") {
+TEST_CASE("a burst of commands over the limit is answered in full, later", "[edge]") {
     limited_gateway gw;
     msnp_client alice(gw.port);
     alice.login("alice@example.com", "alice password");
@@ -124,7 +124,7 @@ TEST_CASE("a burst of commands over the limit is answered in full, later", "[lim
     CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
 }
 
-TEST_CASE("a connection not signed in within handshake_timeout is closed; a signed-in one stays", "[limits]") {
+TEST_CASE("a connection not signed in within handshake_timeout is closed; a signed-in one stays", "[edge]") {
     limited_gateway gw("handshake_timeout = \"1s\"\n");
     msnp_client alice(gw.port);
     alice.login("alice@example.com", "alice password");
@@ -139,7 +139,7 @@ TEST_CASE("a connection not signed in within handshake_timeout is closed; a sign
     CHECK(words(alice.command("CHG 20 AWY")).at(2) == "AWY");
 }
 
-TEST_CASE("a MSG before VER is refused at once, its declared payload never buffered", "[limits]") {
+TEST_CASE("a MSG before VER is refused at once, its declared payload never buffered", "[edge]") {
     limited_gateway gw;
     tcp_client early(gw.port);
     early.send("MSG 1 U 65536\r\n");
@@ -149,7 +149,7 @@ TEST_CASE("a MSG before VER is refused at once, its declared payload never buffe
     REQUIRE(gw.proc->wait_for_line("first command MSG is neither VER, USR nor ANS"));
 }
 
-TEST_CASE("a failed login's log line names the handle tried", "[limits]") {
+TEST_CASE("a failed login's log line names the handle tried", "[edge]") {
     limited_gateway gw;
     msnp_client guess(gw.port);
     guess.command("VER 1 MSNP5 CVR0");
@@ -159,7 +159,7 @@ TEST_CASE("a failed login's log line names the handle tried", "[limits]") {
     REQUIRE(gw.proc->wait_for_line("reason=\"authentication failed for alice@example.com\""));
 }
 
-TEST_CASE("a second gateway on the same port stops with a reason instead of sharing it", "[limits]") {
+TEST_CASE("a second gateway on the same port stops with a reason instead of sharing it", "[edge]") {
     // Two threads: the port is served by an acceptor per thread (SO_REUSEPORT).
     limited_gateway first;
     temp_dir other;
