@@ -1,5 +1,7 @@
 #include "protocols/text/text.hpp"
 
+#include <algorithm>
+
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -159,6 +161,8 @@ std::string_view to_string(errc e) {
         return "empty";
     case errc::invalid_handle:
         return "invalid handle";
+    case errc::control_character:
+        return "control character";
     }
     return "unknown text error";
 }
@@ -241,6 +245,20 @@ tl::expected<void, errc> check_text(std::string_view s, std::size_t max_bytes) {
     }
     if (!is_valid_utf8(s)) {
         return tl::make_unexpected(errc::invalid_utf8);
+    }
+    return {};
+}
+
+tl::expected<void, errc> check_line(std::string_view s, std::size_t max_bytes) {
+    if (auto ok = check_text(s, max_bytes); !ok) {
+        return ok;
+    }
+    const bool control = std::any_of(s.begin(), s.end(), [](char c) {
+        const auto b = static_cast<unsigned char>(c);
+        return b < 0x20 || b == 0x7f;
+    });
+    if (control) {
+        return tl::make_unexpected(errc::control_character);
     }
     return {};
 }

@@ -17,6 +17,7 @@ enum class errc {
     too_long,
     empty,
     invalid_handle,
+    control_character,
 };
 
 // Short human-readable reason, suitable for a WebSocket close reason.
@@ -56,6 +57,12 @@ tl::expected<std::string, errc> normalize_handle(std::string_view s, std::size_t
 
 // Valid UTF-8 and at most max_bytes bytes (display names, messages).
 tl::expected<void, errc> check_text(std::string_view s, std::size_t max_bytes);
+
+// check_text, and no control character (0x00-0x1F, 0x7F): what one line
+// shown to others holds (display names, personal messages, group names).
+// NUL, CR, LF, ESC or BEL there would cut protocol lines and logs, or ring
+// and recolour the terminals that print them.
+tl::expected<void, errc> check_line(std::string_view s, std::size_t max_bytes);
 
 // Length in bytes of the longest prefix of valid UTF-8 `s` that is at most
 // max_bytes long and ends on an extended grapheme cluster boundary (root

@@ -661,6 +661,24 @@ TEST_CASE("profile_set reaches only the watchers who see the owner") {
     CHECK(next_presence(bob_q, alice).display_name == alice);
 }
 
+TEST_CASE("names, personal messages and group names hold no control characters") {
+    users_fixture f;
+    for (const std::string& bad : {std::string("Al\0ice", 6), std::string("Alice\r\nOUT"), std::string("\x1b[31mAlice"),
+                                  std::string("Alice\a"), std::string("Alice\x7f")}) {
+        INFO(bad);
+        CHECK(error_of(f.ask(alice, user(alice), profile(bad))) == error_code::invalid_text);
+        frame::profile_set psm;
+        psm.fields = frame::profile_bits::personal_message;
+        psm.personal_message = bad;
+        CHECK(error_of(f.ask(alice, user(alice), psm)) == error_code::invalid_text);
+        CHECK(error_of(f.ask(alice, user(alice), frame::group_change{frame::change_op::add, {"", bad}, 0})) ==
+              error_code::invalid_text);
+    }
+    // Tabs are controls too; plain text and any Unicode letter pass.
+    CHECK(error_of(f.ask(alice, user(alice), profile("Alice\tA."))) == error_code::invalid_text);
+    as<frame::ack>(f.ask(alice, user(alice), profile("Alice \xe2\x98\x83 Liddell")));
+}
+
 TEST_CASE("profile_set changes only the fields it names") {
     users_fixture f;
     change(f, bob, adding(list::forward, alice));

@@ -103,7 +103,7 @@ tl::expected<std::string, account_error> normalize_account_handle(std::string_vi
 }
 
 tl::expected<void, account_error> check_account_name(std::string_view name) {
-    if (auto ok = text::check_text(name, frame::limits::name); !ok) {
+    if (auto ok = text::check_line(name, frame::limits::name); !ok) {
         return fail(account_errc::invalid_name, "invalid display name: " + std::string(text::to_string(ok.error())) +
                                                     "; expected UTF-8 of at most " +
                                                     std::to_string(frame::limits::name) + " bytes");

@@ -76,8 +76,9 @@ std::optional<std::string> group_uuid(std::string_view owner, std::uint64_t vers
 }
 
 // Replies oversize or invalid_text unless `value` is valid UTF-8 within `limit`.
-bool check_text(context& ctx, std::string_view value, std::size_t limit, std::string_view what) {
-    const auto ok = text::check_text(value, limit);
+bool check_text(context& ctx, std::string_view value, std::size_t limit, std::string_view what,
+                bool one_line = false) {
+    const auto ok = one_line ? text::check_line(value, limit) : text::check_text(value, limit);
     if (!ok) {
         ctx.fail(ok.error() == text::errc::too_long ? error_code::oversize : error_code::invalid_text,
                  std::string(what) + ": " + std::string(text::to_string(ok.error())));
@@ -942,7 +943,7 @@ private:
     // The owner's own name for a contact (MSNP `REA` on a contact before
     // MSNP10, `SBP … MFN` from MSNP10; msnp-reference §4.3).
     void rename_contact(const frame::roster_change& r, const std::string& handle, context& ctx) {
-        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
+        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name", true)) {
             return;
         }
         auto found = contacts_.find(handle);
@@ -963,7 +964,7 @@ private:
     // checked again and made then, with what the contact showed.
     void add_contact(const frame::roster_change& r, const std::string& handle, context& ctx,
                      const frame::presence_update* shown = nullptr, bool asked = false) {
-        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name")) {
+        if (!check_text(ctx, r.display_name, ctx.opt.name_bytes, "display name", true)) {
             return;
         }
         const std::uint32_t which = bit(r.which);
@@ -1265,9 +1266,9 @@ private:
             return;
         }
         const auto wanted = [&](std::uint32_t bit) { return (p.fields & bit) != 0; };
-        if ((wanted(bits::display_name) && !check_text(ctx, p.display_name, ctx.opt.name_bytes, "display name")) ||
+        if ((wanted(bits::display_name) && !check_text(ctx, p.display_name, ctx.opt.name_bytes, "display name", true)) ||
             (wanted(bits::personal_message) &&
-             !check_text(ctx, p.personal_message, frame::limits::personal_message, "personal message")) ||
+             !check_text(ctx, p.personal_message, frame::limits::personal_message, "personal message", true)) ||
             (wanted(bits::current_media) &&
              !check_text(ctx, p.current_media, frame::limits::personal_message, "current media")) ||
             (wanted(bits::phone_home) && !check_text(ctx, p.phones.home, frame::limits::phone, "home phone")) ||
@@ -1466,7 +1467,7 @@ private:
             ctx.fail(error_code::invalid_text, "a group needs a name");
             return false;
         }
-        if (!check_text(ctx, name, frame::limits::group_name, "group name")) {
+        if (!check_text(ctx, name, frame::limits::group_name, "group name", true)) {
             return false;
         }
         if (std::any_of(groups_.begin(), groups_.end(), [&](const group_entry& e) { return e.name == name; })) {
