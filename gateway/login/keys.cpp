@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -88,6 +90,17 @@ tl::expected<key_set, std::string> load_or_generate_keys(const config::settings&
     const std::filesystem::path file = s.data_dir / key_file_name;
     std::error_code ec;
     if (std::filesystem::exists(file, ec)) {
+        // Whoever can read the keys can sign tickets and cookies for every
+        // user: a file others may read is refused, not used quietly.
+        const auto perms = std::filesystem::status(file, ec).permissions();
+        if (!ec && (perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) !=
+                       std::filesystem::perms::none) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 07777u);
+            return tl::unexpected(file.string() + ": other users may read or change it (mode " + mode +
+                                  "), and these keys sign every ticket; make it the owner's alone "
+                                  "(chmod 600) and start again");
+        }
         auto keys = read_key_file(file);
         if (!keys) {
             return tl::unexpected(keys.error());

@@ -5,7 +5,8 @@
 // than never. handshake_timeout ends a connection that has not signed in,
 // and a first command other than VER, USR or ANS ends it before any payload.
 // A failed login names the handle in the log; a second gateway on a port
-// already served stops instead of sharing it.
+// already served stops instead of sharing it, and so does one whose signing
+// keys others may read.
 #include "child_process.hpp"
 #include "msnp_client.hpp"
 
@@ -174,4 +175,24 @@ TEST_CASE("a second gateway on the same port stops with a reason instead of shar
     REQUIRE(status);
     CHECK(*status != 0);
     CHECK(second.output().find("the port is in use") != std::string::npos);
+}
+
+TEST_CASE("a signing-key file other users may read is refused with the fix", "[edge]") {
+    temp_dir dir;
+    const fs::path settings = dir.path / "switchyard.toml";
+    write_file(settings, "[gateway]\ndata_dir = \"data\"\n[listeners.msnp]\nport = 0\n"
+                         "[listeners.ws]\nenabled = false\n[listeners.admin]\nport = 0\n");
+    write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
+    fs::create_directories(dir.path / "data");
+    const fs::path keys = dir.path / "data" / "hmac-keys";
+    write_file(keys, "k1 " + std::string(64, 'a') + "\n");
+    fs::permissions(keys, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                              fs::perms::others_read);
+    child_process gateway({binary, "run", "-c", settings.string()});
+    const auto status = gateway.wait_exit(10s);
+    INFO(gateway.output());
+    REQUIRE(status);
+    CHECK(*status != 0);
+    CHECK(gateway.output().find("(mode 0644)") != std::string::npos);
+    CHECK(gateway.output().find("chmod 600") != std::string::npos);
 }
