@@ -24,6 +24,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -314,31 +316,50 @@ void hibernated_memory(const std::filesystem::path& dir, std::size_t objects) {
 int main(int argc, char** argv) {
     std::uint64_t messages = 500000;
     std::size_t rooms = 2000;
-    std::filesystem::path dir;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    std::filesystem::path parent = std::filesystem::temp_directory_path();
+    const auto usage = [] {
+        std::fprintf(stderr, "usage: embedded_bench [--messages N] [--rooms N] [--dir DIR]\n");
+        return 2;
+    };
+    for (int i = 1; i < argc; i += 2) {
         const std::string a = argv[i];
-        if (a == "--messages") messages = std::stoull(argv[i + 1]);
-        else if (a == "--rooms") rooms = std::stoul(argv[i + 1]);
-        else if (a == "--dir") dir = argv[i + 1];
-        else {
-            std::fprintf(stderr, "usage: embedded_bench [--messages N] [--rooms N] [--dir DIR]\n");
-            return 2;
+        if (i + 1 >= argc) return usage();
+        try {
+            if (a == "--messages") messages = std::stoull(argv[i + 1]);
+            else if (a == "--rooms") rooms = std::stoul(argv[i + 1]);
+            else if (a == "--dir") parent = argv[i + 1];
+            else return usage();
+        } catch (const std::exception&) {
+            std::fprintf(stderr, "embedded_bench: %s takes a number, not \"%s\"\n", a.c_str(), argv[i + 1]);
+            return usage();
         }
     }
-    if (dir.empty()) {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "switchyard-bench-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) return 1;
-        dir = tmpl;
+    // The databases go in a directory of the run's own inside DIR (created
+    // when missing), removed at the end: never DIR itself.
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    std::string tmpl = (parent / "switchyard-bench-XXXXXX").string();
+    if (ec || !::mkdtemp(tmpl.data())) {
+        std::fprintf(stderr, "embedded_bench: cannot make a directory in %s: %s\n", parent.c_str(),
+                     (ec ? ec.message() : std::string(std::strerror(errno))).c_str());
+        return 1;
     }
+    const std::filesystem::path dir = tmpl;
     std::printf("# embedded backend benchmark\n\ncommand: ");
     for (int i = 0; i < argc; ++i) std::printf("%s ", argv[i]);
     std::printf("\nmachine: %u cores; database in %s; %u shards\n", std::thread::hardware_concurrency(),
                 dir.c_str(), std::thread::hardware_concurrency());
-    durable_throughput(dir, messages);
-    contact_adds(dir, messages / 10);
-    fanout(dir, messages / 50);
-    wake_latency(dir, rooms);
-    hibernated_memory(dir, rooms * 50);
-    std::filesystem::remove_all(dir);
-    return 0;
+    int status = 0;
+    try {
+        durable_throughput(dir, messages);
+        contact_adds(dir, messages / 10);
+        fanout(dir, messages / 50);
+        wake_latency(dir, rooms);
+        hibernated_memory(dir, rooms * 50);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "embedded_bench: %s\n", e.what());
+        status = 1;
+    }
+    std::filesystem::remove_all(dir, ec);
+    return status;
 }

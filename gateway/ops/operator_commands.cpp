@@ -327,7 +327,10 @@ int room_history(const config::settings& s, const config::route_table& routes, c
     const bool found = exists.step();
     exists.run();
     if ((*db)->failed()) return report((*db)->error());
-    if (!found) return report("no room " + std::string(room_prefix) + id);
+    if (!found) {
+        return report("no room " + std::string(room_prefix) + id +
+                      (id.starts_with("name:") ? "" : " (a named room's id is name:<name>: see room list)"));
+    }
 
     std::vector<std::vector<std::string>> rows{{"SEQ", "TIME", "SENDER", "TEXT"}};
     // The newest `limit` by seq, then oldest first. Slots are seq % 100, so

@@ -273,7 +273,7 @@ TEST_CASE("room list and room history read the rooms and their ring of messages"
 
     r = in.run({"room", "history", "nowhere"});
     CHECK(r.status == 1);
-    CHECK(r.output == "no room room:nowhere\n");
+    CHECK(r.output == "no room room:nowhere (a named room's id is name:<name>: see room list)\n");
 
     r = in.run({"room", "history", "lobby", "--limit", "101"});
     CHECK(r.status != 0);
