@@ -237,10 +237,13 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
 
     REQUIRE(acc.remove("Alice@Example.com"));
     CHECK(f.count("SELECT count(*) FROM outbox") == 0);
-    // Bob's reverse entry for Alice goes too: it holds her list version 9,
-    // and an account created again under her handle counts from 0.
-    CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 0);
-    CHECK(f.count("SELECT count(*) FROM contact_views") == 0);  // gone is offline
+    // Her own reverse list goes; Bob's rows about her are Bob's, and his
+    // object is to be told (departures) to drop them.
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts WHERE owner = 'alice@example.com'") == 0);
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts WHERE owner = 'bob@example.com'") == 1);
+    CHECK(f.count("SELECT count(*) FROM contact_views") == 1);
+    CHECK(f.count("SELECT count(*) FROM departures WHERE owner = 'alice@example.com' AND "
+                  "contact = 'bob@example.com'") == 1);
     CHECK(f.count("SELECT count(*) FROM users WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM credentials WHERE handle = 'alice@example.com'") == 0);
     CHECK(f.count("SELECT count(*) FROM contacts WHERE owner = 'alice@example.com'") == 0);
@@ -258,21 +261,17 @@ TEST_CASE("remove deletes the user with its credentials, lists and groups", "[ac
     CHECK(acc.remove("not a handle").error().code == account_errc::invalid_handle);
 }
 
-TEST_CASE("an account created again starts with the reverse list the others' forward lists imply", "[accounts]") {
+TEST_CASE("an account created again starts with no reverse list of others' making", "[accounts]") {
     fixture f;
     auto acc = f.accounts();
     REQUIRE(acc.add("bob@example.com", "battery staple", false));
-    REQUIRE(acc.add("carol@example.com", "battery staple", false));
-    // Bob kept a removed Alice on his forward list; Carol only blocks her.
-    f.db->exec("UPDATE users SET list_version = 7 WHERE handle = 'bob@example.com'");
+    // Bob kept a removed Alice on his forward list (his object is told she
+    // is gone, and drops her): the new Alice reads no one's rows.
     f.db->exec("INSERT INTO contacts (owner, contact, lists, display_name, contact_id) VALUES "
-               "('bob@example.com', 'alice@example.com', 1, 'Alice', 'c1'), "
-               "('carol@example.com', 'alice@example.com', 4, 'Alice', 'c2')");
+               "('bob@example.com', 'alice@example.com', 1, 'Alice', 'c1')");
     REQUIRE_FALSE(f.db->failed());
     REQUIRE(acc.add("alice@example.com", "correct horse", false));
-    CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 1);
-    CHECK(f.count("SELECT count(*) FROM reverse_contacts WHERE owner = 'alice@example.com' AND "
-                  "contact = 'bob@example.com' AND listed = 1 AND version = 7") == 1);
+    CHECK(f.count("SELECT count(*) FROM reverse_contacts") == 0);
 }
 
 TEST_CASE("storage errors are reported and leave nothing half written", "[accounts]") {

@@ -316,15 +316,6 @@ result insert_account(database& db, std::string_view handle, std::string_view di
     db.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, ?3)")
         .bind(handle, display_name.empty() ? handle : display_name, created_ms)
         .run();
-    // Users who kept a removed account of this handle on their forward
-    // lists were told of its removal by nobody, and will send no notice
-    // to the new one: it starts with the reverse list those lists imply,
-    // as the schema version 4 upgrade gave every user.
-    db.prepare("INSERT INTO reverse_contacts (owner, contact, listed, display_name, version) "
-               "SELECT c.contact, c.owner, 1, u.display_name, u.list_version FROM contacts AS c "
-               "JOIN users AS u ON u.handle = c.owner WHERE c.contact = ?1 AND (c.lists & 1) != 0")
-        .bind(handle)
-        .run();
     store(db, handle, password, md5);
     return {};
 }
@@ -350,16 +341,26 @@ result replace_password(database& db, std::string_view handle, const hashed_pass
 }
 
 void delete_account(database& db, std::string_view handle) {
-    // Credentials, lists, groups and the outbox go with the row (ON
-    // DELETE CASCADE). Other users' reverse entries for it go too: they
-    // hold the last list version its notices carried, and an account
-    // created again under the handle counts its versions from 0.
+    // Its contacts hold rows about it: those on its forward list its place
+    // on their reverse lists, those with it on theirs their lists' entry,
+    // view and phones. Only their objects may drop those: each is told,
+    // until it acknowledges, from this table, which outlives the account.
+    db.prepare("INSERT OR IGNORE INTO departures (owner, contact) "
+               "SELECT owner, contact FROM contacts WHERE owner = ?1 AND (lists & 1) != 0 "
+               "UNION SELECT owner, contact FROM reverse_contacts WHERE owner = ?1 AND listed = 1")
+        .bind(handle)
+        .run();
+    // Its own rows: credentials, lists, groups, reverse list, views and the
+    // outbox go with the users row (ON DELETE CASCADE).
     db.prepare("DELETE FROM users WHERE handle = ?1").bind(handle).run();
-    db.prepare("DELETE FROM reverse_contacts WHERE contact = ?1").bind(handle).run();
-    // And what it last showed its watchers: an account that is gone is
-    // offline to everyone, with no phones.
-    db.prepare("DELETE FROM contact_views WHERE contact = ?1").bind(handle).run();
-    db.prepare("DELETE FROM contact_phones WHERE contact = ?1").bind(handle).run();
+}
+
+std::vector<std::string> departures_of(database& db, std::string_view handle) {
+    std::vector<std::string> out;
+    auto& q = db.prepare("SELECT contact FROM departures WHERE owner = ?1 ORDER BY contact");
+    q.bind(handle);
+    while (q.step()) out.push_back(q.text(0));
+    return out;
 }
 
 std::vector<account_info> list_accounts(database& db, std::string_view after, std::size_t limit) {

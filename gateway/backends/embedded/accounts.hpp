@@ -68,9 +68,11 @@ tl::expected<void, account_error> insert_account(database& db, std::string_view 
 // `md5_login` unset keeps the MD5 record if there is one (and renews it).
 tl::expected<void, account_error> replace_password(database& db, std::string_view handle,
                                                    const hashed_password& password, std::optional<bool> md5_login);
-// The user's rows with its credentials, and the others' reverse entries and
-// views of it.
+// The user's rows with its credentials; its contacts (FL, and RL) are
+// recorded in `departures`, to be told it is gone.
 void delete_account(database& db, std::string_view handle);
+// The contacts a removed account has not heard back from.
+std::vector<std::string> departures_of(database& db, std::string_view handle);
 // In handle order, after `after`.
 std::vector<account_info> list_accounts(database& db, std::string_view after = {},
                                         std::size_t limit = static_cast<std::size_t>(-1));

@@ -15,7 +15,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 5;
+constexpr int schema_version = 6;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -240,6 +240,20 @@ CREATE TABLE IF NOT EXISTS user_rooms (
 ) WITHOUT ROWID;
 )sql";
 
+// The table schema version 6 added: in a new database and in the upgrades.
+constexpr const char* tables_added_in_v6 = R"sql(
+-- A removed account's word to its contacts (those on its forward list and
+-- those with it on theirs) that it is gone, kept past its other rows until
+-- each contact's object acknowledges it: each drops what it holds of the
+-- account (gateway/backends/README.md, "Accounts"). Added by schema
+-- version 6.
+CREATE TABLE IF NOT EXISTS departures (
+    owner    TEXT NOT NULL,
+    contact  TEXT NOT NULL,
+    PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+)sql";
+
 // Version 4 databases had user objects read their contacts' phones from
 // the contacts' rows: each user gets, once, what those rows show it now.
 constexpr const char* upgrade_v4_to_v5 = R"sql(
@@ -318,6 +332,9 @@ void create_schema(database& db) {
     }
     if (v >= 1 && v <= 4) {
         db.exec(upgrade_v4_to_v5);
+    }
+    if (v <= 5) {
+        db.exec(tables_added_in_v6);
     }
     if (v != schema_version) {
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));

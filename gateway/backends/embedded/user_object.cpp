@@ -180,6 +180,13 @@ public:
             return;
         }
         if (!exists_) {
+            // A contact has dropped what it held of this removed account.
+            if (f.corr == 0 && !f.sender.empty() && std::holds_alternative<frame::ack>(f.content)) {
+                ctx.db.prepare("DELETE FROM departures WHERE owner = ?1 AND contact = ?2")
+                    .bind(me_.handle, f.sender)
+                    .run();
+                return;
+            }
             ctx.fail(error_code::unknown_object, "no user " + me_.handle);
             return;
         }
@@ -372,9 +379,13 @@ private:
     // ------------------------------------------------------------ accounts
 
     // Account frames come from the gateway itself (its login services and
-    // the operator commands; codecs never make them) and may find the
-    // account missing: they are answered before anything else.
+    // the operator commands; codecs never make them), with no sender, and
+    // may find the account missing: they are answered before anything
+    // else. (An account_delete from another object is its departure.)
     bool account_request(const frame::frame& f, context& ctx) {
+        if (!f.sender.empty()) {
+            return false;
+        }
         return std::visit(
             [&](const auto& body) {
                 using T = std::decay_t<decltype(body)>;
@@ -455,8 +466,55 @@ private:
         fan_out(ctx, before);
         ctx.db.prepare("DELETE FROM presence WHERE handle = ?1").bind(me_.handle).run();
         delete_account(ctx.db, me_.handle);
+        for (const std::string& contact : departures_of(ctx.db, me_.handle)) {
+            ctx.send(departure_notice(me_.handle, contact));
+        }
         load(ctx.db);
         ctx.reply(frame::ack{});
+    }
+
+    // A contact's account was removed (its object's departure notice, sent
+    // again until acknowledged): what the owner holds of it goes. Its
+    // entries on the owner's lists are removed, each published at a new
+    // list version as if the owner had made it, and so is its place on the
+    // reverse list; its view and phones go. An account created again under
+    // the handle starts from nothing on both sides. Applying it twice
+    // changes nothing the second time.
+    void departed(const std::string& gone, context& ctx) {
+        if (const auto it = contacts_.find(gone); it != contacts_.end()) {
+            const std::uint32_t lists = it->second.lists;
+            const std::string name = it->second.display_name;
+            contacts_.erase(it);
+            ctx.db.prepare("DELETE FROM contacts WHERE owner = ?1 AND contact = ?2").bind(me_.handle, gone).run();
+            for (const frame::list l : {frame::list::forward, frame::list::allow, frame::list::block}) {
+                if (lists & bit(l)) {
+                    bump_version(ctx);
+                    ctx.publish(frame::frame{0, {}, me_.handle,
+                                             frame::roster_change{frame::change_op::remove, l, gone, name, {},
+                                                                  me_.list_version, {}, {}}});
+                }
+            }
+        }
+        auto& q = ctx.db.prepare(
+            "SELECT display_name FROM reverse_contacts WHERE owner = ?1 AND contact = ?2 AND listed = 1");
+        q.bind(me_.handle, gone);
+        std::optional<std::string> listed;
+        if (q.step()) {
+            listed = q.text(0);
+            q.run();
+        }
+        for (const char* table : {"reverse_contacts", "contact_views", "contact_phones", "outbox"}) {
+            ctx.db.prepare(std::string("DELETE FROM ") + table + " WHERE owner = ?1 AND contact = ?2")
+                .bind(me_.handle, gone)
+                .run();
+        }
+        if (listed) {
+            bump_version(ctx);
+            ctx.publish(frame::frame{0, {}, me_.handle,
+                                     frame::roster_change{frame::change_op::remove, frame::list::reverse, gone,
+                                                          *listed, {}, me_.list_version, {}, {}}});
+        }
+        ctx.send(frame::frame{0, user_object_id(gone), me_.handle, frame::ack{}});
     }
 
     void account(const frame::account_check& c, context& ctx) {
@@ -507,6 +565,10 @@ private:
             }
         }
         if (f.corr == 0) {
+            if (std::holds_alternative<frame::account_delete>(f.content)) {
+                departed(f.sender, ctx);
+                return;
+            }
             if (const auto* r = std::get_if<frame::roster_change>(&f.content); r && r->which == frame::list::reverse) {
                 if (r->op == frame::change_op::rename) {
                     contact_phones_notice(f.sender, *r, ctx);

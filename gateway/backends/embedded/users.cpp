@@ -69,7 +69,17 @@ std::vector<frame::frame> unacknowledged_notices(database& db) {
                                                                                     : frame::change_op::add;
         out.push_back(reverse_notice(q.text(0), q.text(1), op, q.text(3), static_cast<std::uint64_t>(q.integer(4))));
     }
+    // Removed accounts' word to their contacts that they are gone.
+    auto& d = db.prepare("SELECT owner, contact FROM departures ORDER BY owner, contact");
+    d.bind();
+    while (d.step()) {
+        out.push_back(departure_notice(d.text(0), d.text(1)));
+    }
     return out;
+}
+
+frame::frame departure_notice(std::string_view owner, std::string_view contact) {
+    return frame::frame{0, "user:" + std::string(contact), std::string(owner), frame::account_delete{}};
 }
 
 }  // namespace switchyard::gateway::embedded

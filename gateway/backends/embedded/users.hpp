@@ -61,8 +61,14 @@ bool is_online(frame::status s);
 frame::frame reverse_notice(std::string_view owner, std::string_view contact, frame::change_op op,
                             std::string display_name, std::uint64_t version);
 
-// The notices in every user's outbox: sent, and not acknowledged by the
-// contact's object. The backend sends them again when it starts.
+// What the removed account `owner` tells `contact`'s object: that it is
+// gone (account_delete from another object; gateway/backends/README.md,
+// "Accounts").
+frame::frame departure_notice(std::string_view owner, std::string_view contact);
+
+// The notices in every user's outbox, and removed accounts' departures:
+// sent, and not acknowledged by the contact's object. The backend sends
+// them again when it starts.
 std::vector<frame::frame> unacknowledged_notices(database& db);
 
 }  // namespace switchyard::gateway::embedded
