@@ -13,8 +13,6 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <cstdio>
-#include <cstdlib>
 #include <thread>
 #include <filesystem>
 
@@ -54,7 +52,6 @@ struct limited_gateway {
     ~limited_gateway() {
         proc->signal(SIGTERM);
         proc->wait_exit();
-        if (std::getenv("SHOW_GATEWAY")) std::fprintf(stderr, "%s\n", proc->output().c_str());
     }
 };
 
