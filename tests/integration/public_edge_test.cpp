@@ -13,7 +13,6 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
-#include <thread>
 #include <filesystem>
 
 using namespace switchyard::test;
