@@ -334,13 +334,21 @@ private:
             try {
                 std::error_code ec;
                 std::filesystem::create_directories(s.data_dir, ec);
-                state_.objects.add_backend(b.name, std::make_shared<embedded::backend>(opt));
+                auto backend = std::make_shared<embedded::backend>(opt);
+                embedded_.push_back(backend);
+                state_.objects.add_backend(b.name, std::move(backend));
             } catch (const std::exception& e) {
                 log::error("backend_failed", {{"name", b.name}, {"error", e.what()}});
                 return false;
             }
             log::info("backend", {{"name", b.name}, {"kind", config::to_string(b.kind)}, {"file", opt.file.string()}});
         }
+        // Notices left from the last run cross the hub: every backend is in
+        // it now, so none is dropped for want of its target.
+        for (const auto& e : embedded_) {
+            e->send_unacknowledged();
+        }
+        embedded_.clear();
         return true;
     }
 
@@ -584,6 +592,7 @@ private:
     std::vector<std::shared_ptr<acceptor_loop>> acceptors_;
     std::unique_ptr<link::server> link_;  // [listeners.link], when enabled
     std::unique_ptr<control::server> control_;
+    std::vector<std::shared_ptr<embedded::backend>> embedded_;  // while open_backends wires them
     std::string msnp_endpoint_;  // host:port MSNP clients are sent to for switchboards
     std::optional<asio::steady_timer> deadline_;
     std::optional<asio::steady_timer> sweep_;  // TLS session caches

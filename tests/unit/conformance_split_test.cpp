@@ -115,8 +115,10 @@ private:
         auto two = open(two_);
         be_one_ = one.get();
         be_two_ = two.get();
-        hub_->add_backend("one", std::move(one));
-        hub_->add_backend("two", std::move(two));
+        hub_->add_backend("one", one);
+        hub_->add_backend("two", two);
+        one->send_unacknowledged();
+        two->send_unacknowledged();
         adapter_ = std::make_unique<hub_adapter>(*hub_);
     }
 

@@ -110,7 +110,10 @@ struct embedded_fixture {
         std::filesystem::remove_all(dir, ec);
     }
 
-    void start() { be = std::make_unique<embedded::backend>(opt); }
+    void start() {
+        be = std::make_unique<embedded::backend>(opt);
+        be->send_unacknowledged();  // a router reaching `be` (outbound) can now
+    }
     // Stops the backend (applying what was sent) and starts a new one on the same file.
     void restart() {
         be.reset();

@@ -34,7 +34,7 @@ struct routed_fixture {
 
     routed_fixture() {
         // By default, to this backend's own objects.
-        *route = [this](frame::frame fr, gateway::backends::frame_sink reply) { f.be->send(std::move(fr), std::move(reply)); };
+        *route = local();
         for (const std::string& h : {alice, bob, carol}) f.add_user(h);
     }
 
@@ -47,11 +47,19 @@ struct routed_fixture {
         return o;
     }
 
+    // To this backend's own objects; while the backend stops (or starts
+    // again), what its objects send is dropped, as the hub drops it.
+    route_fn local() {
+        return [this](frame::frame fr, gateway::backends::frame_sink reply) {
+            if (f.be) f.be->send(std::move(fr), std::move(reply));
+        };
+    }
+
     // Frames to `object` are lost: neither applied nor answered, as when a
     // link drops them and the node restarts.
     void lose_frames_to(const std::string& object) {
         *route = [this, object](frame::frame fr, gateway::backends::frame_sink reply) {
-            if (fr.object != object) f.be->send(std::move(fr), std::move(reply));
+            if (fr.object != object && f.be) f.be->send(std::move(fr), std::move(reply));
         };
     }
 
@@ -169,4 +177,24 @@ TEST_CASE("an invitation whose answer is lost ends with backend_unavailable and 
           error_code::not_allowed);
     *t.route = [&t](frame::frame fr, gateway::backends::frame_sink reply) { t.f.be->send(std::move(fr), std::move(reply)); };
     as<frame::ack>(t.f.ask(alice, sb, frame::room_invite{bob, {}, {}}));
+}
+
+// A removed account's departure notice lost on its way (the process killed
+// after the removal committed, or the contact's backend down): the backend
+// sends it again when it starts, ahead of every frame of the new run, and
+// the contact drops the account then.
+TEST_CASE("a lost departure is sent again at start, and the contact drops the removed account", "[request]") {
+    routed_fixture t;
+    as<frame::roster_change>(t.f.ask(bob, "user:" + bob, forward(alice)));
+    const auto listed = [&] {
+        const auto r = as<frame::roster>(t.f.ask(bob, "user:" + bob, frame::roster_get{}));
+        return std::ranges::any_of(r.entries, [](const frame::roster_entry& e) { return e.handle == alice; });
+    };
+    t.lose_frames_to("user:" + bob);
+    as<frame::ack>(t.f.ask({}, "user:" + alice, frame::account_delete{}));
+    CHECK(listed());  // the departure was lost
+
+    *t.route = t.local();
+    t.f.restart();
+    CHECK_FALSE(listed());
 }

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 namespace switchyard::gateway::embedded {
 
@@ -448,9 +449,18 @@ backend::backend(options opt) : opt_(std::move(opt)), lock_fd_(lock_database(opt
         shards_.push_back(std::make_unique<shard>(*this, opt_));
     }
     // Notices whose receivers may not have applied them before the last run
-    // ended (gateway/backends/README.md, "Reverse-list exchange"): ahead of
-    // every frame of this run, so each pair's notices stay in order.
-    for (frame::frame& f : unacknowledged) {
+    // ended (gateway/backends/README.md, "Reverse-list exchange"), and
+    // removed accounts' departures: ahead of every frame of this run, so
+    // each pair's notices stay in order. Through a router, only once it
+    // reaches this backend and the others (send_unacknowledged).
+    unacknowledged_ = std::move(unacknowledged);
+    if (!opt_.outbound) {
+        send_unacknowledged();
+    }
+}
+
+void backend::send_unacknowledged() {
+    for (frame::frame& f : std::exchange(unacknowledged_, {})) {
         deliver_internal(std::move(f));
     }
 }

@@ -123,6 +123,11 @@ public:
     // without one; used by shards after they commit. `asker`: the asking
     // object's id for a request (the answer is queued to it), else empty.
     void deliver_internal(frame::frame f, const std::string& asker = {});
+    // Sends what the last run left unacknowledged (list notices, removed
+    // accounts' departures), once. A backend without options::outbound
+    // does it as it starts; one with a router, once the router reaches
+    // every backend, this one included, and before any other frame.
+    void send_unacknowledged();
     // A reply an object left to the password pool (context::reply_later).
     void reply_later(later_reply r);
 
@@ -143,6 +148,7 @@ private:
     options opt_;
     int lock_fd_ = -1;
     std::unique_ptr<password_pool> passwords_;
+    std::vector<frame::frame> unacknowledged_;  // until send_unacknowledged
     std::vector<std::unique_ptr<shard>> shards_;
 };
 
