@@ -68,8 +68,8 @@ std::string msnp_services::issue_sb_cookie(const msnp::sb_grant& grant) {
                                 now_ms());
 }
 
-std::optional<msnp::sb_grant> msnp_services::redeem_sb_cookie(std::string_view cookie) {
-    auto claims = tokens_.redeem_cookie(cookie, now_ms());
+std::optional<msnp::sb_grant> msnp_services::redeem_sb_cookie(std::string_view cookie, std::string_view handle) {
+    auto claims = tokens_.redeem_cookie(cookie, handle, now_ms());
     if (!claims) {
         return std::nullopt;
     }

@@ -23,7 +23,7 @@ public:
     bool verify_md5(std::string_view handle, std::string_view response_hex) override;
     std::optional<std::string> verify_ticket(std::string_view ticket) override;
     std::string issue_sb_cookie(const msnp::sb_grant& grant) override;
-    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override;
+    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie, std::string_view handle) override;
     std::string new_room_id() override;
     std::string new_endpoint_id() override;
     std::string sb_endpoint() override { return sb_endpoint_; }

@@ -188,9 +188,10 @@ std::string token_service::issue_cookie(const cookie_claims& claims, std::uint64
                  {claims.handle, claims.room, dialect, claims.display_name, capabilities});
 }
 
-std::optional<cookie_claims> token_service::redeem_cookie(std::string_view cookie, std::uint64_t now_ms) {
+std::optional<cookie_claims> token_service::redeem_cookie(std::string_view cookie, std::string_view handle,
+                                                         std::uint64_t now_ms) {
     auto v = verify(cookie_kind, cookie, now_ms, 5);
-    if (!v) return std::nullopt;
+    if (!v || v->fields[0] != handle) return std::nullopt;
     cookie_claims claims{std::move(v->fields[0]), std::move(v->fields[1]), 0, std::move(v->fields[3]), 0};
     const auto decimal = [](const std::string& text, auto& out) {
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -199,9 +200,19 @@ std::optional<cookie_claims> token_service::redeem_cookie(std::string_view cooki
     if (!decimal(v->fields[2], claims.dialect) || !decimal(v->fields[4], claims.capabilities)) return std::nullopt;
 
     const std::lock_guard lock(redeemed_mutex_);
-    while (!redeemed_.empty() && redeemed_.begin()->first <= now_ms) redeemed_.erase(redeemed_.begin());
+    while (!redeemed_.empty() && redeemed_.begin()->first.first <= now_ms) {
+        const auto count = redeemed_by_handle_.find(redeemed_.begin()->second);
+        if (--count->second == 0) redeemed_by_handle_.erase(count);
+        redeemed_.erase(redeemed_.begin());
+    }
     if (redeemed_.size() >= options_.max_redeemed_cookies) return std::nullopt;
-    if (!redeemed_.emplace(v->expiry_ms, v->id).second) return std::nullopt;
+    auto& mine = redeemed_by_handle_[claims.handle];
+    if (mine >= options_.max_redeemed_cookies_per_handle ||
+        !redeemed_.emplace(std::pair{v->expiry_ms, v->id}, claims.handle).second) {
+        if (mine == 0) redeemed_by_handle_.erase(claims.handle);
+        return std::nullopt;
+    }
+    ++mine;
     return claims;
 }
 

@@ -30,9 +30,10 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -55,8 +56,10 @@ struct token_options {
     std::chrono::milliseconds ticket_lifetime{std::chrono::hours(24)};
     // Escargot issues XFR and RNG cookies for 120 s (msnp-reference section 4.4).
     std::chrono::milliseconds cookie_lifetime{std::chrono::seconds(120)};
-    // Redeemed cookies remembered until they expire (see redeem_cookie).
-    std::size_t max_redeemed_cookies = 1u << 16;
+    // Redeemed cookies remembered until they expire (see redeem_cookie), in
+    // all and per handle: one account cannot fill the guard for everyone.
+    std::size_t max_redeemed_cookies = 1u << 18;
+    std::size_t max_redeemed_cookies_per_handle = 256;
 };
 
 // Issues and checks tokens. Thread-safe: every gateway thread shares one.
@@ -77,17 +80,23 @@ public:
     std::optional<std::string> verify_ticket(std::string_view token, std::uint64_t now_ms) const;
 
     std::string issue_cookie(const cookie_claims& claims, std::uint64_t now_ms) const;
-    // The claims of a valid, unexpired cookie presented for the first time.
+    // The claims of a valid, unexpired cookie presented for the first time
+    // by the handle it was issued to (`handle`, normalised). A cookie
+    // presented with another handle is refused and stays unspent, so
+    // whoever sees a cookie cannot burn it for its owner.
     //
     // Single use is a replay guard kept in this process only: it remembers
     // each redeemed cookie until the cookie expires (cookie_lifetime), at
-    // most max_redeemed_cookies of them. When that many unexpired cookies
-    // have been redeemed, further ones are refused rather than forgotten
-    // early, so the guard never lets a replay through; the bound caps memory.
+    // most max_redeemed_cookies of them and max_redeemed_cookies_per_handle
+    // per handle. When a bound is reached, further cookies (of that handle)
+    // are refused rather than others forgotten early, so the guard never
+    // lets a replay through; the bounds cap memory, and the one per handle
+    // keeps an account opening switchboards without end from refusing
+    // everyone else's (256 in two minutes is far beyond what a person opens).
     // Another gateway does not see this set, so a stolen cookie could be
     // replayed there once within its two minutes; the SB still checks that
     // the handle presented matches the cookie's.
-    std::optional<cookie_claims> redeem_cookie(std::string_view cookie, std::uint64_t now_ms);
+    std::optional<cookie_claims> redeem_cookie(std::string_view cookie, std::string_view handle, std::uint64_t now_ms);
 
     // Cookies remembered as redeemed and not yet expired at the last redeem.
     std::size_t redeemed_cookies() const;
@@ -111,8 +120,10 @@ private:
     token_options options_;
     mutable std::mutex redeemed_mutex_;
     // Ordered by expiry, so expired entries are pruned from the front; the
-    // token's authenticated expiry and nonce together identify it.
-    std::set<std::pair<std::uint64_t, nonce>> redeemed_;
+    // token's authenticated expiry and nonce together identify it. The
+    // value is the handle it was issued to, counted in redeemed_by_handle_.
+    std::map<std::pair<std::uint64_t, nonce>, std::string> redeemed_;
+    std::unordered_map<std::string, std::size_t> redeemed_by_handle_;
 };
 
 // The token in what an MSNP8+ client sends in `USR t TWN S` (msnp-reference

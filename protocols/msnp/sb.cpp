@@ -141,11 +141,12 @@ struct sb_session::impl {
         }
         auth_trid = c.params[0];
         claimed_handle = c.params[1];
-        // Redeemed whatever follows: a cookie is good for one attempt (§4.4).
-        const auto grant = svc.redeem_sb_cookie(c.params[2]);
+        // Redeemed by the handle it was issued to, whatever follows: a
+        // cookie is good for one attempt by its owner (§4.4).
         const auto claimed = text::normalize_handle(url_decode(claimed_handle));
-        if (!grant || !claimed || text::normalize_handle(grant->handle) != claimed ||
-            !grant->room.starts_with("room:") || (answering && grant->room != "room:" + url_decode(c.params[3]))) {
+        const auto grant = claimed ? svc.redeem_sb_cookie(c.params[2], *claimed) : std::nullopt;
+        if (!grant || !grant->room.starts_with("room:") ||
+            (answering && grant->room != "room:" + url_decode(c.params[3]))) {
             return close("switchboard cookie refused", line({"911", auth_trid}));
         }
         handle = *claimed;

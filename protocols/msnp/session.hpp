@@ -44,8 +44,10 @@ public:
     virtual std::optional<std::string> verify_ticket(std::string_view ticket) = 0;
 
     // Switchboard cookies (§4.4): self-verifying, single use, short-lived.
+    // Redeeming names the handle the client presents (normalised): a cookie
+    // issued to another handle is refused and stays unspent.
     virtual std::string issue_sb_cookie(const sb_grant& grant) = 0;
-    virtual std::optional<sb_grant> redeem_sb_cookie(std::string_view cookie) = 0;
+    virtual std::optional<sb_grant> redeem_sb_cookie(std::string_view cookie, std::string_view handle) = 0;
 
     virtual std::string new_room_id() = 0;       // without "room:"
     virtual std::string new_endpoint_id() = 0;   // one per NS connection

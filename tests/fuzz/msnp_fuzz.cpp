@@ -133,7 +133,7 @@ public:
         grant_ = g;
         return "cookie";
     }
-    std::optional<sb_grant> redeem_sb_cookie(std::string_view) override {
+    std::optional<sb_grant> redeem_sb_cookie(std::string_view, std::string_view) override {
         sb_grant g = grant_;
         if (g.handle.empty()) g = {"alice@example.com", "room:r1", 12, "Alice"};
         return g;

@@ -40,9 +40,9 @@ public:
         cookies_[cookie] = g;
         return cookie;
     }
-    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override {
+    std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie, std::string_view handle) override {
         auto it = cookies_.find(std::string(cookie));
-        if (it == cookies_.end()) return std::nullopt;
+        if (it == cookies_.end() || it->second.handle != handle) return std::nullopt;
         auto g = it->second;
         cookies_.erase(it);
         return g;

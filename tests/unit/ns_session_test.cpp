@@ -187,7 +187,8 @@ TEST_CASE("MSNP5 MD5 login, SYN and presence as in Appendix B.1", "[ns]") {
     const std::string xfr = a.send("XFR 8 SB");
     const std::string xfr_head = "XFR 8 SB 127.0.0.1:1863 CKI ";
     REQUIRE(xfr.starts_with(xfr_head));
-    const auto grant = w.svc.redeem_sb_cookie(xfr.substr(xfr_head.size(), xfr.size() - xfr_head.size() - 2));
+    const auto grant = w.svc.redeem_sb_cookie(xfr.substr(xfr_head.size(), xfr.size() - xfr_head.size() - 2),
+                                              "alice@example.com");
     REQUIRE(grant);
     CHECK(grant->handle == "alice@example.com");
     CHECK(grant->room.starts_with("room:sb"));
@@ -775,7 +776,7 @@ TEST_CASE("XFR SB needs a first CHG and gives a cookie for a new room; RNG for a
     const std::string xfr = a.send("XFR 8 SB");
     const std::string head = "XFR 8 SB 127.0.0.1:1863 CKI ";
     REQUIRE(xfr.starts_with(head));
-    const auto grant = w.svc.redeem_sb_cookie(xfr.substr(head.size(), xfr.size() - head.size() - 2));
+    const auto grant = w.svc.redeem_sb_cookie(xfr.substr(head.size(), xfr.size() - head.size() - 2), "alice@example.com");
     REQUIRE(grant);
     CHECK(grant->dialect == 12);
     CHECK(grant->display_name == "Alice A.");
@@ -793,7 +794,7 @@ TEST_CASE("XFR SB needs a first CHG and gives a cookie for a new room; RNG for a
     const auto space = rng.find(' ', rng_head.size());
     REQUIRE(space != std::string::npos);
     CHECK(rng.substr(space) == " alice@example.com Alice%20A.\r\n");
-    const auto bob_grant = w.svc.redeem_sb_cookie(rng.substr(rng_head.size(), space - rng_head.size()));
+    const auto bob_grant = w.svc.redeem_sb_cookie(rng.substr(rng_head.size(), space - rng_head.size()), "bob@example.com");
     REQUIRE(bob_grant);
     CHECK(bob_grant->handle == "bob@example.com");
     CHECK(bob_grant->room == room);

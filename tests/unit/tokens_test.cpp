@@ -13,6 +13,7 @@ namespace {
 const config::hmac_key key_a{"a1", std::string(32, 'A')};
 const config::hmac_key key_b{"b2", std::string(32, 'B')};
 constexpr std::uint64_t t0 = 1'700'000'000'000;
+constexpr std::string_view alice = "alice@example.com";
 
 const cookie_claims sample_claims{"alice@example.com", "room:0123456789abcdef0123456789abcdef", 12,
                                   "Alice, the \"first\" % 100 & more \xe2\x98\x83", 0x40000024};
@@ -66,7 +67,7 @@ TEST_CASE("changing any character of a token breaks it", "[tokens]") {
     const std::string cookie = tokens.issue_cookie(sample_claims, t0);
     for (const auto& t : tampered(cookie)) {
         INFO(t);
-        CHECK_FALSE(tokens.redeem_cookie(t, t0));
+        CHECK_FALSE(tokens.redeem_cookie(t, alice, t0));
     }
     // Cut short, extended, or empty.
     CHECK_FALSE(tokens.verify_ticket(ticket.substr(0, ticket.size() - 1), t0));
@@ -76,12 +77,12 @@ TEST_CASE("changing any character of a token breaks it", "[tokens]") {
     CHECK_FALSE(tokens.verify_ticket(std::string(10000, 'A'), t0));
     // The untouched ones still work.
     CHECK(tokens.verify_ticket(ticket, t0));
-    CHECK(tokens.redeem_cookie(cookie, t0) == sample_claims);
+    CHECK(tokens.redeem_cookie(cookie, alice, t0) == sample_claims);
 }
 
 TEST_CASE("a token of one kind is not accepted as the other", "[tokens]") {
     token_service tokens({key_a});
-    CHECK_FALSE(tokens.redeem_cookie(tokens.issue_ticket("alice@example.com", t0), t0));
+    CHECK_FALSE(tokens.redeem_cookie(tokens.issue_ticket("alice@example.com", t0), alice, t0));
     CHECK_FALSE(tokens.verify_ticket(tokens.issue_cookie(sample_claims, t0), t0));
 }
 
@@ -104,7 +105,7 @@ TEST_CASE("keys: a token from an unknown key fails; a rotated-out key still veri
     CHECK_FALSE(old_gateway.verify_ticket(fresh, t0));
 
     const std::string cookie = old_gateway.issue_cookie(sample_claims, t0);
-    CHECK(rotated.redeem_cookie(cookie, t0) == sample_claims);
+    CHECK(rotated.redeem_cookie(cookie, alice, t0) == sample_claims);
 }
 
 TEST_CASE("a cookie carries its claims, once, for two minutes", "[tokens]") {
@@ -114,24 +115,24 @@ TEST_CASE("a cookie carries its claims, once, for two minutes", "[tokens]") {
     CHECK(safe_as_parameter(cookie));
 
     SECTION("single use") {
-        CHECK(tokens.redeem_cookie(cookie, t0 + 1000) == sample_claims);
-        CHECK_FALSE(tokens.redeem_cookie(cookie, t0 + 1001));
+        CHECK(tokens.redeem_cookie(cookie, alice, t0 + 1000) == sample_claims);
+        CHECK_FALSE(tokens.redeem_cookie(cookie, alice, t0 + 1001));
         CHECK(tokens.redeemed_cookies() == 1);
         // Another gateway's guard has not seen it (documented limit).
         token_service other({key_a});
-        CHECK(other.redeem_cookie(cookie, t0 + 1002) == sample_claims);
+        CHECK(other.redeem_cookie(cookie, alice, t0 + 1002) == sample_claims);
     }
     SECTION("expiry") {
-        CHECK_FALSE(tokens.redeem_cookie(cookie, t0 + 120'000));
-        CHECK(tokens.redeem_cookie(cookie, t0 + 119'999) == sample_claims);
+        CHECK_FALSE(tokens.redeem_cookie(cookie, alice, t0 + 120'000));
+        CHECK(tokens.redeem_cookie(cookie, alice, t0 + 119'999) == sample_claims);
     }
     SECTION("empty and extreme fields") {
         const cookie_claims bare{"", "", -1, ""};
-        CHECK(tokens.redeem_cookie(tokens.issue_cookie(bare, t0), t0) == bare);
+        CHECK(tokens.redeem_cookie(tokens.issue_cookie(bare, t0), "", t0) == bare);
         const cookie_claims long_name{"bob@example.com", "room:x", 18, std::string(387, 'x')};
         const std::string c = tokens.issue_cookie(long_name, t0);
         CHECK(c.size() < 1024);
-        CHECK(tokens.redeem_cookie(c, t0) == long_name);
+        CHECK(tokens.redeem_cookie(c, "bob@example.com", t0) == long_name);
     }
 }
 
@@ -142,24 +143,24 @@ TEST_CASE("the replay guard stays bounded and forgets only expired cookies", "[t
     std::vector<std::string> cookies;
     for (int i = 0; i < 6; ++i) cookies.push_back(tokens.issue_cookie(sample_claims, t0 + i));
 
-    for (int i = 0; i < 4; ++i) CHECK(tokens.redeem_cookie(cookies[i], t0 + 10));
+    for (int i = 0; i < 4; ++i) CHECK(tokens.redeem_cookie(cookies[i], alice, t0 + 10));
     CHECK(tokens.redeemed_cookies() == 4);
     // Full of unexpired cookies: refuse rather than forget one early.
-    CHECK_FALSE(tokens.redeem_cookie(cookies[4], t0 + 10));
+    CHECK_FALSE(tokens.redeem_cookie(cookies[4], alice, t0 + 10));
     CHECK(tokens.redeemed_cookies() == 4);
 
     // Once the first two expire (issued at t0 and t0 + 1) they leave, and room opens.
     const std::uint64_t later = t0 + 120'000 + 1;
-    CHECK(tokens.redeem_cookie(cookies[4], later));
+    CHECK(tokens.redeem_cookie(cookies[4], alice, later));
     CHECK(tokens.redeemed_cookies() == 3);
-    CHECK(tokens.redeem_cookie(cookies[5], later));
+    CHECK(tokens.redeem_cookie(cookies[5], alice, later));
     CHECK(tokens.redeemed_cookies() == 4);
     // The ones still remembered are still refused.
-    CHECK_FALSE(tokens.redeem_cookie(cookies[2], later));
-    CHECK_FALSE(tokens.redeem_cookie(cookies[3], later));
+    CHECK_FALSE(tokens.redeem_cookie(cookies[2], alice, later));
+    CHECK_FALSE(tokens.redeem_cookie(cookies[3], alice, later));
     // Far later everything has expired and the guard empties on the next redeem.
     const std::string fresh = tokens.issue_cookie(sample_claims, t0 + 3'600'000);
-    CHECK(tokens.redeem_cookie(fresh, t0 + 3'600'000));
+    CHECK(tokens.redeem_cookie(fresh, alice, t0 + 3'600'000));
     CHECK(tokens.redeemed_cookies() == 1);
 }
 
@@ -179,4 +180,33 @@ TEST_CASE("USR TWN S carries the ticket as t=...&p=... or bare", "[tokens]") {
 
 TEST_CASE("a token service needs a key", "[tokens]") {
     CHECK_THROWS_AS(token_service({}), std::invalid_argument);
+}
+
+TEST_CASE("a cookie presented with another handle is refused and stays unspent", "[tokens]") {
+    token_service tokens({key_a});
+    const std::string cookie = tokens.issue_cookie(sample_claims, t0);
+    CHECK_FALSE(tokens.redeem_cookie(cookie, "mallory@example.com", t0));
+    CHECK(tokens.redeemed_cookies() == 0);
+    CHECK(tokens.redeem_cookie(cookie, alice, t0) == sample_claims);
+    CHECK_FALSE(tokens.redeem_cookie(cookie, alice, t0));
+}
+
+TEST_CASE("one handle's redeemed cookies cannot fill the replay guard for the others", "[tokens]") {
+    token_options options;
+    options.max_redeemed_cookies = 8;
+    options.max_redeemed_cookies_per_handle = 3;
+    token_service tokens({key_a}, options);
+    for (int i = 0; i < 3; ++i) CHECK(tokens.redeem_cookie(tokens.issue_cookie(sample_claims, t0), alice, t0));
+    // Alice's fourth within the cookies' lifetime is refused ...
+    const std::string fourth = tokens.issue_cookie(sample_claims, t0 + 1000);
+    CHECK_FALSE(tokens.redeem_cookie(fourth, alice, t0 + 1000));
+    // ... and Bob's still pass.
+    cookie_claims bob = sample_claims;
+    bob.handle = "bob@example.com";
+    CHECK(tokens.redeem_cookie(tokens.issue_cookie(bob, t0), bob.handle, t0) == bob);
+    CHECK(tokens.redeemed_cookies() == 4);
+    // Alice's refused cookie was not spent: once her first ones expire it passes.
+    CHECK(tokens.redeem_cookie(fourth, alice, t0 + 120'000));
+    const std::string fifth = tokens.issue_cookie(sample_claims, t0 + 100'000);
+    CHECK(tokens.redeem_cookie(fifth, alice, t0 + 120'000));
 }
