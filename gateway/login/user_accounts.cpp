@@ -27,6 +27,8 @@ embedded::options embedded_options(const config::settings& s, const config::back
     opt.max_room_members = b.max_room_members;
     opt.named_rooms_open = b.named_rooms_open;
     opt.rejoin_grace = b.rejoin_grace;
+    const config::listener* link = s.find_listener("link");
+    opt.end_switchboards_at_start = !(link != nullptr && link->enabled && link->backend == b.name);
     opt.name_bytes = s.lim.name_bytes;
     opt.message_bytes = s.lim.message_bytes;
     const auto& a = s.accounts;

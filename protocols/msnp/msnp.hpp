@@ -26,8 +26,9 @@ public:
     output on_closed() override;
 
     server_role role() const { return role_; }
-    // Signed in to the notification server, or in a switchboard's
-    // conversation: the gateway's handshake_timeout no longer applies.
+    // Signed in to the notification server, or joined a switchboard's
+    // conversation, whether closed since or not: the gateway's
+    // handshake_timeout no longer applies, and its end is a user's.
     bool signed_in() const;
     // Commands framed so far, for the gateway's per-connection rate limits.
     std::uint64_t commands() const { return commands_; }

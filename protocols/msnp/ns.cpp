@@ -168,7 +168,7 @@ struct pending {
     std::uint64_t corr = 0;
     step at = step::request;
     command cmd;
-    std::string subject;          // the resolved handle or group id; XFR: the room
+    std::string subject;          // the resolved handle or group id
     std::string held;             // ILN lines held until the terminal reply
     std::size_t group_index = 0;  // MSNP7-9 ADG: where the new group lands
 };
@@ -181,6 +181,7 @@ struct ns_session::impl {
     services& svc;
     session_limits limits;
     stage at = stage::start;
+    bool was_online = false;  // reached stage::online once
     int dialect = 0;
     bool burst_done = false;  // the first CHG, and its ILN burst, happened
     bool synced = false;      // SYN was answered
@@ -447,6 +448,7 @@ struct ns_session::impl {
 
     output finish_login(const command& c, const frame::roster& r) {
         at = stage::online;
+        was_online = true;
         display_name = r.display_name.empty() ? handle : r.display_name;
         privacy = r.privacy;
         prompt = r.prompt;
@@ -551,7 +553,9 @@ struct ns_session::impl {
         return write(std::move(out));
     }
 
-    // XFR t SB (§4.1, §4.4): a new invite-only room, then a cookie for it.
+    // XFR t SB (§4.1, §4.4): a cookie for a new invite-only room, which the
+    // switchboard creates when the cookie is redeemed: an XFR never
+    // followed by a USR leaves nothing behind.
     output xfr(const command& c) {
         if (c.params.size() != 2 || c.params[1] != "SB") {
             return error(c, 201);  // observed MSNP7: XFR t NS → 201
@@ -559,12 +563,7 @@ struct ns_session::impl {
         if (!burst_done || status == frame::status::invisible) {
             return error(c, 913);
         }
-        std::string room = "room:" + svc.new_room_id();
-        pending p{0, pending::step::request, c, room, {}, 0};
-        return send(std::move(room), frame::room_create{frame::room_policy::invite_only, {}}, std::move(p));
-    }
-
-    output room_created(const command& c, const std::string& room) {
+        const std::string room = "room:" + svc.new_room_id();
         const std::string cookie = svc.issue_sb_cookie({handle, room, dialect, display_name, capabilities});
         return write((wire_line("XFR") << c.params[0] << "SB" << svc.sb_endpoint() << "CKI" << cookie).end());
     }
@@ -1145,7 +1144,6 @@ struct ns_session::impl {
         }
         if (c.name == "SYN" && r) return synced_list(c, *r);
         if (c.name == "CHG") return changed_status(c, std::move(p.held));
-        if (c.name == "XFR") return room_created(c, p.subject);
         if (c.name == "UUX") {
             return write((wire_line("UUX") << c.params[0]).end(""));
         }
@@ -1325,7 +1323,7 @@ output ns_session::on_command(const command& c) { return impl_->on_command(c); }
 output ns_session::on_frame(const frame::frame& f) { return impl_->on_frame(f); }
 output ns_session::on_shutdown() { return impl_->on_shutdown(); }
 output ns_session::on_closed() { return impl_->on_closed(); }
-bool ns_session::signed_in() const { return impl_->at == stage::online; }
+bool ns_session::signed_in() const { return impl_->was_online; }
 int ns_session::dialect() const { return impl_->dialect; }
 
 }  // namespace switchyard::msnp

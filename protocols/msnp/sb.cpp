@@ -71,6 +71,7 @@ struct sb_session::impl {
     services& svc;
     session_limits limits;
     stage st = stage::auth;
+    bool joined_once = false;
 
     // From USR/ANS and the cookie's grant.
     bool answering = false;  // ANS (invitee) rather than USR (caller)
@@ -158,6 +159,12 @@ struct sb_session::impl {
 
         output out;
         out.watch.push_back(room);
+        // A caller's cookie (XFR) names a room not made yet: the first join
+        // creates it, so unused cookies leave no room behind. Unanswered:
+        // the join that follows fails if the room cannot be had.
+        if (!answering) {
+            out.frames.push_back(to_room(0, frame::room_create{frame::room_policy::invite_only, {}}));
+        }
         frame::member me{handle, endpoint, display_name, grant->capabilities, frame::client_protocol::msnp};
         out.frames.push_back(to_room(track(request::join, auth_trid), frame::room_join{std::move(me)}));
         return out;
@@ -289,6 +296,7 @@ struct sb_session::impl {
             if (m.user != handle) others.push_back(m);
         }
         st = stage::joined;
+        joined_once = true;
         output out;
         if (answering) {
             // IRO t i n email friendly {caps}: one per participant (§4.5).
@@ -419,7 +427,7 @@ struct sb_session::impl {
 sb_session::sb_session(services& svc, session_limits limits) : impl_(std::make_unique<impl>(svc, limits)) {}
 sb_session::~sb_session() = default;
 sb_session::sb_session(sb_session&&) noexcept = default;
-bool sb_session::signed_in() const { return impl_->st == impl::stage::joined; }
+bool sb_session::signed_in() const { return impl_->joined_once; }
 
 output sb_session::on_command(const command& c) { return impl_->on_command(c); }
 output sb_session::on_frame(const frame::frame& f) { return impl_->on_frame(f); }

@@ -81,7 +81,7 @@ public:
     output on_closed() override;
 
     int dialect() const;  // 0 before VER
-    // USR OK was sent: the client is signed in.
+    // USR OK was sent: the client signed in (and may have left since).
     bool signed_in() const;
 
 private:
@@ -101,7 +101,8 @@ public:
     output on_shutdown() override;
     output on_closed() override;
 
-    // USR OK or ANS OK was sent: the client is in the conversation.
+    // USR OK or ANS OK was sent: the client joined the conversation (and
+    // may have left since).
     bool signed_in() const;
 
 private:

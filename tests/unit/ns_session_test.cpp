@@ -782,8 +782,9 @@ TEST_CASE("XFR SB needs a first CHG and gives a cookie for a new room; RNG for a
     CHECK(grant->display_name == "Alice A.");
 
     sign_in(w, b, 8, "bob@example.com", "NLN 0");
-    // What the SB does for CAL (§4.5): join the room, then invite.
+    // What the SB does for USR and CAL (§4.5): create and join the room, then invite.
     const std::string room = grant->room;
+    test::as<frame::ack>(w.f.ask("alice@example.com", room, frame::room_create{frame::room_policy::invite_only, {}}));
     test::as<frame::room_members>(w.f.ask("alice@example.com", room,
                                           frame::room_join{{"alice@example.com", "sb-ep", "Alice A.", 0, {}}}));
     test::as<frame::ack>(w.f.ask("alice@example.com", room, frame::room_invite{"bob@example.com", {}, {}}));

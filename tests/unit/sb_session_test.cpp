@@ -256,8 +256,11 @@ TEST_CASE("the machine writes ACK only once the room has answered", "[sb]") {
     auto usr = m.on_command({"USR", {"1", alice, f.cookie(alice, 12)}, {}, false});
     CHECK(usr.bytes.empty());
     CHECK(usr.watch == std::vector<std::string>{sb});
-    REQUIRE(usr.frames.size() == 1);
-    const auto join = usr.frames[0];
+    // The caller's switchboard is created by its first join, unanswered.
+    REQUIRE(usr.frames.size() == 2);
+    CHECK(usr.frames[0].corr == 0);
+    CHECK(as<frame::room_create>(usr.frames[0]).policy == frame::room_policy::invite_only);
+    const auto join = usr.frames[1];
     CHECK(as<frame::room_join>(join).who.user == alice);
 
     // A client that does not wait for USR OK: its commands wait for the room.
@@ -447,8 +450,8 @@ TEST_CASE("911 for a cookie that is used, foreign or for another session", "[sb]
     CHECK(a.send("CAL 2 bob@example.com") == "CAL 2 RINGING sb1\r\n");
     CHECK(elsewhere.send("ANS 3 bob@example.com " + f.cookie(bob, 12) + " sb2") == "911 3\r\n");
     CHECK(unknown.send("USR 4 alice@example.com cookie999") == "911 4\r\n");
-    // A good cookie for a room that is gone: the room refuses the join.
-    CHECK(no_room.send("USR 5 bob@example.com " + f.cookie(bob, 12, "room:gone")) == "911 5\r\n");
+    // An invitee's good cookie for a session that ended: the room refuses the join.
+    CHECK(no_room.send("ANS 5 bob@example.com " + f.cookie(bob, 12, "room:gone") + " gone") == "911 5\r\n");
     for (auto* c : {&again, &foreign, &elsewhere, &unknown, &no_room}) CHECK(c->is_closed());
 
     SECTION("a connection that does not begin with USR or ANS") {

@@ -436,7 +436,7 @@ backend::backend(options opt) : opt_(std::move(opt)), lock_fd_(lock_database(opt
     try {
         database db(opt_.file, opt_.sync);
         create_schema(db);
-        clear_endpoints(db);
+        clear_endpoints(db, opt_.end_switchboards_at_start);
         unacknowledged = unacknowledged_notices(db);
         if (db.failed()) {
             throw std::runtime_error(opt_.file.string() + ": " + db.error());

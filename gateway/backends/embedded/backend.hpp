@@ -40,6 +40,11 @@ struct options {
     // for this long: a rejoin within it continues silently, and the others
     // see it leave only when it runs out. 0: it leaves at once.
     std::chrono::milliseconds rejoin_grace{60000};
+    // At start, delete the switchboard sessions without messages that no
+    // client can come back to, as a crash leaves them. Only where the
+    // gateways that served them died with the backend: gateways on a
+    // backend link join their live sessions again after a restart.
+    bool end_switchboards_at_start = false;
     // Accounts: scrypt cost and password policy for new passwords, the
     // threads that hash and check them (besides the shards), and how many
     // may wait for one before more are refused (rate_limited). The secret

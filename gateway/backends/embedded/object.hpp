@@ -221,6 +221,8 @@ void create_schema(database& db);
 // Endpoints of a previous run are gone with it: the backend calls this once
 // at start. Operator commands must not, or they would erase the presence of
 // a gateway running on the same file.
-void clear_endpoints(database& db);
+// `end_switchboards`: also delete the switchboard sessions (invite-only
+// rooms) that no client can come back to (backend options).
+void clear_endpoints(database& db, bool end_switchboards);
 
 }  // namespace switchyard::gateway::embedded

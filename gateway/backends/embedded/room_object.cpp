@@ -599,9 +599,11 @@ private:
         delete_if_empty(ctx);
     }
 
-    // An invite-only room with nobody in it and nobody invited is gone.
+    // An invite-only room with nobody in it is gone, like a switchboard
+    // session whose last participant left: invitations not yet answered
+    // end with it (the invitee's join then fails), and do not keep it.
     void delete_if_empty(context& ctx) {
-        if (policy_ == frame::room_policy::invite_only && endpoints_.empty() && graced_.empty() && invites_.empty()) {
+        if (policy_ == frame::room_policy::invite_only && endpoints_.empty() && graced_.empty()) {
             ctx.db.prepare("DELETE FROM rooms WHERE id = ?1").bind(id_).run();
             ctx.db.prepare("DELETE FROM room_blocks WHERE room = ?1").bind(id_).run();
             forget();

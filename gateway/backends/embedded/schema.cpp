@@ -342,7 +342,17 @@ void create_schema(database& db) {
     db.exec("COMMIT");
 }
 
-void clear_endpoints(database& db) {
+void clear_endpoints(database& db, bool end_switchboards) {
+    // Switchboard sessions nobody can come back to: an MSNP switchboard
+    // connection cannot be resumed, so an invite-only room in which no
+    // WebSocket client (which resumes by room id) had joined ended with the
+    // process; a crash leaves its rows behind. One that holds messages is
+    // kept: they were acknowledged, and stay readable (`switchyard room
+    // history`).
+    if (end_switchboards) db.exec("DELETE FROM rooms WHERE policy = " + std::to_string(static_cast<int>(frame::room_policy::invite_only)) +
+            " AND id NOT IN (SELECT room FROM room_endpoints WHERE protocol = " +
+            std::to_string(static_cast<int>(frame::client_protocol::wsjson)) +
+            ") AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.room = rooms.id)");
     db.exec("DELETE FROM presence");
     db.exec("DELETE FROM contact_views");
     db.exec("DELETE FROM room_endpoints");
