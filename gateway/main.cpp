@@ -106,7 +106,13 @@ int main(int argc, char** argv) {
     }
     const auto& [settings, routes] = *loaded;
     if (check_cmd->parsed()) {
+        const auto tls = check_tls(settings);
+        for (const std::string& problem : tls) std::fprintf(stderr, "%s\n", problem.c_str());
+        if (!tls.empty()) return 1;
         std::printf("%s: ok\n%s: ok\n", settings.file.string().c_str(), settings.routes_file.string().c_str());
+        for (const std::string& warning : switchyard::gateway::config::warnings(settings)) {
+            std::printf("warning: %s\n", warning.c_str());
+        }
         return 0;
     }
     if (user_add->parsed()) return ops::user_add(settings, routes, handle, legacy_md5, display_name);

@@ -885,6 +885,7 @@ public:
                 "[tls.legacy]\ncertificate = \""
              << (certs / "legacy.pem").string() << "\"\nprivate_key = \"" << (certs / "legacy.key").string()
              << "\"\n\n[limits]\ncommands_per_second = " << gs.commands_per_second
+             << "\nmax_connections_per_address = 1000000"
              << "\n\n[[keys]]\nid = \"load1\"\nsecret = \"bG9hZC10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Ng==\"\n\n"
                 "[backends.embedded]\nkind = \"embedded\"\ndurability = \""
              << gs.durability << "\"\n";
@@ -1817,7 +1818,8 @@ int main(int argc, char** argv) {
     std::printf("gateway: %s, threads = 1, pinned to CPU %d; load generator on CPU %d (one thread, epoll)\n",
                 opt.gateway.c_str(), opt.gateway_cpu, opt.load_cpu);
     std::printf("settings: HTTPS tls = \"legacy\" (RSA-2048 from make-certs.sh); client TLS %s; durability = \"%s\"; "
-                "[limits] commands_per_second = %llu; other settings at their defaults\n",
+                "[limits] commands_per_second = %llu, max_connections_per_address = 1000000 (every client is "
+                "127.0.0.1); other settings at their defaults\n",
                 opt.tls == "old" ? "1.0 AES128-SHA (MSN Messenger on SChannel)" : "1.2+ (OpenSSL defaults)",
                 opt.durability.c_str(), static_cast<unsigned long long>(opt.commands_per_second));
     std::printf("data: %s\n", root.c_str());

@@ -848,7 +848,7 @@ public:
                 "[listeners.msnp]\nenabled = false\n[listeners.https]\nenabled = false\n"
                 "[listeners.admin]\nport = 0\n"
                 "[listeners.ws]\nport = 0\nrooms = [\"rtt\", \"fanout\"]\n\n"
-                "[limits]\ncommands_per_second = 1000000\n\n"
+                "[limits]\ncommands_per_second = 1000000\nmax_connections_per_address = 1000000\n\n"
                 "[[keys]]\nid = \""
              << key_id << "\"\nsecret = \"" << key_secret_base64
              << "\"\n\n[backends.embedded]\nkind = \"embedded\"\ndurability = \"" << durability
@@ -1504,7 +1504,8 @@ int main(int argc, char** argv) {
     std::printf("\nmachine: %s\n", machine_description().c_str());
     std::printf("gateway: %s, [gateway] threads = %u, pinned to CPU %d; ws_bench on CPU %d (one thread, epoll)\n",
                 opt.gateway.c_str(), opt.gateway_threads, opt.gateway_cpu, opt.load_cpu);
-    std::printf("settings: durability = \"%s\"; [limits] commands_per_second = 1000000; named rooms rtt, fanout; "
+    std::printf("settings: durability = \"%s\"; [limits] commands_per_second = 1000000, max_connections_per_address = "
+                "1000000 (every client is 127.0.0.1); named rooms rtt, fanout; "
                 "scrypt N = 1024, r = 1 for the one password login; other settings at their defaults; "
                 "RLIMIT_NOFILE here %zu\n",
                 opt.durability.c_str(), fd_limit);

@@ -31,12 +31,14 @@ constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
 constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv, "permessage_deflate"sv};
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
+constexpr std::array admin_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "hosts"sv, "token_file"sv};
 constexpr std::array link_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "backend"sv, "lease"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
 constexpr std::array limits_keys{"line_bytes"sv, "payload_bytes"sv, "frame_bytes"sv,
                                  "name_bytes"sv, "message_bytes"sv, "commands_per_second"sv, "relay_bytes_per_second"sv,
-                                 "idle_timeout"sv, "handshake_timeout"sv, "write_queue_bytes"sv};
+                                 "idle_timeout"sv, "handshake_timeout"sv, "write_queue_bytes"sv,
+                                 "max_connections"sv, "max_connections_per_address"sv};
 constexpr std::array hmac_key_keys{"id"sv, "secret"sv};
 constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "durability"sv,
                                   "shards"sv,         "max_list_entries"sv, "max_groups"sv,
@@ -191,7 +193,23 @@ void read_room_names(detail::reader& r, const toml::node& value, std::vector<std
     }
 }
 
-void read_listener(detail::reader& r, const toml::table& t, listener& l) {
+void read_host_names(detail::reader& r, const toml::node& value, std::vector<std::string>& out) {
+    const auto* list = value.as_array();
+    if (!list) {
+        r.fail(value.source(), "expected an array of host names for hosts");
+        return;
+    }
+    for (const toml::node& item : *list) {
+        const auto* name = item.as_string();
+        if (!name || !is_login_host(name->get()) || name->get().find(':') != std::string::npos) {
+            r.fail(item.source(), "expected a host name without a port (letters, digits, . and -) in hosts");
+            return;
+        }
+        out.push_back(name->get());
+    }
+}
+
+void read_listener(detail::reader& r, const toml::table& t, const std::filesystem::path& base, listener& l) {
     const std::string where = "in [listeners." + l.kind + "]";
     const bool msnp = l.kind == "msnp";
     const bool https = l.kind == "https";
@@ -199,6 +217,7 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
                  msnp || https        ? std::span<const std::string_view>(public_listener_keys)
                  : l.kind == "ws"     ? std::span<const std::string_view>(ws_listener_keys)
                  : l.kind == "link"   ? std::span<const std::string_view>(link_listener_keys)
+                 : l.kind == "admin"  ? std::span<const std::string_view>(admin_listener_keys)
                                       : std::span<const std::string_view>(listener_keys));
     r.get(t, "enabled", l.enabled);
     if (r.get_nonempty(t, "address", l.address) && !parse_ip(l.address)) {
@@ -220,6 +239,11 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
         if (const toml::node* rooms = t.get("rooms")) read_room_names(r, *rooms, l.rooms);
         r.get(t, "permessage_deflate", l.permessage_deflate);
     }
+    if (l.kind == "admin") {
+        if (const toml::node* hosts = t.get("hosts")) read_host_names(r, *hosts, l.hosts);
+        std::string token_file;
+        if (r.get_nonempty(t, "token_file", token_file)) l.token_file = resolve(base, token_file);
+    }
     if (l.kind == "link") {
         if (l.tls != tls_profile::none) {
             r.fail(t.get("tls")->source(), "expected tls = \"none\" for [listeners.link]: backend links are for "
@@ -238,7 +262,8 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
 // The listener tables as written (nullptr where absent), for positions in later checks.
 using listener_tables = std::array<const toml::table*, listener_kinds.size()>;
 
-listener_tables read_listeners(detail::reader& r, const toml::table& root, settings& s) {
+listener_tables read_listeners(detail::reader& r, const toml::table& root, const std::filesystem::path& base,
+                               settings& s) {
     s.listeners = default_listeners();
     listener_tables tables{};
     const auto* all = r.get_table(root, "listeners");
@@ -246,7 +271,7 @@ listener_tables read_listeners(detail::reader& r, const toml::table& root, setti
     r.check_keys(*all, "in [listeners]", listener_kinds);
     for (std::size_t i = 0; i < listener_kinds.size(); ++i) {
         tables[i] = r.get_table(*all, listener_kinds[i]);
-        if (tables[i]) read_listener(r, *tables[i], s.listeners[i]);
+        if (tables[i]) read_listener(r, *tables[i], base, s.listeners[i]);
     }
     return tables;
 }
@@ -286,6 +311,8 @@ void read_limits(detail::reader& r, const toml::table& root, limits& lim) {
     r.get(*t, "idle_timeout", lim.idle_timeout, 1s);
     r.get(*t, "handshake_timeout", lim.handshake_timeout, 1s);
     r.get(*t, "write_queue_bytes", lim.write_queue_bytes, std::size_t{1});
+    r.get(*t, "max_connections", lim.max_connections, std::size_t{0});
+    r.get(*t, "max_connections_per_address", lim.max_connections_per_address, std::size_t{1});
 }
 
 void read_keys(detail::reader& r, const toml::table& root, std::vector<hmac_key>& keys) {
@@ -477,6 +504,23 @@ std::string_view to_string(backend_kind k) {
     return backend_kind_names[static_cast<std::size_t>(k)];
 }
 
+std::vector<std::string> warnings(const settings& s) {
+    std::vector<std::string> out;
+    const listener* admin = s.find_listener("admin");
+    if (admin != nullptr && admin->enabled && admin->token_file.empty()) {
+        const auto a = parse_ip(admin->address);
+        const bool loopback = a && ((a->family == AF_INET && a->bytes[0] == 127) ||
+                                    (a->family == AF_INET6 && std::ranges::all_of(a->bytes.begin(), a->bytes.end() - 1,
+                                                                                  [](unsigned char b) { return b == 0; }) &&
+                                     a->bytes[15] == 1));
+        if (!loopback) {
+            out.push_back("[listeners.admin] listens on " + admin->address +
+                          " without token_file: anyone who reaches it can read the metrics and reload the routes");
+        }
+    }
+    return out;
+}
+
 bool is_login_host(std::string_view text) {
     const bool name_chars = !text.empty() && std::ranges::all_of(text, [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
@@ -513,7 +557,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     const auto& root = *doc;
     r.check_keys(root, "at the top level", top_level_keys);
     read_gateway(r, root, base, s);
-    const auto tables = read_listeners(r, root, s);
+    const auto tables = read_listeners(r, root, base, s);
     read_tls(r, root, base, s);
     read_limits(r, root, s.lim);
     read_keys(r, root, s.keys);

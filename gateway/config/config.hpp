@@ -46,6 +46,11 @@ struct listener {
     // sign of life.
     std::string backend = "embedded";
     std::chrono::milliseconds lease{15000};
+    // admin: host names a request's Host may give besides IP addresses and
+    // localhost (others are refused: DNS rebinding), and a file holding the
+    // bearer token every route but /healthz then needs (empty: none).
+    std::vector<std::string> hosts;
+    std::filesystem::path token_file;
 };
 
 struct tls_settings {
@@ -66,6 +71,12 @@ struct limits {
     std::chrono::seconds idle_timeout{300};  // no bytes from the client for this long
     std::chrono::seconds handshake_timeout{30};
     std::size_t write_queue_bytes = 1 << 20; // then the connection is closed
+    // Open connections on the public listeners (the admin listener is
+    // never counted or refused): in all, 0 for the descriptor limit less a
+    // reserve, and from one address. A connection over either is closed
+    // at once, before a byte is read.
+    std::size_t max_connections = 0;
+    std::size_t max_connections_per_address = 256;
 };
 
 // An HMAC key for self-verifying tokens; the first key signs, all verify.
@@ -139,6 +150,10 @@ struct settings {
 // characters of names and addresses only, since it sits in a comma-separated
 // header value.
 bool is_login_host(std::string_view text);
+
+// What is valid but risky in these settings, one sentence each: `switchyard
+// check` prints them and `switchyard run` logs them.
+std::vector<std::string> warnings(const settings& s);
 
 // Parses a gateway settings file. Relative paths inside it are resolved
 // against the file's own directory.

@@ -81,7 +81,34 @@ tl::expected<std::vector<config::hmac_key>, std::string> read_key_file(const std
     return keys;
 }
 
+// A secret file others may read is refused, not used quietly: `why` says
+// what its reader could do.
+tl::expected<void, std::string> owner_only(const std::filesystem::path& file, std::string_view why) {
+    std::error_code ec;
+    const auto perms = std::filesystem::status(file, ec).permissions();
+    if (!ec && (perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) !=
+                   std::filesystem::perms::none) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 07777u);
+        return tl::unexpected(file.string() + ": other users may read or change it (mode " + mode + "), and " +
+                              std::string(why) + "; make it the owner's alone (chmod 600) and start again");
+    }
+    return {};
+}
+
 }  // namespace
+
+tl::expected<std::string, std::string> read_admin_token(const std::filesystem::path& file) {
+    if (auto ok = owner_only(file, "this token opens the admin endpoint"); !ok) return tl::unexpected(ok.error());
+    std::ifstream in(file);
+    std::string token;
+    if (!in || !std::getline(in, token)) return tl::unexpected(file.string() + ": cannot read the admin token");
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.size() < 16) {
+        return tl::unexpected(file.string() + ": expected an admin token of at least 16 characters on the first line");
+    }
+    return token;
+}
 
 tl::expected<key_set, std::string> load_or_generate_keys(const config::settings& s) {
     if (!s.keys.empty()) {
@@ -90,17 +117,8 @@ tl::expected<key_set, std::string> load_or_generate_keys(const config::settings&
     const std::filesystem::path file = s.data_dir / key_file_name;
     std::error_code ec;
     if (std::filesystem::exists(file, ec)) {
-        // Whoever can read the keys can sign tickets and cookies for every
-        // user: a file others may read is refused, not used quietly.
-        const auto perms = std::filesystem::status(file, ec).permissions();
-        if (!ec && (perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) !=
-                       std::filesystem::perms::none) {
-            char mode[8];
-            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms) & 07777u);
-            return tl::unexpected(file.string() + ": other users may read or change it (mode " + mode +
-                                  "), and these keys sign every ticket; make it the owner's alone "
-                                  "(chmod 600) and start again");
-        }
+        // Whoever can read the keys can sign tickets and cookies for every user.
+        if (auto ok = owner_only(file, "these keys sign every ticket"); !ok) return tl::unexpected(ok.error());
         auto keys = read_key_file(file);
         if (!keys) {
             return tl::unexpected(keys.error());

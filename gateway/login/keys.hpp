@@ -21,4 +21,8 @@ struct key_set {
 
 tl::expected<key_set, std::string> load_or_generate_keys(const config::settings& s);
 
+// The admin listener's bearer token (`token_file`, its first line): refused
+// if other users may read the file, or shorter than 16 characters.
+tl::expected<std::string, std::string> read_admin_token(const std::filesystem::path& file);
+
 }  // namespace switchyard::gateway

@@ -15,7 +15,10 @@
 #include <sys/resource.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <ctime>
+#include <limits>
+#include <optional>
 #include <thread>
 
 #include <unistd.h>
@@ -32,6 +35,27 @@ std::vector<std::string> backend_names(const config::settings& s) {
     return names;
 }
 
+// Connections the public listeners may hold: max_connections, or else the
+// descriptor limit less a reserve for the admin listener, backend links,
+// databases and files. Logged with the limit.
+std::size_t connection_cap(const config::limits& lim) {
+    constexpr std::size_t reserve = 256;
+    rlimit r{};
+    std::size_t descriptors = 0;
+    if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+        descriptors = static_cast<std::size_t>(r.rlim_cur);
+    }
+    std::size_t cap = lim.max_connections;
+    if (cap == 0) {
+        cap = descriptors == 0              ? std::numeric_limits<std::size_t>::max()
+              : descriptors > 2 * reserve ? descriptors - reserve
+                                          : descriptors / 2;
+    }
+    log::info("descriptors", {{"limit", descriptors}, {"max_connections", cap},
+                              {"max_connections_per_address", lim.max_connections_per_address}});
+    return cap;
+}
+
 // Everything a running gateway owns. Members are destroyed in reverse order:
 // the backends (objects, and the embedded backends' password threads) stop
 // before the workers' io_contexts their deliveries and login results are
@@ -43,10 +67,13 @@ struct gateway_state {
           routes(s.routes_file, backend_names(s)),
           keys(std::move(k)),
           tokens(keys.keys),
+          gate(connection_cap(s.lim), s.lim.max_connections_per_address),
           objects(routes, stats),
           logins(s, objects),
           sessions{settings, stats, objects, logins, tokens, life},
-          ops{routes, [this](std::string_view trigger) { return reload_routes(trigger); }} {}
+          ops{routes, [this](std::string_view trigger) { return reload_routes(trigger); }, {}} {
+        sessions.gate = &gate;
+    }
 
     const config::settings& settings;
     gateway::metrics stats;
@@ -55,6 +82,7 @@ struct gateway_state {
     // Passport tickets, switchboard cookies and session tokens, signed with `keys`.
     token_service tokens;
     lifecycle life;
+    admission gate;
     std::vector<std::unique_ptr<worker>> workers;
     std::unique_ptr<asio::ssl::context> tls_modern;
     std::unique_ptr<asio::ssl::context> tls_legacy;
@@ -93,8 +121,15 @@ class acceptor_loop : public std::enable_shared_from_this<acceptor_loop> {
 public:
     using factory = std::function<std::shared_ptr<connection>(worker&, tcp::socket)>;
 
-    acceptor_loop(worker& w, std::string kind, factory make)
-        : worker_(w), acceptor_(w.ctx), retry_(w.ctx), kind_(std::move(kind)), make_(std::move(make)) {}
+    // `gate`: counts and caps the connections (public listeners); none for admin.
+    acceptor_loop(worker& w, std::string kind, factory make, admission* gate, metrics& stats)
+        : worker_(w),
+          acceptor_(w.ctx),
+          retry_(w.ctx),
+          kind_(std::move(kind)),
+          make_(std::move(make)),
+          gate_(gate),
+          stats_(stats) {}
 
     boost::system::error_code open(const tcp::endpoint& ep, bool reuse_port) {
         boost::system::error_code ec;
@@ -144,8 +179,32 @@ private:
             return;
         }
         boost::system::error_code ignored;
+        std::optional<asio::ip::address> peer;
+        if (gate_ != nullptr) {
+            const auto remote = s.remote_endpoint(ec);
+            const auto verdict = ec ? admission::verdict::admitted : gate_->admit(remote.address());
+            if (ec || verdict != admission::verdict::admitted) {
+                // Closed before a byte is read; anyone can cause this, so
+                // the lines are limited.
+                if (!ec) {
+                    const bool per_address = verdict == admission::verdict::over_address;
+                    stats_.refused(per_address);
+                    static log::limited refusals(20, 5);
+                    refusals.write(log::log_level::warn, "connection_refused",
+                                   {{"listener", kind_},
+                                    {"peer", remote.address().to_string()},
+                                    {"reason", per_address ? "max_connections_per_address" : "max_connections"}});
+                }
+                s.close(ignored);
+                do_accept();
+                return;
+            }
+            peer = remote.address();
+        }
         s.set_option(tcp::no_delay(true), ignored);
-        make_(worker_, std::move(s))->start();
+        const auto c = make_(worker_, std::move(s));
+        if (peer) c->admitted(*peer);
+        c->start();
         do_accept();
     }
 
@@ -154,6 +213,8 @@ private:
     asio::steady_timer retry_;
     std::string kind_;
     factory make_;
+    admission* gate_;
+    metrics& stats_;
 };
 
 tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(const config::settings& s,
@@ -195,6 +256,10 @@ tl::expected<std::unique_ptr<asio::ssl::context>, std::string> make_tls_context(
     ctx->use_private_key_file(it->second.private_key.string(), asio::ssl::context::pem, ec);
     if (ec) {
         return tl::unexpected(it->second.private_key.string() + ": cannot load private key: " + ec.message());
+    }
+    if (SSL_CTX_check_private_key(native) != 1) {
+        return tl::unexpected(it->second.private_key.string() + ": is not the private key of " +
+                              it->second.certificate.string());
     }
     return ctx;
 }
@@ -372,6 +437,24 @@ private:
         return true;
     }
 
+    // The admin listener's token, read before it opens; without one, the
+    // settings' warnings (an admin listener reachable beyond this machine).
+    bool admin_guarded(const config::listener& l) {
+        if (!l.token_file.empty()) {
+            auto token = read_admin_token(l.token_file);
+            if (!token) {
+                log::error("listen_failed", {{"listener", l.kind}, {"error", token.error()}});
+                return false;
+            }
+            state_.ops.token = std::move(*token);
+            return true;
+        }
+        for (const std::string& warning : config::warnings(state_.settings)) {
+            log::warn("settings_warning", {{"warning", warning}});
+        }
+        return true;
+    }
+
     bool open_listeners(unsigned threads) {
         const config::settings& s = state_.settings;
         for (const config::listener& l : s.listeners) {
@@ -381,6 +464,9 @@ private:
             if (l.kind == "link") {
                 if (!open_link_listener(l)) return false;
                 continue;
+            }
+            if (l.kind == "admin" && !admin_guarded(l)) {
+                return false;
             }
             if (l.kind == "https" && l.tls == config::tls_profile::none) {
                 log::error("listen_failed", {{"listener", l.kind}, {"error", "https needs tls = modern or legacy"}});
@@ -436,7 +522,8 @@ private:
                 }
             }
             for (std::size_t i = 0; i < count; ++i) {
-                auto loop = std::make_shared<acceptor_loop>(*state_.workers[i], l.kind, factory_for(l.kind));
+                auto loop = std::make_shared<acceptor_loop>(*state_.workers[i], l.kind, factory_for(l.kind),
+                                                            l.kind == "admin" ? nullptr : &state_.gate, state_.stats);
                 ec = loop->open(tcp::endpoint(address, port), count > 1);
                 if (ec) {
                     log::error("listen_failed", {{"listener", l.kind},
@@ -613,12 +700,21 @@ void raise_descriptor_limit() {
         lim.rlim_cur = lim.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &lim);
     }
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-        log::info("descriptors", {{"limit", static_cast<std::uint64_t>(lim.rlim_cur)}});
-    }
 }
 
 }  // namespace
+
+std::vector<std::string> check_tls(const config::settings& s) {
+    std::vector<std::string> problems;
+    for (const auto profile : {config::tls_profile::modern, config::tls_profile::legacy}) {
+        const bool used = std::ranges::any_of(s.listeners, [&](const config::listener& l) {
+            return l.enabled && l.tls == profile && l.kind != "link";
+        });
+        if (!used) continue;
+        if (auto ctx = make_tls_context(s, profile); !ctx) problems.push_back(ctx.error());
+    }
+    return problems;
+}
 
 int run(const config::settings& s) {
     log::set_level(s.log);

@@ -17,8 +17,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 namespace switchyard::gateway {
 
@@ -31,7 +35,50 @@ using response = http_response;
 
 constexpr std::size_t max_request_body = 64 * 1024;
 
+// The host part of a Host header: "[::1]:9090" -> "::1", "gw:9090" -> "gw".
+std::string_view host_part(std::string_view host) {
+    if (host.starts_with('[')) {
+        const auto end = host.find(']');
+        return end == std::string_view::npos ? std::string_view{} : host.substr(1, end - 1);
+    }
+    if (host.find(':') == host.rfind(':')) return host.substr(0, host.find(':'));
+    return host;  // a bare IPv6 address
+}
+
+// Who may ask the admin endpoint. Browsers reach it too (a page the
+// operator opens can send requests to 127.0.0.1), so requests a page sends
+// with an Origin are refused (CSRF), and so is a Host naming anything but an
+// address, localhost or a name in [listeners.admin] hosts: a page whose
+// name was rebound to this address (DNS rebinding) still sends its own
+// name. With a token, every route but /healthz needs it.
+std::optional<response> admin_refusal(const session_context& ctx, const operations& ops, const request& req) {
+    if (req.find(http::field::origin) != req.end()) {
+        return make_response(req, http::status::forbidden, "requests from web pages are refused\n");
+    }
+    const std::string_view host = host_part(req[http::field::host]);
+    const config::listener* admin = ctx.settings.find_listener("admin");
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    const bool named = admin != nullptr && std::ranges::find(admin->hosts, host) != admin->hosts.end();
+    if (!host.empty() && ec && host != "localhost" && !named) {
+        return make_response(req, http::status::misdirected_request,
+                             "Host " + std::string(host) + " is not this admin endpoint's: use its address, or add "
+                                                           "the name to hosts in [listeners.admin]\n");
+    }
+    if (!ops.token.empty() && req.target() != "/healthz") {
+        const std::string_view given = req[http::field::authorization];
+        const std::string expected = "Bearer " + ops.token;
+        if (given.size() != expected.size() || CRYPTO_memcmp(given.data(), expected.data(), given.size()) != 0) {
+            auto res = make_response(req, http::status::unauthorized, "this admin endpoint needs its token\n");
+            res.set(http::field::www_authenticate, "Bearer");
+            return res;
+        }
+    }
+    return std::nullopt;
+}
+
 response handle_admin(session_context& ctx, operations& ops, const request& req) {
+    if (auto refused = admin_refusal(ctx, ops, req)) return std::move(*refused);
     const std::string_view target = req.target();
     const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
     if (target == "/healthz") {
@@ -223,11 +270,18 @@ private:
         }
         const unsigned status = response_.result_int();
         if (status >= 400) {
-            log::info("http_request_refused", {{"listener", to_string(protocol_)},
-                                               {"method", method_},
-                                               {"target", target_},
-                                               {"status", status},
-                                               {"reason", refusal_reason(response_)}});
+            // The public HTTPS listener's refusals are anyone's to cause: limited.
+            static log::limited public_refusals(20, 5);
+            const std::initializer_list<log::field> fields{{"listener", to_string(protocol_)},
+                                                           {"method", method_},
+                                                           {"target", target_},
+                                                           {"status", status},
+                                                           {"reason", refusal_reason(response_)}};
+            if (protocol_ == listener_protocol::admin) {
+                log::info("http_request_refused", fields);
+            } else {
+                public_refusals.write(log::log_level::info, "http_request_refused", fields);
+            }
         } else {
             log::debug("http_request", {{"target", target_}, {"status", status}});
         }

@@ -1,10 +1,12 @@
 #include "gateway/ops/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <utility>
 
 namespace switchyard::gateway::log {
 
@@ -93,14 +95,46 @@ std::string format(log_level l, std::string_view event, std::initializer_list<fi
     return line;
 }
 
-void write(log_level l, std::string_view event, std::initializer_list<field> fields) {
-    if (!enabled(l)) {
-        return;
-    }
-    std::string line = "ts=" + timestamp() + ' ' + format(l, event, fields) + '\n';
+namespace {
+
+void emit(std::string line) {
+    line += '\n';
     const std::lock_guard lock(output_mutex);
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
+}
+
+}  // namespace
+
+void write(log_level l, std::string_view event, std::initializer_list<field> fields) {
+    if (enabled(l)) {
+        emit("ts=" + timestamp() + ' ' + format(l, event, fields));
+    }
+}
+
+void limited::write(log_level l, std::string_view event, std::initializer_list<field> fields) {
+    if (!enabled(l)) {
+        return;
+    }
+    std::uint64_t suppressed = 0;
+    {
+        const std::lock_guard lock(mutex_);
+        const auto now = std::chrono::steady_clock::now();
+        const std::chrono::duration<double> elapsed = now - last_;
+        last_ = now;
+        tokens_ = std::min<double>(burst_, tokens_ + elapsed.count() * per_second_);
+        if (tokens_ < 1) {
+            ++suppressed_;
+            return;
+        }
+        tokens_ -= 1;
+        suppressed = std::exchange(suppressed_, 0);
+    }
+    std::string line = "ts=" + timestamp() + ' ' + format(l, event, fields);
+    if (suppressed != 0) {
+        line += " suppressed=" + std::to_string(suppressed);
+    }
+    emit(std::move(line));
 }
 
 }  // namespace switchyard::gateway::log

@@ -4,8 +4,11 @@
 
 #include "gateway/config/config.hpp"
 
+#include <chrono>
 #include <concepts>
+#include <cstdint>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -31,6 +34,24 @@ inline void debug(std::string_view event, std::initializer_list<field> f = {}) {
 inline void info(std::string_view event, std::initializer_list<field> f = {}) { write(log_level::info, event, f); }
 inline void warn(std::string_view event, std::initializer_list<field> f = {}) { write(log_level::warn, event, f); }
 inline void error(std::string_view event, std::initializer_list<field> f = {}) { write(log_level::error, event, f); }
+
+// For lines anyone on the network can cause (a connection closed before it
+// signed in, a refused request): at most `burst` at once and `per_second`
+// after that, so a flood of them cannot fill the disk. The next line let
+// through says how many were left out (suppressed=N). Thread-safe.
+class limited {
+public:
+    limited(unsigned burst, unsigned per_second) : burst_(burst), per_second_(per_second), tokens_(burst) {}
+    void write(log_level l, std::string_view event, std::initializer_list<field> fields);
+
+private:
+    const unsigned burst_;
+    const unsigned per_second_;
+    std::mutex mutex_;
+    double tokens_;
+    std::chrono::steady_clock::time_point last_{};
+    std::uint64_t suppressed_ = 0;
+};
 
 // "2026-11-27T08:00:00Z": a Unix time in milliseconds, to the second, UTC.
 std::string iso_time(std::uint64_t ms);

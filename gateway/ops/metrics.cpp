@@ -81,6 +81,12 @@ std::string metrics::render() const {
     header(out, "switchyard_throttled_total", "counter",
            "Times a connection over its rate limits was not read until it was back within them.");
     sample(out, "switchyard_throttled_total", {}, {}, throttled_.load(std::memory_order_relaxed));
+    header(out, "switchyard_connections_refused_total", "counter",
+           "Connections closed on accept for being over max_connections or max_connections_per_address.");
+    sample(out, "switchyard_connections_refused_total", "limit", "max_connections",
+           refused_[0].load(std::memory_order_relaxed));
+    sample(out, "switchyard_connections_refused_total", "limit", "max_connections_per_address",
+           refused_[1].load(std::memory_order_relaxed));
     // One header per name, whichever source gave the samples.
     std::vector<extra_sample> extra;
     for (const auto& source : sources_) {

@@ -31,6 +31,9 @@ public:
     void routes_rejected() { routes_rejected_.fetch_add(1, std::memory_order_relaxed); }
     // A connection over its rate limits stopped being read for a while.
     void throttled() { throttled_.fetch_add(1, std::memory_order_relaxed); }
+    // A connection closed on accept: over max_connections (`per_address`
+    // false) or max_connections_per_address.
+    void refused(bool per_address) { refused_[per_address ? 1 : 0].fetch_add(1, std::memory_order_relaxed); }
 
     std::int64_t open_connections(listener_protocol p) const {
         return open_[index(p)].load(std::memory_order_relaxed);
@@ -62,6 +65,7 @@ private:
     std::atomic<std::uint64_t> routes_version_{0};
     std::atomic<std::uint64_t> routes_rejected_{0};
     std::atomic<std::uint64_t> throttled_{0};
+    std::array<std::atomic<std::uint64_t>, 2> refused_{};
 };
 
 }  // namespace switchyard::gateway

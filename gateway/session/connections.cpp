@@ -39,7 +39,39 @@ connection::connection(session_context& ctx, worker& w, listener_protocol p) : c
     ctx_.stats.connection_opened(p);
 }
 
+namespace {
+
+// How a connection ended. One that never signed in is anyone's to open, so
+// those lines are limited (a flood of them cannot fill the logs).
+void log_closed(bool signed_in, std::initializer_list<log::field> fields) {
+    static log::limited unauthenticated(20, 5);
+    if (signed_in) {
+        log::info("connection_closed", fields);
+    } else {
+        unauthenticated.write(log::log_level::info, "connection_closed", fields);
+    }
+}
+
+}  // namespace
+
+admission::verdict admission::admit(const asio::ip::address& a) {
+    const std::lock_guard lock(mutex_);
+    if (total_ >= max_total_) return verdict::over_total;
+    std::size_t& mine = by_address_[a];
+    if (mine >= max_per_address_) return verdict::over_address;
+    ++mine;
+    ++total_;
+    return verdict::admitted;
+}
+
+void admission::release(const asio::ip::address& a) {
+    const std::lock_guard lock(mutex_);
+    --total_;
+    if (const auto it = by_address_.find(a); it != by_address_.end() && --it->second == 0) by_address_.erase(it);
+}
+
 connection::~connection() {
+    if (admitted_ && ctx_.gate) ctx_.gate->release(*admitted_);
     worker_.connections.erase(this);
     ctx_.stats.connection_closed(protocol_);
     if (ctx_.life.live.fetch_sub(1) == 1 && ctx_.life.stopping.load() && !ctx_.life.finished.load()) {
@@ -411,7 +443,7 @@ private:
         idle_.cancel();
         throttle_.cancel();
         handshake_.cancel();
-        log::info("connection_closed", {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
+        log_closed(codec_.signed_in(), {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
         core_.closed();
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -524,7 +556,8 @@ std::shared_ptr<http_response> http_answer(web_answer a, const http_request& req
     res->body() = std::move(a.body);
     if (a.status != 304) res->content_length(a.content_length);
     if (a.status >= 400) {
-        log::info("http_request_refused", {{"listener", "ws"},
+        static log::limited refusals(20, 5);
+        refusals.write(log::log_level::info, "http_request_refused", {{"listener", "ws"},
                                            {"method", std::string(req.method_string())},
                                            {"target", std::string(req.target())},
                                            {"status", static_cast<unsigned>(status)},
@@ -830,13 +863,13 @@ private:
         }
         ended_ = true;
         if (closing_) {
-            log::info("connection_closed", {{"protocol", "ws"},
+            log_closed(codec_.logged_in_once(), {{"protocol", "ws"},
                                             {"peer", peer_},
                                             {"reason", reason},
                                             {"code", static_cast<unsigned>(close_reason_.code)},
                                             {"close_error", close_error ? close_error.message() : std::string{"none"}}});
         } else {
-            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
+            log_closed(codec_.logged_in_once(), {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
         }
         core_.closed();
     }
@@ -1171,13 +1204,13 @@ private:
         ended_ = true;
         timer_.cancel();
         if (close_code_ != 0) {
-            log::info("connection_closed", {{"protocol", "ws"},
+            log_closed(codec_.logged_in_once(), {{"protocol", "ws"},
                                             {"peer", peer_},
                                             {"reason", reason},
                                             {"code", static_cast<unsigned>(close_code_)},
                                             {"close_error", std::string{"none"}}});
         } else {
-            log::info("connection_closed", {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
+            log_closed(codec_.logged_in_once(), {{"protocol", "ws"}, {"peer", peer_}, {"reason", reason}});
         }
         core_.closed();
         boost::system::error_code ignored;

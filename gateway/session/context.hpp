@@ -22,7 +22,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -81,6 +83,26 @@ struct lifecycle {
     asio::io_context* main = nullptr;
 };
 
+// Open connections on the public listeners, in all and per client address
+// ([limits] max_connections, max_connections_per_address), shared by every
+// worker. The admin listener is not counted, so it stays reachable whatever
+// the public ones suffer.
+class admission {
+public:
+    enum class verdict { admitted, over_total, over_address };
+    admission(std::size_t max_total, std::size_t max_per_address)
+        : max_total_(max_total), max_per_address_(max_per_address) {}
+    verdict admit(const asio::ip::address& a);
+    void release(const asio::ip::address& a);  // once per admitted connection
+
+private:
+    const std::size_t max_total_;
+    const std::size_t max_per_address_;
+    std::mutex mutex_;
+    std::size_t total_ = 0;
+    std::unordered_map<asio::ip::address, std::size_t> by_address_;
+};
+
 // What a connection may use. Everything referred to outlives every
 // connection (the server's declaration order sees to it).
 struct session_context {
@@ -93,6 +115,7 @@ struct session_context {
     msnp_services* msnp = nullptr;             // set before any listener accepts
     asio::ssl::context* tls_modern = nullptr;  // made when a listener uses the profile
     asio::ssl::context* tls_legacy = nullptr;
+    admission* gate = nullptr;                 // counts the public listeners' connections
 };
 
 // The admin endpoint's operations on the running gateway.
@@ -101,6 +124,9 @@ struct operations {
     // Validates the routes file and swaps it in; logs and counts the outcome.
     std::function<tl::expected<std::shared_ptr<const config::route_table>, config::error>(std::string_view trigger)>
         reload_routes;
+    // [listeners.admin] token_file's token: every route but /healthz needs
+    // it as a bearer token. Empty: none is asked for.
+    std::string token;
 };
 
 // A client or admin connection. Lives on one worker's thread; registers
@@ -119,11 +145,16 @@ public:
     virtual void flush() {}
 
     worker& worker_of() { return worker_; }
+    // The connection was admitted from `peer`: it counts there until it ends.
+    void admitted(const asio::ip::address& peer) { admitted_ = peer; }
 
 protected:
     session_context& ctx_;
     worker& worker_;
     listener_protocol protocol_;
+
+private:
+    std::optional<asio::ip::address> admitted_;
 };
 
 std::shared_ptr<connection> make_msnp_connection(session_context& ctx, worker& w, tcp::socket s);

@@ -203,6 +203,7 @@ struct connection::impl {
     services* svc = nullptr;
     wsjson::limits lim;
     stage at = stage::start;
+    bool was_online = false;  // reached stage::online once
     std::string handle;
     std::string endpoint;
     std::string display_name;
@@ -530,6 +531,7 @@ struct connection::impl {
         }
         const frame::roster& r = *o.roster;
         at = stage::online;
+        was_online = true;
         display_name = r.display_name.empty() ? handle : r.display_name;
         privacy = r.privacy;
         prompt = r.prompt;
@@ -1407,5 +1409,6 @@ frame::output connection::on_frame(const frame::frame& f) { return impl_->on_fra
 frame::output connection::on_shutdown() { return impl_->on_shutdown(); }
 frame::output connection::on_closed() { return impl_->on_closed(); }
 bool connection::logged_in() const { return impl_->at == impl::stage::online; }
+bool connection::logged_in_once() const { return impl_->was_online; }
 
 }  // namespace switchyard::wsjson

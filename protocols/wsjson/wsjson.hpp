@@ -121,6 +121,8 @@ public:
 
     // Signed in (the login reply was sent) and not closed.
     bool logged_in() const;
+    // Signed in at some point, closed since or not.
+    bool logged_in_once() const;
 
     static constexpr std::string_view shutdown_reason = "server shutting down";
 

@@ -150,8 +150,16 @@ run_result run_to_completion(const std::vector<std::string>& argv, std::string_v
     return run_with(argv, input, timeout);
 }
 
-tcp_client::tcp_client(unsigned short port) {
+tcp_client::tcp_client(unsigned short port, const char* source) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (source != nullptr) {
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+            ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+            throw std::runtime_error(std::string("bind to ") + source + ": " + std::strerror(errno));
+        }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -208,10 +216,11 @@ std::optional<std::string> tcp_client::read_to_eof(std::chrono::milliseconds tim
     }
 }
 
-http_response http_request(unsigned short port, std::string_view method, std::string_view target) {
+http_response http_request(unsigned short port, std::string_view method, std::string_view target,
+                           std::string_view headers) {
     tcp_client c(port);
-    c.send(std::string(method) + " " + std::string(target) +
-           " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    c.send(std::string(method) + " " + std::string(target) + " HTTP/1.1\r\n" + std::string(headers) +
+           "Content-Length: 0\r\nConnection: close\r\n\r\n");
     const auto raw = c.read_to_eof();
     if (!raw) throw std::runtime_error("no HTTP response for " + std::string(target));
     http_response r;

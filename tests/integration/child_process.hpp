@@ -55,10 +55,11 @@ run_result run_to_completion(const std::vector<std::string>& argv, std::chrono::
 run_result run_to_completion(const std::vector<std::string>& argv, std::string_view input,
                              std::chrono::milliseconds timeout = 30s);
 
-// A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O.
+// A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O,
+// from `source` (another loopback address, 127.0.0.2 say) if given.
 class tcp_client {
 public:
-    explicit tcp_client(unsigned short port);
+    explicit tcp_client(unsigned short port, const char* source = nullptr);
     ~tcp_client();
     tcp_client(const tcp_client&) = delete;
     tcp_client& operator=(const tcp_client&) = delete;
@@ -82,8 +83,10 @@ struct http_response {
     int status = 0;
     std::string body;
 };
-// One HTTP/1.1 request with Connection: close.
-http_response http_request(unsigned short port, std::string_view method, std::string_view target);
+// One HTTP/1.1 request with Connection: close and `headers` (each ending
+// in CRLF).
+http_response http_request(unsigned short port, std::string_view method, std::string_view target,
+                           std::string_view headers = "Host: 127.0.0.1\r\n");
 
 // A fresh directory under the system's temporary directory, removed with
 // everything in it when this goes out of scope.

@@ -77,6 +77,10 @@ public:
         }
     }
 
+    // Whether the server closes the connection within the deadline; what it
+    // sends before is dropped.
+    bool closes() { return socket_.read_to_eof().has_value(); }
+
     std::string command(const std::string& text) {
         const auto w = words(text);
         send(text + "\r\n");

@@ -109,6 +109,24 @@ TEST_CASE("check reports a settings error with its position and fails", "[proces
     CHECK(r.output.find("switchyard.toml:2:13:") != std::string::npos);
 }
 
+TEST_CASE("check loads the certificates the enabled listeners use, and fails on one it cannot", "[process]") {
+    temp_dir dir;
+    write_file(dir.path / "routes.toml", "[default]\nbackend = \"embedded\"\n");
+    write_file(dir.path / "legacy.pem", "not a certificate\n");
+    const std::string https = "[listeners.https]\nenabled = true\nport = 0\ntls = \"legacy\"\n"
+                              "[tls.legacy]\ncertificate = \"legacy.pem\"\nprivate_key = \"legacy.key\"\n";
+    write_file(dir.path / "switchyard.toml", https);
+    auto r = run_to_completion({binary, "check", "-c", (dir.path / "switchyard.toml").string()});
+    INFO(r.output);
+    CHECK(r.status != 0);
+    CHECK(r.output.find("legacy.pem: cannot load certificate") != std::string::npos);
+    // Not used by an enabled listener: not loaded.
+    write_file(dir.path / "switchyard.toml", "[listeners.https]\nenabled = false\ntls = \"legacy\"\n"
+                                             "[tls.legacy]\ncertificate = \"legacy.pem\"\nprivate_key = \"legacy.key\"\n");
+    r = run_to_completion({binary, "check", "-c", (dir.path / "switchyard.toml").string()});
+    CHECK(r.status == 0);
+}
+
 TEST_CASE("run refuses to start on an invalid routes file", "[process]") {
     temp_dir dir;
     write_file(dir.path / "switchyard.toml", settings_text());
