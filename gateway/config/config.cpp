@@ -31,6 +31,7 @@ constexpr std::array listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv};
 constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "rooms"sv, "permessage_deflate"sv};
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
+constexpr std::array msnp_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv, "capture_dir"sv};
 constexpr std::array link_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "backend"sv, "lease"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
@@ -191,12 +192,13 @@ void read_room_names(detail::reader& r, const toml::node& value, std::vector<std
     }
 }
 
-void read_listener(detail::reader& r, const toml::table& t, listener& l) {
+void read_listener(detail::reader& r, const toml::table& t, const std::filesystem::path& base, listener& l) {
     const std::string where = "in [listeners." + l.kind + "]";
     const bool msnp = l.kind == "msnp";
     const bool https = l.kind == "https";
     r.check_keys(t, where,
-                 msnp || https        ? std::span<const std::string_view>(public_listener_keys)
+                 msnp                 ? std::span<const std::string_view>(msnp_listener_keys)
+                 : https              ? std::span<const std::string_view>(public_listener_keys)
                  : l.kind == "ws"     ? std::span<const std::string_view>(ws_listener_keys)
                  : l.kind == "link"   ? std::span<const std::string_view>(link_listener_keys)
                                       : std::span<const std::string_view>(listener_keys));
@@ -206,6 +208,7 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
     }
     r.get(t, "port", l.port, std::uint16_t{0});
     r.get(t, "tls", l.tls, tls_profile_names);
+    if (std::string dir; msnp && r.get(t, "capture_dir", dir) && !dir.empty()) l.capture_dir = resolve(base, dir);
     if (msnp && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
         !is_host_port(l.public_endpoint)) {
         r.fail(t.get("public_endpoint")->source(),
@@ -238,7 +241,7 @@ void read_listener(detail::reader& r, const toml::table& t, listener& l) {
 // The listener tables as written (nullptr where absent), for positions in later checks.
 using listener_tables = std::array<const toml::table*, listener_kinds.size()>;
 
-listener_tables read_listeners(detail::reader& r, const toml::table& root, settings& s) {
+listener_tables read_listeners(detail::reader& r, const toml::table& root, const std::filesystem::path& base, settings& s) {
     s.listeners = default_listeners();
     listener_tables tables{};
     const auto* all = r.get_table(root, "listeners");
@@ -246,7 +249,7 @@ listener_tables read_listeners(detail::reader& r, const toml::table& root, setti
     r.check_keys(*all, "in [listeners]", listener_kinds);
     for (std::size_t i = 0; i < listener_kinds.size(); ++i) {
         tables[i] = r.get_table(*all, listener_kinds[i]);
-        if (tables[i]) read_listener(r, *tables[i], s.listeners[i]);
+        if (tables[i]) read_listener(r, *tables[i], base, s.listeners[i]);
     }
     return tables;
 }
@@ -513,7 +516,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     const auto& root = *doc;
     r.check_keys(root, "at the top level", top_level_keys);
     read_gateway(r, root, base, s);
-    const auto tables = read_listeners(r, root, s);
+    const auto tables = read_listeners(r, root, base, s);
     read_tls(r, root, base, s);
     read_limits(r, root, s.lim);
     read_keys(r, root, s.keys);
