@@ -2,9 +2,11 @@
 // against a real gateway on ports 0, with the HTTPS Passport listener on so
 // that ticket logins go through the gateway's own nexus.
 //
-//   replay_driver SWITCHYARD REPLAY CERT_DIR TRANSCRIPT [--expect-fail TEXT...] [-- REPLAY-ARGS...]
+//   replay_driver SWITCHYARD REPLAY CERT_DIR TRANSCRIPT [--expect-fail TEXT...] [--load N] [-- REPLAY-ARGS...]
 //
-// Accounts come from the transcript's @user lines. With --expect-fail the
+// Accounts come from the transcript's @user lines; with --load N, the
+// trace runs as `switchyard-replay load --copies N`, with the accounts of
+// every copy (local.i@domain). With --expect-fail the
 // replay must fail, quickly, and its report must contain every TEXT.
 // Exit status 0 when the outcome is the expected one.
 #include "child_process.hpp"
@@ -41,11 +43,14 @@ int main(int argc, char** argv) {
     const fs::path certs = argv[3];
     const std::string file = argv[4];
     bool expect_fail = false;
+    int copies = 0;
     std::vector<std::string> must_contain, extra;
     for (int i = 5; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--expect-fail") {
             expect_fail = true;
+        } else if (a == "--load" && i + 1 < argc) {
+            copies = std::stoi(argv[++i]);
         } else if (a == "--") {
             extra.assign(argv + i + 1, argv + argc);
             break;
@@ -67,7 +72,14 @@ int main(int argc, char** argv) {
                (certs / "legacy.key").string() + "\"\n[accounts]\nscrypt_n = 1024\n"
                "[[keys]]\nid = \"" + key_id + "\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n");
     const std::string conf = (dir.path / "switchyard.toml").string();
-    for (const auto& u : t.users) {
+    std::vector<switchyard::replay::account> accounts = t.users;
+    for (int i = 1; i <= copies; ++i) {
+        for (const auto& u : t.users) {
+            const auto at = u.handle.find('@');
+            accounts.push_back({u.handle.substr(0, at) + "." + std::to_string(i) + u.handle.substr(at), u.password, u.legacy_md5});
+        }
+    }
+    for (const auto& u : accounts) {
         std::vector<std::string> args{binary, "user", "add", u.handle, "-c", conf};
         if (u.legacy_md5) args.push_back("--legacy-md5");
         const auto r = run_to_completion(args, u.password + "\n");
@@ -90,10 +102,14 @@ int main(int argc, char** argv) {
         std::cerr << "the gateway did not start:\n" << gw.output();
         return 1;
     }
-    std::vector<std::string> args{replay, "run", file, "--target", "127.0.0.1:" + ports["msnp"],
+    std::vector<std::string> args{replay, copies ? "load" : "run", file, "--target", "127.0.0.1:" + ports["msnp"],
                                   "--nexus", "https://127.0.0.1:" + ports["https"] + "/rdr/pprdr.asp",
                                   "--ca-file", (certs / "legacy.pem").string(), "--timeout", "3000",
                                   "--ticket-command", std::string(argv[0]) + " --mint"};
+    if (copies) {
+        args.push_back("--copies");
+        args.push_back(std::to_string(copies));
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     const auto started = std::chrono::steady_clock::now();
     const auto r = run_to_completion(args, 60s);

@@ -37,10 +37,11 @@ struct packet {
 };
 
 // An Ethernet + IPv4 + TCP frame between 10.0.0.1:cport and 10.0.0.2:1863.
-packet tcp(double at, bool from_client, std::uint16_t cport, std::uint32_t seq, std::string_view data, bool syn = false) {
+packet tcp(double at, bool from_client, std::uint16_t cport, std::uint32_t seq, std::string_view data, bool syn = false,
+           std::uint16_t sport = 1863) {
     std::string t;
-    put16be(t, from_client ? cport : 1863);
-    put16be(t, from_client ? 1863 : cport);
+    put16be(t, from_client ? cport : sport);
+    put16be(t, from_client ? sport : cport);
     put32be(t, seq);
     put32be(t, 0);
     t += {static_cast<char>(0x50), static_cast<char>(syn ? 0x02 : 0x18)};
@@ -327,4 +328,33 @@ TEST_CASE("a trace without a login gets a prelude and the contacts it names", "[
     CHECK(t.steps[6].text == "USR 4 TWN S ${ticket:alice@example.com}");
     CHECK(t.steps[8].text == "ADC 5 FL N=bob@example.com F=bob@example.com");
     CHECK(t.steps[10].text == "ADC 6 AL N=bob@example.com");
+}
+
+TEST_CASE("MSNP in HTTP gateway polling is one session across HTTP connections", "[replay]") {
+    std::vector<packet> p;
+    auto http = [&](double at, std::uint16_t cport, bool from_client, std::uint32_t seq, const std::string& text) {
+        p.push_back(tcp(at, from_client, cport, seq, text, false, 80));
+    };
+    const std::string body1 = "VER 1 MSNP8 CVR0\r\n";
+    http(0.0, 40000, true, 1, "POST /gateway/gateway.dll?Action=open&Server=NS&IP=10.0.0.2 HTTP/1.1\r\nContent-Length: " +
+                                 std::to_string(body1.size()) + "\r\n\r\n" + body1);
+    const std::string reply1 = "HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=123.456; GW-IP=10.0.0.2\r\nContent-Length: " +
+                               std::to_string(body1.size()) + "\r\n\r\n" + body1;
+    http(0.1, 40000, false, 1, reply1);
+    const std::string body2 = "PNG\r\n";
+    http(0.2, 40001, true, 1, "POST /gateway/gateway.dll?SessionID=123.456 HTTP/1.1\r\nContent-Length: 5\r\n\r\n" + body2);
+    http(0.3, 40001, false, 1, "HTTP/1.1 200 OK\r\nX-MSN-Messenger: SessionID=123.456; GW-IP=10.0.0.2\r\nContent-Length: 5\r\n\r\nQNG\r\n");
+    const temp_file f(pcap_file(p));
+    replay::capture c;
+    const auto error = replay::read_capture(f.path.string(), {}, c);
+    INFO((error ? error->what() : ""));
+    REQUIRE_FALSE(error);
+    REQUIRE(c.connections.size() == 1);
+    CHECK(c.connections[0].http);
+    const auto t = replay::to_transcript(c);
+    REQUIRE(t.steps.size() == 4);
+    CHECK(t.steps[0].text == "VER 1 MSNP8 CVR0");
+    CHECK(t.steps[2].text == "PNG");
+    CHECK(t.steps[3].text == "QNG");
+    CHECK_FALSE(t.steps[3].client);
 }
