@@ -503,7 +503,10 @@ private:
         }
         if (w[0] == "USR" && w.size() >= 5 && w[3] == "I") c->handle = w[4];
         if ((w[0] == "USR" && w.size() == 4) || (w[0] == "ANS" && w.size() >= 5)) c->handle = w[2];
-        if (const auto trid = transaction_id(text)) pending_[{s.connection, *trid}] = {w[0], clock_type::now()};
+        // Every client command but PNG and OUT carries a transaction id, MSG included.
+        if (w.size() > 1 && all_digits(w[1]) && w[1].find_first_not_of('0') != std::string::npos) {
+            pending_[{s.connection, w[1]}] = {w[0], clock_type::now()};
+        }
         if (!send_all(c->fd, text + "\r\n" + payload, o_.timeout)) {
             fail(s, "closed", "", "", "cannot send: " + std::string(std::strerror(errno)), true);
         }
