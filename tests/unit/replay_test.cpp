@@ -8,13 +8,20 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <random>
 #include <fstream>
 #include <unistd.h>
 
 namespace replay = switchyard::replay;
 namespace fs = std::filesystem;
+
+#ifndef SWITCHYARD_SOURCE_DIR
+#define SWITCHYARD_SOURCE_DIR "."
+#endif
 
 namespace {
 
@@ -357,4 +364,75 @@ TEST_CASE("MSNP in HTTP gateway polling is one session across HTTP connections",
     CHECK(t.steps[2].text == "PNG");
     CHECK(t.steps[3].text == "QNG");
     CHECK_FALSE(t.steps[3].client);
+}
+
+// Every golden transcript as the bytes its connections carried, cut into
+// segments of random sizes, some sent twice and some swapped with the next,
+// written as pcap and as pcapng: what comes out is what went in.
+TEST_CASE("golden transcripts survive a trip through pcap and pcapng", "[replay]") {
+    std::mt19937 random(20261208);
+    const fs::path dir = fs::path(SWITCHYARD_SOURCE_DIR) / "fixtures" / "transcripts";
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    REQUIRE_FALSE(files.empty());
+    for (const auto& file : files) {
+        replay::transcript t;
+        REQUIRE_FALSE(replay::parse_file(file.string(), t));
+        // The wire form of each step: lengths computed, "*" server payloads empty.
+        std::map<std::string, std::uint16_t> ports;
+        std::map<std::string, std::vector<std::pair<bool, std::string>>> expected;  // per connection: (client, line)
+        std::map<std::pair<std::uint16_t, bool>, std::uint32_t> seq;
+        std::vector<packet> packets;
+        double at = 0;
+        for (const auto& s : t.steps) {
+            if (s.text == "(closed)") continue;
+            auto [it, fresh] = ports.try_emplace(s.connection, static_cast<std::uint16_t>(40000 + ports.size()));
+            const std::uint16_t port = it->second;
+            if (fresh) {
+                packets.push_back(tcp(at, true, port, 100, "", true));
+                packets.push_back(tcp(at, false, port, 900, "", true));
+                seq[{port, true}] = 101;
+                seq[{port, false}] = 901;
+            }
+            auto words = replay::split(s.text);
+            const std::string payload = replay::payload_bytes(s.payload);
+            if (s.has_payload) words.back() = std::to_string(payload.size());
+            std::string line;
+            for (std::size_t i = 0; i < words.size(); ++i) line += (i ? " " : "") + words[i];
+            expected[s.connection].push_back({s.client, line});
+            const std::string bytes = line + "\r\n" + (s.has_payload ? payload : "");
+            std::vector<packet> segments;
+            for (std::size_t pos = 0; pos < bytes.size();) {
+                const std::size_t n = std::min<std::size_t>(bytes.size() - pos, 1 + random() % 24);
+                at += 0.001;
+                segments.push_back(tcp(at, s.client, port, seq[{port, s.client}], std::string_view(bytes).substr(pos, n)));
+                seq[{port, s.client}] += static_cast<std::uint32_t>(n);
+                pos += n;
+            }
+            for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+                if (random() % 4 == 0) std::swap(segments[i], segments[i + 1]);
+            }
+            for (auto& seg : segments) {
+                packets.push_back(seg);
+                if (random() % 8 == 0) packets.push_back(seg);  // retransmitted
+            }
+        }
+        for (const bool ng : {false, true}) {
+            const temp_file f(ng ? pcapng_file(packets) : pcap_file(packets));
+            replay::capture c;
+            const auto error = replay::read_capture(f.path.string(), {}, c);
+            INFO(file.filename().string() << (ng ? " as pcapng" : " as pcap") << (error ? ": " + error->what() : ""));
+            REQUIRE_FALSE(error);
+            REQUIRE(c.connections.size() == expected.size());
+            for (const auto& cc : c.connections) {
+                const std::uint16_t port = static_cast<std::uint16_t>(std::stoi(cc.client.substr(cc.client.rfind(':') + 1)));
+                const auto name = std::find_if(ports.begin(), ports.end(), [&](const auto& p) { return p.second == port; })->first;
+                std::vector<std::pair<bool, std::string>> got;
+                for (const auto& s : cc.steps) got.push_back({s.client, s.text});
+                INFO(name);
+                CHECK(got == expected[name]);
+            }
+        }
+    }
 }
