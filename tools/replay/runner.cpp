@@ -641,6 +641,10 @@ private:
             it = conns_.find(s.connection);
         }
         connection& c = it->second;
+        if (s.text == "(flush)" && s.line == 0) {
+            c.queue.clear();
+            return;
+        }
         const auto deadline = clock_type::now() + o_.timeout;
         if (s.text == "(closed)") {
             for (;;) {
@@ -833,6 +837,10 @@ int add_login_prelude(transcript& t, const std::map<std::string, std::string>& p
         const std::string tr = std::to_string(trid);
         c("CHG " + tr + " NLN 0");
         sv("CHG " + tr + " NLN ...");
+        // What the login brought that the trace does not speak of (the
+        // profile, list lines, presence of contacts) came before the CHG
+        // reply on this connection: drop it.
+        sv("(flush)");
         // The prelude goes just before the connection's first step.
         auto at = std::find_if(t.steps.begin(), t.steps.end(), [&](const step& s) { return s.connection == name; });
         t.steps.insert(at, prelude.begin(), prelude.end());
