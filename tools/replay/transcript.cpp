@@ -349,6 +349,17 @@ void splitter::feed(std::string_view bytes, double at) {
             }
             resync_ = false;
         }
+        // An empty line or one with control bytes is not a command, and
+        // would not survive as a transcript line: counted, not kept.
+        if (line.empty() || std::any_of(line.begin(), line.end(), [](char c) {
+                const auto u = static_cast<unsigned char>(c);
+                return (u < 0x20 && u != '\t') || u == 0x7f;
+            })) {
+            dropped_ += nl + 1;
+            buffer_.erase(0, nl + 1);
+            first_at_ = at;
+            continue;
+        }
         step s;
         s.client = client_;
         s.at = have_first_ ? first_at_ : at;
