@@ -173,5 +173,18 @@ TEST_CASE("recorded MSNP sessions replay green against a gateway with the same a
         INFO(file << "\n" << r.output);
         CHECK(r.status == 0);
     }
+    // Paced as captured, stretched a hundredfold: the replay takes at least a hundred
+    // times the recorded time of Bob's last line (his session again: MD5
+    // logins may repeat, and his lists are as they were).
+    replay::transcript b;
+    REQUIRE_FALSE(replay::parse(bob, "bob", b));
+    const double last = b.steps.back().at.value_or(0);
+    const auto started = std::chrono::steady_clock::now();
+    const auto paced = run_to_completion({replay_binary, "run", files[1].second.string(), "--target",
+                                          "127.0.0.1:" + target.ports["msnp"], "--accounts", (tmp.path / "accounts").string(),
+                                          "--pace", "100"});
+    INFO(paced.output);
+    CHECK(paced.status == 0);
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() >= 100 * last);
     target.stop();
 }
