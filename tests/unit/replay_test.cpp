@@ -14,7 +14,9 @@
 #include <map>
 #include <random>
 #include <fstream>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <tuple>
 
 namespace replay = switchyard::replay;
 namespace fs = std::filesystem;
@@ -464,3 +466,48 @@ TEST_CASE("random and damaged input never crashes the readers", "[replay]") {
         CHECK_FALSE(error);
     }
 }
+
+#ifdef SWITCHYARD_REPLAY
+namespace {
+// Runs a command line; its exit status and everything it printed.
+std::pair<int, std::string> shell(const std::string& command) {
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    REQUIRE(p);
+    std::string out;
+    char buf[4096];
+    while (const std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int status = ::pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+}  // namespace
+
+TEST_CASE("switchyard-replay convert and stats on a capture, and their errors", "[replay]") {
+    const std::string tool = SWITCHYARD_REPLAY;
+    const temp_file capture(pcapng_file(session_packets()));
+    const fs::path out = capture.path.string() + ".txt";
+    auto [status, output] = shell(tool + " convert " + capture.path.string() + " -o " + out.string());
+    INFO(output);
+    CHECK(status == 0);
+    std::ifstream in(out);
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    fs::remove(out);
+    CHECK(text == "# converted by switchyard-replay from " + capture.path.string() + "\n" + expected_transcript);
+
+    std::tie(status, output) = shell(tool + " stats " + capture.path.string());
+    CHECK(status == 0);
+    CHECK(output.find("dialect: MSNP8 (from VER)") != std::string::npos);
+    CHECK(output.find("client -> server: MSG 1 OUT 1 USR 2 VER 1 XFR 1") != std::string::npos);
+
+    const std::string whole = pcapng_file(session_packets());
+    const temp_file truncated(whole.substr(0, whole.size() - 7));
+    std::tie(status, output) = shell(tool + " stats " + truncated.path.string());
+    CHECK(status == 2);
+    CHECK(output.starts_with("switchyard-replay: " + truncated.path.string() + ":"));
+
+    const temp_file garbage("NS1 C: VER 1 MSNP8\nnot a step at all\n");
+    std::tie(status, output) = shell(tool + " run " + garbage.path.string() + " --target 127.0.0.1:9");
+    CHECK(status == 2);
+    CHECK(output == "switchyard-replay: " + garbage.path.string() +
+                        ":2: expected \"[+SECONDS] CONNECTION C: LINE\" or \"... S: LINE\"\n");
+}
+#endif
