@@ -27,7 +27,7 @@ const std::string replay_binary = SWITCHYARD_REPLAY;
 const fs::path source_dir = SWITCHYARD_SOURCE_DIR;
 
 // Two sessions, one after the other: Alice signs in with a Passport ticket
-// (MSNP8), adds Bob, pings and asks for a switchboard; Bob signs in with
+// (MSNP8), adds Bob, pings, opens a switchboard and leaves it; Bob signs in with
 // MD5 (MSNP5) and finds her on his reverse list. Loose: this only drives
 // the gateway, the recording is what the test checks.
 const char* const session = R"(@user alice@example.com secret-alice
@@ -49,6 +49,10 @@ A S: ADD 7 FL ...
 A C: PNG
 A C: XFR 8 SB
 A S: XFR 8 SB ${sb} CKI ${cookie}
+A-SB C: USR 9 alice@example.com ${cookie}
+A-SB S: USR 9 OK ...
+A-SB C: OUT
+A-SB S: (closed)
 A C: OUT
 A S: (closed)
 B C: VER 1 MSNP5 CVR0
@@ -148,9 +152,13 @@ TEST_CASE("recorded MSNP sessions replay green against a gateway with the same a
         files.push_back({std::stoi(name.substr(name.rfind('-') + 1)), e.path()});
     }
     std::sort(files.begin(), files.end());
-    REQUIRE(files.size() == 2);
-    const std::string alice = slurp(files[0].second), bob = slurp(files[1].second);
-    INFO(alice << "\n" << bob);
+    REQUIRE(files.size() == 3);
+    const std::string alice = slurp(files[0].second), board = slurp(files[1].second), bob = slurp(files[2].second);
+    INFO(alice << "\n" << board << "\n" << bob);
+    // The switchboard's cookie came over the other connection: a variable
+    // the replay fills by asking for a switchboard of its own.
+    CHECK(board.find("SB C: USR 9 alice@example.com ${cookie}\n") != std::string::npos);
+    CHECK(board.find("SB S: (closed)\n") != std::string::npos);
     // Secrets are variables: the ticket, the MD5 answer, the cookie.
     CHECK(alice.find("NS C: USR 4 TWN S ${ticket:alice@example.com}\n") != std::string::npos);
     CHECK(alice.find("NS S: XFR 8 SB ${sb1} CKI ${cookie1}\n") != std::string::npos);
@@ -183,7 +191,7 @@ TEST_CASE("recorded MSNP sessions replay green against a gateway with the same a
         if (st.client) last = st.at.value_or(0);
     }
     const auto started = std::chrono::steady_clock::now();
-    const auto paced = run_to_completion({replay_binary, "run", files[1].second.string(), "--target",
+    const auto paced = run_to_completion({replay_binary, "run", files[2].second.string(), "--target",
                                           "127.0.0.1:" + target.ports["msnp"], "--accounts", (tmp.path / "accounts").string(),
                                           "--pace", "100"});
     INFO(paced.output);

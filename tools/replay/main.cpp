@@ -219,8 +219,8 @@ int main(int argc, char** argv) {
         std::map<std::string, std::string> pw = ro.passwords;
         for (const auto& u : t.users) pw.emplace(u.handle, u.password);
         if (const int n = replay::add_login_prelude(t, pw)) {
-            std::cerr << "switchyard-replay: no login in the trace: a " << (t.dialect.empty() ? "MSNP11" : t.dialect)
-                      << " login first on " << n << " connection(s)\n";
+            std::cerr << "switchyard-replay: " << n << " synthetic login(s) first: for connections without a login"
+                      << " in the trace, or switchboards without the connection that fetched their cookie\n";
         }
     }
 

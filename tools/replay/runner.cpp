@@ -766,10 +766,59 @@ std::optional<parse_error> read_mapping(const std::string& path, std::map<std::s
     return std::nullopt;
 }
 
+namespace {
+
+// A switchboard connection that presents a cookie nothing in the trace
+// captured (a recorded switchboard connection on its own): a hidden
+// notification connection signs in as its user first and asks for a
+// switchboard, whose cookie and address it then uses.
+int add_switchboard_preludes(transcript& t, const std::map<std::string, std::string>& passwords) {
+    int dialect = 8;
+    if (t.dialect.starts_with("MSNP")) dialect = std::max(8, std::atoi(t.dialect.c_str() + 4));
+    const std::string v = "MSNP" + std::to_string(dialect);
+    std::set<std::string> seen;
+    int added = 0;
+    for (std::size_t i = 0; i < t.steps.size(); ++i) {
+        const step s = t.steps[i];
+        if (!seen.insert(s.connection).second || !s.client) continue;
+        const auto w = split(s.text);
+        if (w[0] != "USR" || w.size() != 4 || !w[3].starts_with("${") || !w[3].ends_with("}") || w[3].starts_with("${=")) continue;
+        const std::string var = w[3].substr(2, w[3].size() - 3);
+        const bool captured = std::any_of(t.steps.begin(), t.steps.begin() + static_cast<std::ptrdiff_t>(i), [&](const step& x) {
+            return !x.client && x.text.find("${" + var + "}") != std::string::npos;
+        });
+        if (captured || !passwords.contains(w[2])) continue;
+        const std::string ns = s.connection + "~ns";
+        std::vector<step> steps;
+        auto c = [&](std::string text) { steps.push_back(step{0, std::nullopt, ns, true, std::move(text), {}, false}); };
+        auto sv = [&](std::string text) { steps.push_back(step{0, std::nullopt, ns, false, std::move(text), {}, false}); };
+        c("VER 1 " + v + " CVR0");
+        sv("VER 1 " + v + " ...");
+        c("CVR 2 0x0409 winnt 5.1 i386 MSNMSGR 7.0.0816 MSMSGS " + w[2]);
+        sv("CVR 2 ...");
+        c("USR 3 TWN I " + w[2]);
+        sv("USR 3 TWN S ...");
+        c("USR 4 TWN S ${ticket:" + w[2] + "}");
+        sv("USR 4 OK ...");
+        c("CHG 5 NLN 0");  // switchboards are for users who are online (913 otherwise)
+        sv("CHG 5 NLN ...");
+        c("XFR 6 SB");
+        sv("XFR 6 SB * CKI ${" + var + "} ...");
+        sv("(flush)");
+        t.steps.insert(t.steps.begin() + static_cast<std::ptrdiff_t>(i), steps.begin(), steps.end());
+        i += steps.size();
+        ++added;
+    }
+    return added;
+}
+
+}  // namespace
+
 int add_login_prelude(transcript& t, const std::map<std::string, std::string>& passwords) {
+    const int switchboards = add_switchboard_preludes(t, passwords);
     // Only for a trace with no login anywhere in it.
     if (std::any_of(t.steps.begin(), t.steps.end(), [](const step& s) { return s.client && s.text.starts_with("VER "); })) {
-        return 0;
+        return switchboards;
     }
     // Which connections are notification connections without a login.
     std::map<std::string, std::vector<std::size_t>> by_conn;
@@ -846,7 +895,7 @@ int add_login_prelude(transcript& t, const std::map<std::string, std::string>& p
         t.steps.insert(at, prelude.begin(), prelude.end());
         prelude.clear();
     }
-    return added;
+    return added + switchboards;
 }
 
 }  // namespace switchyard::replay
