@@ -187,8 +187,8 @@ TEST_CASE("recorded MSNP sessions replay green against a gateway with the same a
     replay::transcript b;
     REQUIRE_FALSE(replay::parse(bob, "bob", b));
     double last = 0;  // pacing delays what the client sends
-    for (const auto& st : b.steps) {
-        if (st.client) last = st.at.value_or(0);
+    for (const auto& step : b.steps) {
+        if (step.client) last = step.at.value_or(0);
     }
     const auto started = std::chrono::steady_clock::now();
     const auto paced = run_to_completion({replay_binary, "run", files[2].second.string(), "--target",

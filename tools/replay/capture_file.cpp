@@ -264,7 +264,7 @@ std::optional<parse_error> read_capture(const std::string& path, const capture_o
     // Each HTTP gateway session keeps one splitter per direction across polls.
     std::map<std::pair<std::size_t, bool>, std::unique_ptr<splitter>> http_splitters;
 
-    auto push = [&](std::size_t index, std::vector<step> steps, double) {
+    auto push = [&](std::size_t index, std::vector<step> steps) {
         auto& c = out.connections[index];
         for (auto& s : steps) {
             c.last = std::max(c.last, s.at.value_or(0));
@@ -317,7 +317,7 @@ std::optional<parse_error> read_capture(const std::string& path, const capture_o
                 split_ptr = std::make_unique<splitter>(client_sent, resync);
             }
             half.add(*seg, [&](std::string_view bytes) { split_ptr->feed(bytes, at); });
-            push(tc.index, split_ptr->take(), at);
+            push(tc.index, split_ptr->take());
             if (!client_sent && half.closed() && !tc.closed_noted) {
                 tc.closed_noted = true;
                 step closed;
@@ -379,7 +379,7 @@ std::optional<parse_error> read_capture(const std::string& path, const capture_o
             for (std::size_t gap; (gap = half.skip_gap([&](std::string_view bytes) { sp->feed(bytes, out.connections[tc.index].last); })) > 0;) {
                 out.connections[tc.index].gaps += gap;
             }
-            push(tc.index, sp->take(), 0);
+            push(tc.index, sp->take());
         }
     }
     for (auto& c : out.connections) {

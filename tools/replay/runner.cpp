@@ -625,13 +625,12 @@ private:
         return out.empty() ? "  (none)\n" : out;
     }
 
-    void consumed(const step& s, connection& c, const message& m) {
+    void consumed(connection& c, const message& m) {
         const auto w = split(m.text);
         // Where this server's switchboards are, by cookie (XFR, RNG).
         if (w[0] == "XFR" && w.size() >= 6 && w[2] == "SB") switchboards_[w[5]] = w[3];
         if (w[0] == "RNG" && w.size() >= 5) switchboards_[w[4]] = w[2];
         if (w[0] == "USR" && w.size() >= 5 && w[2] == "TWN" && w[3] == "S") c.twn_params = join(w, 4);
-        (void)s;
     }
 
     void expect(const step& s) {
@@ -674,7 +673,7 @@ private:
                 std::string why;
                 if (full_match(s, *m, fresh, &why)) {
                     for (auto& [k, v] : fresh) captures_[k] = v;
-                    consumed(s, c, *m);
+                    consumed(c, *m);
                     c.queue.erase(m);
                     return;
                 }
