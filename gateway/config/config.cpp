@@ -32,6 +32,7 @@ constexpr std::array ws_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"s
 // The listeners whose address clients are told: msnp (XFR, RNG) and https (the nexus reply).
 constexpr std::array public_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv};
 constexpr std::array admin_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "hosts"sv, "token_file"sv};
+constexpr std::array msnp_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "public_endpoint"sv, "capture_dir"sv};
 constexpr std::array link_listener_keys{"enabled"sv, "address"sv, "port"sv, "tls"sv, "backend"sv, "lease"sv};
 constexpr std::array tls_table_names{"modern"sv, "legacy"sv};
 constexpr std::array tls_keys{"certificate"sv, "private_key"sv};
@@ -214,7 +215,8 @@ void read_listener(detail::reader& r, const toml::table& t, const std::filesyste
     const bool msnp = l.kind == "msnp";
     const bool https = l.kind == "https";
     r.check_keys(t, where,
-                 msnp || https        ? std::span<const std::string_view>(public_listener_keys)
+                 msnp                 ? std::span<const std::string_view>(msnp_listener_keys)
+                 : https              ? std::span<const std::string_view>(public_listener_keys)
                  : l.kind == "ws"     ? std::span<const std::string_view>(ws_listener_keys)
                  : l.kind == "link"   ? std::span<const std::string_view>(link_listener_keys)
                  : l.kind == "admin"  ? std::span<const std::string_view>(admin_listener_keys)
@@ -225,6 +227,7 @@ void read_listener(detail::reader& r, const toml::table& t, const std::filesyste
     }
     r.get(t, "port", l.port, std::uint16_t{0});
     r.get(t, "tls", l.tls, tls_profile_names);
+    if (std::string dir; msnp && r.get(t, "capture_dir", dir) && !dir.empty()) l.capture_dir = resolve(base, dir);
     if (msnp && r.get(t, "public_endpoint", l.public_endpoint) && !l.public_endpoint.empty() &&
         !is_host_port(l.public_endpoint)) {
         r.fail(t.get("public_endpoint")->source(),

@@ -34,6 +34,9 @@ struct listener {
     // the Passport nexus reply (DALogin); empty = the Host the client sent
     // to the nexus, which reached this listener already.
     std::string public_endpoint;
+    // msnp: record every session as a transcript in this directory, one
+    // file per connection (gateway/ops/capture.hpp); empty = off.
+    std::filesystem::path capture_dir;
     // ws: the named rooms WebSocket clients may join by name; no other name
     // (and no room id a client makes up) can be created.
     std::vector<std::string> rooms;

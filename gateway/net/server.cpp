@@ -3,6 +3,7 @@
 #include "gateway/backends/embedded/backend.hpp"
 #include "gateway/backends/link/client.hpp"
 #include "gateway/backends/link/server.hpp"
+#include "gateway/ops/capture.hpp"
 #include "gateway/ops/control.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/login/keys.hpp"
@@ -83,6 +84,8 @@ struct gateway_state {
     token_service tokens;
     lifecycle life;
     admission gate;
+    // Before the workers: it outlives every connection that records into it.
+    std::unique_ptr<capture_writer> capture;
     std::vector<std::unique_ptr<worker>> workers;
     std::unique_ptr<asio::ssl::context> tls_modern;
     std::unique_ptr<asio::ssl::context> tls_legacy;
@@ -268,6 +271,21 @@ class gateway {
 public:
     gateway(const config::settings& s, key_set keys) : state_(s, std::move(keys)) {}
 
+    // [listeners.msnp] capture_dir: every MSNP session recorded as a transcript.
+    bool open_capture() {
+        const auto* l = state_.settings.find_listener("msnp");
+        if (!l || !l->enabled || l->capture_dir.empty()) return true;
+        try {
+            state_.capture = std::make_unique<capture_writer>(l->capture_dir);
+        } catch (const std::exception& e) {
+            log::error("capture_failed", {{"error", e.what()}});
+            return false;
+        }
+        state_.sessions.capture = state_.capture.get();
+        log::info("capture", {{"listener", "msnp"}, {"dir", l->capture_dir.string()}});
+        return true;
+    }
+
     int run() {
         const config::settings& s = state_.settings;
         const unsigned threads = s.threads != 0 ? s.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -299,7 +317,7 @@ public:
         if (!state_.reload_routes("start") || !open_backends() || !open_control()) {
             return 1;
         }
-        if (!open_listeners(threads)) {
+        if (!open_capture() || !open_listeners(threads)) {
             return 1;
         }
         state_.msnp = std::make_unique<msnp_services>(state_.tokens, state_.objects, msnp_endpoint_);

@@ -1,6 +1,7 @@
 // Client sessions: MSNP over TCP and WebSocket. Each feeds bytes to its
 // sans-I/O codec from protocols/ and writes what the codec returns through a
 // bounded queue.
+#include "gateway/ops/capture.hpp"
 #include "gateway/ops/log.hpp"
 #include "gateway/session/context.hpp"
 #include "gateway/net/web_assets.hpp"
@@ -288,10 +289,12 @@ public:
           throttle_(socket_.get_executor()),
           handshake_(socket_.get_executor()),
           commands_{static_cast<double>(ctx.settings.lim.commands_per_second)},
-          relay_{static_cast<double>(ctx.settings.lim.relay_bytes_per_second)} {}
+          relay_{static_cast<double>(ctx.settings.lim.relay_bytes_per_second)},
+          capture_(ctx.capture) {}
 
     void start() override {
         log::debug("connection_opened", {{"protocol", "msnp"}, {"peer", peer_}});
+        if (capture_) capture_id_ = capture_->open(peer_);
         socket_.non_blocking(true);
         if (ctx_.life.stopping) {
             shutdown();
@@ -359,6 +362,7 @@ private:
                 return;
             }
             arm_idle();
+            if (capture_) capture_->client(capture_id_, {buffer.data(), n});
             const std::uint64_t commands = codec_.commands();
             const std::uint64_t relayed = codec_.relayed();
             const std::uint64_t relayed_bytes = codec_.relayed_bytes();
@@ -419,6 +423,7 @@ private:
             ended("write queue over limit");
             return;
         }
+        if (capture_) capture_->server(capture_id_, bytes);
         out_.write(*this, socket_, bytes);
     }
 
@@ -444,6 +449,7 @@ private:
         throttle_.cancel();
         handshake_.cancel();
         log_closed(codec_.signed_in(), {{"protocol", "msnp"}, {"peer", peer_}, {"reason", reason}});
+        if (capture_) capture_->close(capture_id_, reason != "client closed");
         core_.closed();
         boost::system::error_code ignored;
         socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -464,6 +470,8 @@ private:
     bool finishing_ = false;
     bool ended_ = false;
     std::string close_reason_;
+    capture_writer* capture_;         // null unless [listeners.msnp] capture_dir is set
+    std::uint64_t capture_id_ = 0;
 };
 
 // ------------------------------------------------------------------ WebSocket

@@ -34,6 +34,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 class connection;
+class capture_writer;
 
 // One io_context and the connections living on its thread; the set is
 // touched only from that thread. It is declared first so the context, whose
@@ -116,6 +117,7 @@ struct session_context {
     asio::ssl::context* tls_modern = nullptr;  // made when a listener uses the profile
     asio::ssl::context* tls_legacy = nullptr;
     admission* gate = nullptr;                 // counts the public listeners' connections
+    capture_writer* capture = nullptr;         // [listeners.msnp] capture_dir; null when off
 };
 
 // The admin endpoint's operations on the running gateway.

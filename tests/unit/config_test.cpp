@@ -68,6 +68,14 @@ TEST_CASE("the shipped configuration loads", "[config]") {
     CHECK(routes->digest == config::parse_routes(read(s->routes_file), s->routes_file, names)->digest);
 }
 
+TEST_CASE("capture_dir is an MSNP listener's, relative to the settings file", "[config]") {
+    const std::filesystem::path file = "/etc/switchyard/switchyard.toml";
+    CHECK(settings_ok("", file).find_listener("msnp")->capture_dir.empty());
+    CHECK(settings_ok("[listeners.msnp]\ncapture_dir = \"traces\"\n", file).find_listener("msnp")->capture_dir ==
+          "/etc/switchyard/traces");
+    CHECK(settings_error("[listeners.ws]\ncapture_dir = \"traces\"\n").starts_with("test.toml:2:1: unknown key \"capture_dir\""));
+}
+
 TEST_CASE("the shipped settings file spells out the defaults", "[config]") {
     const auto file = source_dir / "conf/switchyard.toml";
     const auto shipped = settings_ok(read(file), file);
@@ -89,6 +97,7 @@ TEST_CASE("the shipped settings file spells out the defaults", "[config]") {
         CHECK(a.port == b.port);
         CHECK(a.tls == b.tls);
         CHECK(a.public_endpoint == b.public_endpoint);
+        CHECK(a.capture_dir == b.capture_dir);
         CHECK(a.rooms == b.rooms);
         CHECK(a.permessage_deflate == b.permessage_deflate);
     }
