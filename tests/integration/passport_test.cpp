@@ -685,6 +685,19 @@ TEST_CASE("every refused HTTP request is answered where possible and logged with
     CHECK(log_field(*line, "listener") == "https");
     CHECK(log_field(*line, "status") == "400");
 
+    // Headers or a body over the limits: 431 and 413, not a silent close.
+    tls_client long_head(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(long_head.handshake());
+    CHECK(long_head.request("GET /rdr/pprdr.asp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " +
+                            std::string(20000, 'a') + "\r\n\r\n")
+              .status == 431);
+    tls_client big_body(gw.https(), gw.certificate("legacy"), client_kind::old_messenger);
+    REQUIRE(big_body.handshake());
+    CHECK(big_body.request("POST /login2.srf HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n")
+              .status == 413);
+    REQUIRE(gw.proc->wait_for_line("status=431"));
+    REQUIRE(gw.proc->wait_for_line("status=413"));
+
     // The admin listener answers and logs the same way.
     const std::string unknown = tcp_exchange(gw.ports.at("admin"), "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n");
     CHECK(unknown.starts_with("HTTP/1.1 404 "));
