@@ -93,6 +93,13 @@ std::optional<ip_address> parse_ip(const std::string& text) {
     return a;
 }
 
+// 127.0.0.0/8 and ::1: only this machine reaches such a listener.
+bool is_loopback(const ip_address& a) {
+    if (a.family == AF_INET) return a.bytes[0] == 127;
+    return std::all_of(a.bytes.begin(), a.bytes.begin() + 15, [](unsigned char b) { return b == 0; }) &&
+           a.bytes[15] == 1;
+}
+
 bool is_wildcard(const ip_address& a) {
     return std::ranges::all_of(a.bytes, [](unsigned char b) { return b == 0; });
 }
@@ -461,6 +468,22 @@ void check_tls_profiles(detail::reader& r, const toml::table& root, const listen
     }
 }
 
+// Without public_endpoint the nexus names the host from the request's own
+// Host header in DALogin. On a listener others can reach, that lets whoever
+// controls what a client sends (a proxy, a hostile DNS name pointing at this
+// server, a cache keyed without Host) make the reply send the password to a
+// host of their choosing; only this machine's clients may use the fallback.
+void check_login_endpoint(detail::reader& r, const toml::table& root, const listener_tables& tables,
+                          const settings& s) {
+    constexpr std::size_t i = 2;  // https: listeners are always in listener_kinds order
+    const listener& l = s.listeners[i];
+    if (!l.enabled || !l.public_endpoint.empty() || is_loopback(*parse_ip(l.address))) return;
+    r.fail(position(root, tables[i], tables[i] && tables[i]->contains("address") ? "address" : "enabled"),
+           "[listeners.https] listens on " + endpoint(l) +
+               ", which other machines reach; expected public_endpoint (the host[:port] clients reach the login "
+               "service at): without it the Passport nexus would repeat whatever Host a request names");
+}
+
 }  // namespace
 
 std::string_view to_string(tls_profile p) {
@@ -523,6 +546,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     if (r.ok()) check_ports(r, root, tables, s);
     if (r.ok()) check_tls_profiles(r, root, tables, s);
     if (r.ok()) check_link_listener(r, root, tables, s);
+    if (r.ok()) check_login_endpoint(r, root, tables, s);
     if (!r.ok()) return tl::unexpected(r.failure());
     return s;
 }

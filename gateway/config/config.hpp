@@ -32,7 +32,8 @@ struct listener {
     // msnp: host:port handed to MSNP clients in XFR SB and RNG; empty =
     // address:port. https: host or host:port of the login service named in
     // the Passport nexus reply (DALogin); empty = the Host the client sent
-    // to the nexus, which reached this listener already.
+    // to the nexus, allowed only on a loopback address (parse_settings
+    // refuses it elsewhere: a forged Host would pick where passwords go).
     std::string public_endpoint;
     // ws: the named rooms WebSocket clients may join by name; no other name
     // (and no room id a client makes up) can be created.

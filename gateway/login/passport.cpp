@@ -299,10 +299,11 @@ http_response nexus(session_context& ctx, const http_request& req) {
     const config::listener* l = ctx.settings.find_listener("https");
     std::string host = l ? l->public_endpoint : std::string{};
     if (host.empty()) {
-        // The Host this client reached the nexus with reaches this listener,
-        // behind whatever name or proxy the operator set up. It is the
-        // client's own header and goes only into its own reply, but it must
-        // still be a plain host to sit inside the comma-separated value.
+        // Only a loopback listener may leave public_endpoint empty
+        // (config::parse_settings): there the Host this client reached the
+        // nexus with is one this machine answers for (tests, a terminator
+        // on the same host). It must still be a plain host to sit inside
+        // the comma-separated value.
         host = std::string_view(req[http::field::host]);
         if (!config::is_login_host(host)) {
             // msn-pecan 0.1.1 and Pidgin 2.0-2.2 send no Host at all

@@ -340,6 +340,22 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
                 "[listeners.https]\npublic_endpoint = \"" + std::string(bad) + "\"\n", "test.toml"));
         }
     }
+    SECTION("a login listener others reach names its own host") {
+        // Else the nexus would put the request's Host into DALogin.
+        CHECK(settings_error("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"0.0.0.0\"\n") ==
+              "test.toml:4:11: [listeners.https] listens on 0.0.0.0:8443, which other machines reach; expected "
+              "public_endpoint (the host[:port] clients reach the login service at): without it the Passport "
+              "nexus would repeat whatever Host a request names");
+        CHECK_FALSE(config::parse_settings("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"::\"\n",
+                                           "test.toml"));
+        CHECK_FALSE(config::parse_settings(
+            "[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"192.0.2.7\"\n", "test.toml"));
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"0.0.0.0\"\n"
+                    "public_endpoint = \"login.example.com\"\n");
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"127.0.0.2\"\n");
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"::1\"\n");
+        settings_ok("[listeners.https]\nenabled = false\naddress = \"0.0.0.0\"\n");
+    }
     SECTION("duplicate ports") {
         const auto fixture = fixtures_dir / "config/settings_port_conflict.toml";
         auto s = config::load_settings(fixture);
