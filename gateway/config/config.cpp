@@ -44,7 +44,9 @@ constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "dur
 constexpr std::array link_backend_keys{"kind"sv, "address"sv, "port"sv};
 constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
 constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
-                                   "scrypt_p"sv, "max_concurrent_logins"sv};
+                                   "scrypt_p"sv, "max_concurrent_logins"sv, "login_failures_free"sv,
+                                   "login_failures_free_per_address"sv, "login_failure_delay"sv,
+                                   "login_failure_max_delay"sv, "logins_per_address"sv};
 
 // More threads than this is a typo, not a machine.
 constexpr unsigned max_threads = 1024;
@@ -386,6 +388,11 @@ void read_accounts(detail::reader& r, const toml::table& root, accounts_settings
     r.get(*t, "scrypt_r", a.scrypt_r, std::uint32_t{1}, std::uint32_t{64});
     r.get(*t, "scrypt_p", a.scrypt_p, std::uint32_t{1}, std::uint32_t{16});
     r.get(*t, "max_concurrent_logins", a.max_concurrent_logins, 1u, max_concurrent_logins);
+    r.get(*t, "login_failures_free", a.login_failures_free, std::uint32_t{1});
+    r.get(*t, "login_failures_free_per_address", a.login_failures_free_per_address, std::uint32_t{1});
+    r.get(*t, "login_failure_delay", a.login_failure_delay, 1ms);
+    r.get(*t, "login_failure_max_delay", a.login_failure_max_delay, 1ms);
+    r.get(*t, "logins_per_address", a.logins_per_address, 1u);
 
     // The cost checks point at scrypt_n, or at scrypt_r when n is the default.
     const auto cost_at = position(root, t, t->contains("scrypt_n") ? "scrypt_n" : "scrypt_r");

@@ -114,6 +114,20 @@ struct accounts_settings {
     // Password checks of the HTTPS login services running at once, each on
     // a thread of its own and taking 128 * scrypt_n * scrypt_r bytes.
     unsigned max_concurrent_logins = 2;
+    // Password guessing (MD5, Passport, WebSocket logins alike): after
+    // login_failures_free failures of one handle from one address, or
+    // login_failures_free_per_address from one address whatever the
+    // handles, the next attempt waits login_failure_delay, doubled after
+    // each further failure up to login_failure_max_delay, and is refused
+    // (MSNP 911, HTTP 429 with Retry-After) before then. Failures are
+    // forgotten an hour after the last one. An address that signed in to an
+    // account is not held back by the failures others cause from it.
+    std::uint32_t login_failures_free = 3;
+    std::uint32_t login_failures_free_per_address = 10;
+    std::chrono::milliseconds login_failure_delay{1000};
+    std::chrono::milliseconds login_failure_max_delay{std::chrono::minutes(15)};
+    // Password checks one address may have running or waiting at once.
+    unsigned logins_per_address = 4;
 };
 
 struct settings {

@@ -58,7 +58,8 @@ run_result run_to_completion(const std::vector<std::string>& argv, std::string_v
 // A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O.
 class tcp_client {
 public:
-    explicit tcp_client(unsigned short port);
+    // From `source` when given (an address of 127.0.0.0/8), else from 127.0.0.1.
+    explicit tcp_client(unsigned short port, const std::string& source = {});
     ~tcp_client();
     tcp_client(const tcp_client&) = delete;
     tcp_client& operator=(const tcp_client&) = delete;
