@@ -72,8 +72,12 @@ bool msnp_services::verify_md5(std::string_view handle, std::string_view respons
     return false;
 }
 
-std::optional<std::string> msnp_services::verify_ticket(std::string_view ticket) {
-    return tokens_.verify_ticket(parse_ticket_param(ticket), now_ms());
+std::optional<msnp::ticket_owner> msnp_services::verify_ticket(std::string_view ticket) {
+    auto claims = tokens_.verify_ticket_claims(parse_ticket_param(ticket), now_ms());
+    if (!claims) {
+        return std::nullopt;
+    }
+    return msnp::ticket_owner{std::move(claims->handle), claims->issued_ms};
 }
 
 std::string msnp_services::issue_sb_cookie(const msnp::sb_grant& grant) {

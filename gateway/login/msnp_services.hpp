@@ -30,7 +30,7 @@ public:
     // A throttled attempt (login_guard) is refused without being checked,
     // so the right response fails too until the wait is over.
     bool verify_md5(std::string_view handle, std::string_view response_hex, std::string_view address);
-    std::optional<std::string> verify_ticket(std::string_view ticket) override;
+    std::optional<msnp::ticket_owner> verify_ticket(std::string_view ticket) override;
     std::string issue_sb_cookie(const msnp::sb_grant& grant) override;
     std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override;
     std::string new_room_id() override;
@@ -56,7 +56,9 @@ public:
     bool verify_md5(std::string_view handle, std::string_view response_hex) override {
         return shared_.verify_md5(handle, response_hex, address_);
     }
-    std::optional<std::string> verify_ticket(std::string_view ticket) override { return shared_.verify_ticket(ticket); }
+    std::optional<msnp::ticket_owner> verify_ticket(std::string_view ticket) override {
+        return shared_.verify_ticket(ticket);
+    }
     std::string issue_sb_cookie(const msnp::sb_grant& grant) override { return shared_.issue_sb_cookie(grant); }
     std::optional<msnp::sb_grant> redeem_sb_cookie(std::string_view cookie) override {
         return shared_.redeem_sb_cookie(cookie);

@@ -506,8 +506,10 @@ protected:
     std::string issue_session_token(std::string_view handle) override {
         return ctx_.tokens.issue_ticket(handle, now_ms());
     }
-    std::optional<std::string> verify_session_token(std::string_view token) override {
-        return ctx_.tokens.verify_ticket(token, now_ms());
+    std::optional<wsjson::token_owner> verify_session_token(std::string_view token) override {
+        auto claims = ctx_.tokens.verify_ticket_claims(token, now_ms());
+        if (!claims) return std::nullopt;
+        return wsjson::token_owner{std::move(claims->handle), claims->issued_ms};
     }
     std::string new_room_id() override { return random_hex(16); }
     std::string new_endpoint_id() override { return random_hex(16); }

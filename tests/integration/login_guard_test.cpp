@@ -1,7 +1,8 @@
 // Password guessing and stale tickets on the real binary: MSNP2-7 MD5
 // guesses make the next attempt of that handle from that address wait
 // (refused with 911 and a close, the right password included), while other
-// addresses and handles sign in.
+// addresses and handles sign in; a password change or a removed account
+// ends the Passport tickets and WebSocket session tokens issued before.
 // Clients come from several 127.0.0.x addresses (Linux routes 127/8 to lo).
 #include "child_process.hpp"
 #include "msnp_client.hpp"
@@ -79,6 +80,15 @@ std::string md5_attempt(unsigned short port, const std::string& source, const st
     return c.line();
 }
 
+// One TWN login with `ticket` (msnp-reference section 3.3): the USR S reply.
+std::string twn_attempt(unsigned short port, const std::string& handle, const std::string& ticket) {
+    msnp_client c(port);
+    c.command("VER 1 MSNP11 CVR0");
+    c.command("USR 3 TWN I " + handle);
+    c.send("USR 4 TWN S t=" + ticket + "&p=\r\n");
+    return c.line();
+}
+
 }  // namespace
 
 TEST_CASE("MD5 guesses make the next attempt wait, the right password included", "[login_guard]") {
@@ -102,4 +112,33 @@ TEST_CASE("MD5 guesses make the next attempt wait, the right password included",
     // (three failures are far from the address's own limit), sign in.
     CHECK(words(md5_attempt(g.port, "127.0.0.1", "alice@example.com", "alice password")).at(2) == "OK");
     CHECK(words(md5_attempt(g.port, "127.0.0.2", "bob@example.com", "bob password")).at(2) == "OK");
+}
+
+TEST_CASE("a password change ends the tickets issued before it; a removed account's end with it", "[login_guard]") {
+    guarded_gateway g;
+    const gw::token_service tokens({test_key});
+    // Issued after the account was made (a ticket older than the account is
+    // refused as well: see the end).
+    const std::string before = tokens.issue_ticket("alice@example.com", now_ms());
+    CHECK(words(twn_attempt(g.port, "alice@example.com", before)).at(2) == "OK");
+
+    auto r = g.user({"passwd", "alice@example.com"}, "alice's new password\n");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    // The same ticket, still unexpired and correctly signed, is refused.
+    CHECK(twn_attempt(g.port, "alice@example.com", before) == "911 4");
+    // One issued after the change works.
+    const std::string after = tokens.issue_ticket("alice@example.com", now_ms());
+    CHECK(words(twn_attempt(g.port, "alice@example.com", after)).at(2) == "OK");
+
+    // Removed and made again under the same handle: the new account's
+    // owner is not whoever held the old one's ticket.
+    const std::string bobs = tokens.issue_ticket("bob@example.com", now_ms());
+    CHECK(words(twn_attempt(g.port, "bob@example.com", bobs)).at(2) == "OK");
+    r = g.user({"del", "bob@example.com"});
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(twn_attempt(g.port, "bob@example.com", bobs) == "911 4");
+    g.add_user("bob@example.com", "another bob password");
+    CHECK(twn_attempt(g.port, "bob@example.com", bobs) == "911 4");
 }

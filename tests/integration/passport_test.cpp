@@ -367,7 +367,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
     CHECK(info.starts_with("Passport1.4 da-status=success,tname=MSPAuth,tname=MSPProf,tname=MSPSec,from-PP='t="));
     CHECK(info.ends_with("&p=',ru=http://messenger.msn.com"));
     const std::string from_pp = between(info, "from-PP='", "'");
-    CHECK(from_pp.starts_with("t=pt1.test1."));
+    CHECK(from_pp.starts_with("t=pt2.test1."));
     CHECK(ticket_subject(from_pp) == "alice@example.com");
 
     // A password with the characters the encodings are about: , & % < >.
@@ -402,7 +402,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
     CHECK(contains(rst.body, "<wst:TokenType>urn:passport:legacy</wst:TokenType>"));
     CHECK(rst.body.find("http://Passport.NET/tb") < rst.body.find("<wsa:Address>messenger.msn.com</wsa:Address>"));
     const std::string compact = between(rst.body, "<wsse:BinarySecurityToken Id=\"Compact1\">", "</wsse:BinarySecurityToken>");
-    CHECK(compact.starts_with("t=pt1.test1."));
+    CHECK(compact.starts_with("t=pt2.test1."));
     CHECK(compact.ends_with("&amp;p="));
     // What the client sends after decoding the XML.
     CHECK(ticket_subject(compact.substr(0, compact.size() - 7) + "&p=") == "alice@example.com");
@@ -410,7 +410,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
 
     const auto escaped = client.request(rst_request(port, "carol@example.com", "s3cret,&amp;%&lt;pass&#x3E;"));
     CHECK(escaped.status == 200);
-    CHECK(contains(escaped.body, "Id=\"Compact1\">t=pt1."));
+    CHECK(contains(escaped.body, "Id=\"Compact1\">t=pt2."));
 
     // RST.srf, failure: a SOAP fault.
     for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{

@@ -29,12 +29,13 @@ public:
     bool verify_md5(std::string_view handle, std::string_view response) override {
         return embedded::accounts(db_, cheap_kdf()).verify_md5(handle, response);
     }
-    std::optional<std::string> verify_ticket(std::string_view ticket) override {
+    std::optional<msnp::ticket_owner> verify_ticket(std::string_view ticket) override {
         if (ticket.starts_with("t=")) ticket.remove_prefix(2);
         ticket = ticket.substr(0, ticket.find('&'));
         if (!ticket.starts_with("ticket-")) return std::nullopt;
-        return std::string(ticket.substr(7));
+        return msnp::ticket_owner{std::string(ticket.substr(7)), ticket_issued_ms};
     }
+    std::uint64_t ticket_issued_ms = 1'700'000'000'000;  // what every test ticket says
     std::string issue_sb_cookie(const msnp::sb_grant& g) override {
         const std::string cookie = "cookie" + std::to_string(++counter_);
         cookies_[cookie] = g;
