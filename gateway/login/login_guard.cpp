@@ -242,4 +242,54 @@ std::size_t login_queue::waiting() const {
     return waiting_.size();
 }
 
+// ------------------------------------------------------------ delay_line
+
+delay_line::delay_line(std::size_t max_pending) : max_pending_(max_pending) {}
+
+delay_line::~delay_line() {
+    {
+        const std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void delay_line::after(std::chrono::milliseconds delay, std::function<void()> call) {
+    {
+        const std::lock_guard lock(mutex_);
+        if (!stopping_ && pending_.size() < max_pending_) {
+            if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+            pending_.emplace(std::chrono::steady_clock::now() + delay, std::move(call));
+            call = nullptr;
+        }
+    }
+    if (call) {
+        call();
+    } else {
+        wake_.notify_one();
+    }
+}
+
+void delay_line::run() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+        if (pending_.empty()) {
+            wake_.wait(lock);
+            continue;
+        }
+        const auto due = pending_.begin()->first;
+        if (std::chrono::steady_clock::now() < due) {
+            wake_.wait_until(lock, due);
+            continue;
+        }
+        auto call = std::move(pending_.begin()->second);
+        pending_.erase(pending_.begin());
+        lock.unlock();
+        call();
+        lock.lock();
+    }
+    pending_.clear();
+}
+
 }  // namespace switchyard::gateway

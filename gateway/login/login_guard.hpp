@@ -31,12 +31,15 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 #include <unordered_map>
 
 namespace switchyard::gateway {
@@ -154,6 +157,32 @@ private:
     std::uint64_t next_ = 0;
     std::map<std::pair<login_priority, std::uint64_t>, job> waiting_;
     std::unordered_map<std::string, std::size_t> per_address_count_;
+};
+
+// Runs calls after a delay, on a thread of its own: refusals of logins
+// (throttled, busy) are answered late, so a client that retries at once
+// on the same connection (a guesser's loop) makes one attempt a second
+// instead of thousands, each of which would cost the I/O thread a TLS
+// record in and out. At most `max_pending` calls wait; past that a call
+// runs at once. Calls still waiting when it is destroyed are dropped.
+class delay_line {
+public:
+    explicit delay_line(std::size_t max_pending);
+    ~delay_line();
+    delay_line(const delay_line&) = delete;
+    delay_line& operator=(const delay_line&) = delete;
+
+    void after(std::chrono::milliseconds delay, std::function<void()> call);
+
+private:
+    void run();
+
+    const std::size_t max_pending_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> pending_;
+    bool stopping_ = false;
+    std::thread thread_;
 };
 
 }  // namespace switchyard::gateway

@@ -20,6 +20,8 @@ namespace switchyard::gateway {
 namespace {
 
 constexpr std::size_t waiting_per_thread = 32;
+// Refusals answered late at once, at most; more are answered at once.
+constexpr std::size_t max_late_replies = 1u << 16;
 
 login_guard_options guard_options(const config::accounts_settings& a) {
     login_guard_options o;
@@ -36,7 +38,8 @@ password_checker::password_checker(const config::settings& s, hub& objects)
     : objects_(objects),
       guard_(guard_options(s.accounts)),
       queue_(s.accounts.max_concurrent_logins, waiting_per_thread * s.accounts.max_concurrent_logins,
-             s.accounts.logins_per_address) {}
+             s.accounts.logins_per_address),
+      late_(max_late_replies) {}
 
 void password_checker::check(std::string handle, std::string password, std::string address, completion done) {
     const auto normalised = text::normalize_handle(handle);
@@ -401,6 +404,11 @@ void login2(session_context& ctx, const std::string& address, http_request&& req
                     [&ctx, req = std::move(req), reply = std::move(reply), subject,
                      address](login_result r, std::chrono::seconds retry_after) {
                         log_login(login2_path, subject, address, r);
+                        if (r == login_result::throttled || r == login_result::busy) {
+                            return ctx.logins.answer_later(retry_after, [reply, res = unavailable(req, r, retry_after)] {
+                                reply(res);
+                            });
+                        }
                         if (r != login_result::ok) {
                             return reply(r == login_result::rejected ? login2_failed(req)
                                                                      : unavailable(req, r, retry_after));
@@ -512,6 +520,11 @@ void rst(session_context& ctx, const std::string& address, http_request&& req, h
                     [&ctx, req = std::move(req), reply = std::move(reply), subject, address,
                      domains = std::move(domains)](login_result r, std::chrono::seconds retry_after) {
                         log_login(rst_path, subject, address, r);
+                        if (r == login_result::throttled || r == login_result::busy) {
+                            return ctx.logins.answer_later(retry_after, [reply, res = unavailable(req, r, retry_after)] {
+                                reply(res);
+                            });
+                        }
                         if (r != login_result::ok) {
                             return reply(r == login_result::rejected ? rst_failed(req)
                                                                      : unavailable(req, r, retry_after));

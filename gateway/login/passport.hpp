@@ -59,10 +59,17 @@ public:
     // Shared with the MD5 login (msnp_services), so guesses there count here too.
     login_guard& guard() { return guard_; }
 
+    // Runs `reply` after `delay` (at most 1 s): for refusals, so a client
+    // retrying at once on the same connection is slowed (delay_line).
+    void answer_later(std::chrono::milliseconds delay, std::function<void()> reply) {
+        late_.after(std::min(delay, std::chrono::milliseconds(1000)), std::move(reply));
+    }
+
 private:
     hub& objects_;
     login_guard guard_;
     login_queue queue_;
+    delay_line late_;
 };
 
 // Serves one request of the HTTPS listener from the client at `address`.

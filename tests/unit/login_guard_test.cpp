@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <future>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -138,4 +140,37 @@ TEST_CASE("the login queue runs the best waiting check next, and a better one pu
     one.finish("9");
     CHECK(events == std::vector<std::string>{"start x1", "refuse x3", "start x2", "start x4"});
     CHECK(one.running() == 0);
+}
+
+TEST_CASE("the delay line runs calls in deadline order, and at once when full", "[login_guard]") {
+    std::mutex m;
+    std::vector<std::string> order;
+    const auto note = [&](std::string what) {
+        const std::lock_guard l(m);
+        order.push_back(std::move(what));
+    };
+    {
+        std::promise<void> done;
+        delay_line line(10);
+        line.after(40ms, [&] {
+            note("late");
+            done.set_value();
+        });
+        line.after(0ms, [&] { note("early"); });
+        done.get_future().wait();
+    }
+    CHECK(order == std::vector<std::string>{"early", "late"});
+    order.clear();
+    {
+        std::promise<void> done;
+        delay_line full(1);
+        full.after(20ms, [&] {
+            note("waited");
+            done.set_value();
+        });
+        full.after(0ms, [&] { note("at once"); });  // no room: runs here, now
+        CHECK(order == std::vector<std::string>{"at once"});
+        done.get_future().wait();
+    }
+    CHECK(order == std::vector<std::string>{"at once", "waited"});
 }
