@@ -188,9 +188,12 @@ void login_queue::submit(job j) {
         const auto count = per_address_count_.find(address);
         const std::size_t mine = count == per_address_count_.end() ? 0 : count->second;
         bool taken = false;
+        // Only one attempt at a time per address counts as a first one: a
+        // guesser opening many connections at once gets one in early.
+        if (j.priority == login_priority::first && mine > 0) j.priority = login_priority::suspect;
         if (mine >= per_address_) {
             now_refuse = std::move(j.refuse);
-        } else if (running_ < max_running_) {
+        } else if (may_start(j.priority)) {
             ++running_;
             now_start = std::move(j.start);
             taken = true;
@@ -222,14 +225,22 @@ void login_queue::finish(const std::string& address) {
         if (const auto it = per_address_count_.find(address); it != per_address_count_.end() && --it->second == 0) {
             per_address_count_.erase(it);
         }
-        if (waiting_.empty()) {
-            --running_;
-        } else {
+        --running_;
+        if (!waiting_.empty() && may_start(waiting_.begin()->first.first)) {
+            ++running_;
             next = std::move(waiting_.begin()->second.start);
             waiting_.erase(waiting_.begin());
         }
     }
     if (next) next();
+}
+
+// Suspects never take the last free slot (when there are two or more): a
+// known or first attempt arriving during a flood then waits for its own
+// check only, not for a wrong guess's to end.
+bool login_queue::may_start(login_priority p) const {
+    const std::size_t limit = p == login_priority::suspect && max_running_ > 1 ? max_running_ - 1 : max_running_;
+    return running_ < limit;
 }
 
 std::size_t login_queue::running() const {

@@ -122,9 +122,11 @@ private:
     table accounts_;   // handle
 };
 
-// At most `running` checks at once; up to `waiting` more in priority order
+// At most `running` checks at once, of which suspects may use all but one
+// (when `running` is 2 or more); up to `waiting` more in priority order
 // (then arrival); at most `per_address` running and waiting from one
-// address. Thread-safe; callbacks run outside its lock.
+// address, of which only the first counts as a first attempt. Thread-safe;
+// callbacks run outside its lock.
 class login_queue {
 public:
     struct job {
@@ -149,6 +151,8 @@ public:
     std::size_t waiting() const;
 
 private:
+    bool may_start(login_priority p) const;  // under mutex_
+
     const std::size_t max_running_;
     const std::size_t max_waiting_;
     const std::size_t per_address_;

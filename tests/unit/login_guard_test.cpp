@@ -142,6 +142,33 @@ TEST_CASE("the login queue runs the best waiting check next, and a better one pu
     CHECK(one.running() == 0);
 }
 
+TEST_CASE("suspects leave one check free for better attempts; one first attempt per address", "[login_guard]") {
+    login_queue q(2, 10, 4);
+    std::vector<std::string> events;
+    const auto job = [&](std::string name, login_priority p, std::string address) {
+        return login_queue::job{p, std::move(address), [&events, name] { events.push_back("start " + name); },
+                                [&events, name] { events.push_back("refuse " + name); }};
+    };
+    q.submit(job("s1", login_priority::suspect, "1"));  // runs
+    q.submit(job("s2", login_priority::suspect, "2"));  // waits: the last slot is not for suspects
+    q.submit(job("f1", login_priority::first, "3"));    // runs in it
+    q.submit(job("f2", login_priority::first, "3"));    // the same address again: a suspect, waits
+    q.submit(job("k1", login_priority::known, "4"));    // waits, first in line
+    CHECK(events == std::vector<std::string>{"start s1", "start f1"});
+    q.finish("1");
+    CHECK(events.back() == "start k1");
+    q.finish("3");  // k1 runs: the other slot is the last free one
+    CHECK(events.back() == "start k1");
+    q.finish("4");  // none running: one suspect at a time
+    CHECK(events.back() == "start s2");
+    CHECK(q.waiting() == 1);
+    q.finish("2");
+    CHECK(events.back() == "start f2");
+    q.finish("3");
+    CHECK(q.running() == 0);
+    CHECK(q.waiting() == 0);
+}
+
 TEST_CASE("the delay line runs calls in deadline order, and at once when full", "[login_guard]") {
     std::mutex m;
     std::vector<std::string> order;
