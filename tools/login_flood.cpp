@@ -466,8 +466,15 @@ int main(int argc, char** argv) {
         const std::uint16_t msnp = gw.port("msnp");
 
         const auto passport = [&](const std::string& source) {
+            const auto t = clock_type::now();
             https_conn c(source, https);
-            return c.ok() && c.request(login2_request(alice, password)) == 200;
+            const int status = c.ok() ? c.request(login2_request(alice, password)) : -1;
+            if (status != 200) {
+                // -1: no TLS connection; 0: the connection failed before an answer.
+                std::fprintf(stderr, "legitimate login2.srf from %s: status %d after %s ms\n", source.c_str(), status,
+                             fixed(ms_since(t), 0).c_str());
+            }
+            return status == 200;
         };
         const auto md5 = [&](const std::string& source) { return md5_login(source, msnp, alice, password); };
         const auto known = [](int) { return std::string("127.0.0.1"); };

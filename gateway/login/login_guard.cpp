@@ -128,9 +128,12 @@ login_admission login_guard::admit(std::string_view address_text, std::string_vi
     login_priority priority = login_priority::first;
     if (known) {
         priority = login_priority::known;
-    } else if ((pair && pair->failures > 0) || (from && from->failures > 0) ||
-               (account && account->failures >= options_.account_failures_suspect)) {
+    } else if ((pair && pair->failures > 0) || (from && from->failures > 0)) {
         priority = login_priority::suspect;
+    } else if (account && account->failures >= options_.account_failures_suspect) {
+        // The owner from a new place ranks below first attempts, but above
+        // the addresses whose own guesses failed.
+        priority = login_priority::wary;
     }
     return {true, priority, {}};
 }
@@ -190,7 +193,9 @@ void login_queue::submit(job j) {
         bool taken = false;
         // Only one attempt at a time per address counts as a first one: a
         // guesser opening many connections at once gets one in early.
-        if (j.priority == login_priority::first && mine > 0) j.priority = login_priority::suspect;
+        if ((j.priority == login_priority::first || j.priority == login_priority::wary) && mine > 0) {
+            j.priority = login_priority::suspect;
+        }
         if (mine >= per_address_) {
             now_refuse = std::move(j.refuse);
         } else if (may_start(j.priority)) {

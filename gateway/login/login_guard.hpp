@@ -19,8 +19,9 @@
 //   (a shared NAT).
 // * login_queue runs at most a fixed number of slow checks (scrypt) at once
 //   and keeps the rest in priority order: addresses that signed in to the
-//   account before first, then first attempts, then attempts from
-//   addresses or for accounts with recent failures. When the queue is full,
+//   account before first, then first attempts, then clean addresses trying
+//   an account with recent failures, then addresses with failures of their
+//   own. When the queue is full,
 //   a better attempt pushes out the worst waiting one, so a flood of wrong
 //   passwords delays a legitimate login by at most the checks already
 //   running.
@@ -65,7 +66,8 @@ struct login_guard_options {
 enum class login_priority : std::uint8_t {
     known = 0,    // this address signed in to this account before
     first = 1,    // no recent failures from the address, for the pair, or many for the account
-    suspect = 2,  // anything else
+    wary = 2,     // a clean address, but many recent failures for the account (from elsewhere)
+    suspect = 3,  // recent failures from this address or for this pair, or not its only attempt
 };
 
 struct login_admission {

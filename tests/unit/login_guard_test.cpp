@@ -46,11 +46,12 @@ TEST_CASE("a guesser waits longer after each failure, and the right password wai
     CHECK(g.admit(a, "alice@example.com", t0 + 3s).allowed);
     for (int i = 0; i < 20; ++i) g.failed(a, "alice@example.com", t0 + 3s);
     CHECK(g.admit(a, "alice@example.com", t0 + 3s).retry_after == 60s);  // capped at max_delay
-    // The same handle from elsewhere is not held back, but loses priority
-    // while the account is under attack.
+    // The same handle from elsewhere is not held back, but goes after
+    // first attempts (still before the guessers) while the account is
+    // under attack.
     const auto elsewhere = g.admit("198.51.100.7", "alice@example.com", t0 + 3s);
     CHECK(elsewhere.allowed);
-    CHECK(elsewhere.priority == login_priority::suspect);
+    CHECK(elsewhere.priority == login_priority::wary);
     // Forgotten an hour after the last failure.
     CHECK(g.admit(a, "alice@example.com", t0 + 3s + 1h).allowed);
     CHECK(g.admit(a, "alice@example.com", t0 + 3s + 1h).priority == login_priority::first);
