@@ -47,7 +47,9 @@ constexpr std::array backend_keys{"kind"sv,           "hibernate_after"sv,  "dur
 constexpr std::array link_backend_keys{"kind"sv, "address"sv, "port"sv};
 constexpr std::array<std::string_view, 2> durability_names{"full", "normal"};
 constexpr std::array accounts_keys{"min_password_length"sv, "max_password_length"sv, "scrypt_n"sv, "scrypt_r"sv,
-                                   "scrypt_p"sv, "max_concurrent_logins"sv};
+                                   "scrypt_p"sv, "max_concurrent_logins"sv, "login_failures_free"sv,
+                                   "login_failures_free_per_address"sv, "login_failure_delay"sv,
+                                   "login_failure_max_delay"sv, "logins_per_address"sv};
 
 // More threads than this is a typo, not a machine.
 constexpr unsigned max_threads = 1024;
@@ -94,6 +96,13 @@ std::optional<ip_address> parse_ip(const std::string& text) {
         return std::nullopt;
     }
     return a;
+}
+
+// 127.0.0.0/8 and ::1: only this machine reaches such a listener.
+bool is_loopback(const ip_address& a) {
+    if (a.family == AF_INET) return a.bytes[0] == 127;
+    return std::all_of(a.bytes.begin(), a.bytes.begin() + 15, [](unsigned char b) { return b == 0; }) &&
+           a.bytes[15] == 1;
 }
 
 bool is_wildcard(const ip_address& a) {
@@ -409,6 +418,11 @@ void read_accounts(detail::reader& r, const toml::table& root, accounts_settings
     r.get(*t, "scrypt_r", a.scrypt_r, std::uint32_t{1}, std::uint32_t{64});
     r.get(*t, "scrypt_p", a.scrypt_p, std::uint32_t{1}, std::uint32_t{16});
     r.get(*t, "max_concurrent_logins", a.max_concurrent_logins, 1u, max_concurrent_logins);
+    r.get(*t, "login_failures_free", a.login_failures_free, std::uint32_t{1});
+    r.get(*t, "login_failures_free_per_address", a.login_failures_free_per_address, std::uint32_t{1});
+    r.get(*t, "login_failure_delay", a.login_failure_delay, 1ms);
+    r.get(*t, "login_failure_max_delay", a.login_failure_max_delay, 1ms);
+    r.get(*t, "logins_per_address", a.logins_per_address, 1u);
 
     // The cost checks point at scrypt_n, or at scrypt_r when n is the default.
     const auto cost_at = position(root, t, t->contains("scrypt_n") ? "scrypt_n" : "scrypt_r");
@@ -491,6 +505,22 @@ void check_tls_profiles(detail::reader& r, const toml::table& root, const listen
     }
 }
 
+// Without public_endpoint the nexus names the host from the request's own
+// Host header in DALogin. On a listener others can reach, that lets whoever
+// controls what a client sends (a proxy, a hostile DNS name pointing at this
+// server, a cache keyed without Host) make the reply send the password to a
+// host of their choosing; only this machine's clients may use the fallback.
+void check_login_endpoint(detail::reader& r, const toml::table& root, const listener_tables& tables,
+                          const settings& s) {
+    constexpr std::size_t i = 2;  // https: listeners are always in listener_kinds order
+    const listener& l = s.listeners[i];
+    if (!l.enabled || !l.public_endpoint.empty() || is_loopback(*parse_ip(l.address))) return;
+    r.fail(position(root, tables[i], tables[i] && tables[i]->contains("address") ? "address" : "enabled"),
+           "[listeners.https] listens on " + endpoint(l) +
+               ", which other machines reach; expected public_endpoint (the host[:port] clients reach the login "
+               "service at): without it the Passport nexus would repeat whatever Host a request names");
+}
+
 }  // namespace
 
 std::string_view to_string(tls_profile p) {
@@ -570,6 +600,7 @@ tl::expected<settings, error> parse_settings(std::string_view text, const std::f
     if (r.ok()) check_ports(r, root, tables, s);
     if (r.ok()) check_tls_profiles(r, root, tables, s);
     if (r.ok()) check_link_listener(r, root, tables, s);
+    if (r.ok()) check_login_endpoint(r, root, tables, s);
     if (!r.ok()) return tl::unexpected(r.failure());
     return s;
 }

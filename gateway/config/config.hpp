@@ -32,7 +32,8 @@ struct listener {
     // msnp: host:port handed to MSNP clients in XFR SB and RNG; empty =
     // address:port. https: host or host:port of the login service named in
     // the Passport nexus reply (DALogin); empty = the Host the client sent
-    // to the nexus, which reached this listener already.
+    // to the nexus, allowed only on a loopback address (parse_settings
+    // refuses it elsewhere: a forged Host would pick where passwords go).
     std::string public_endpoint;
     // msnp: record every session as a transcript in this directory, one
     // file per connection (gateway/ops/capture.hpp); empty = off.
@@ -127,6 +128,20 @@ struct accounts_settings {
     // Password checks of the HTTPS login services running at once, each on
     // a thread of its own and taking 128 * scrypt_n * scrypt_r bytes.
     unsigned max_concurrent_logins = 2;
+    // Password guessing (MD5, Passport, WebSocket logins alike): after
+    // login_failures_free failures of one handle from one address, or
+    // login_failures_free_per_address from one address whatever the
+    // handles, the next attempt waits login_failure_delay, doubled after
+    // each further failure up to login_failure_max_delay, and is refused
+    // (MSNP 911, HTTP 429 with Retry-After) before then. Failures are
+    // forgotten an hour after the last one. An address that signed in to an
+    // account is not held back by the failures others cause from it.
+    std::uint32_t login_failures_free = 3;
+    std::uint32_t login_failures_free_per_address = 10;
+    std::chrono::milliseconds login_failure_delay{1000};
+    std::chrono::milliseconds login_failure_max_delay{std::chrono::minutes(15)};
+    // Password checks one address may have running or waiting at once.
+    unsigned logins_per_address = 4;
 };
 
 struct settings {

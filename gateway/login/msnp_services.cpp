@@ -24,8 +24,8 @@ std::string random_hex(std::size_t bytes) {
     return out;
 }
 
-msnp_services::msnp_services(token_service& tokens, hub& objects, std::string sb_endpoint)
-    : tokens_(tokens), objects_(objects), sb_endpoint_(std::move(sb_endpoint)) {}
+msnp_services::msnp_services(token_service& tokens, hub& objects, login_guard& guard, std::string sb_endpoint)
+    : tokens_(tokens), objects_(objects), guard_(guard), sb_endpoint_(std::move(sb_endpoint)) {}
 
 // MD5 logins ask the user object on the connection's own thread: MSNP's
 // services are synchronous, and the object answers from one indexed read,
@@ -48,19 +48,36 @@ std::string msnp_services::md5_salt(std::string_view handle) {
     return random_hex(8).substr(0, 15);  // no such handle, or the backend is down: this login fails anyway
 }
 
-bool msnp_services::verify_md5(std::string_view handle, std::string_view response_hex) {
+bool msnp_services::verify_md5(std::string_view handle, std::string_view response_hex, std::string_view address) {
     const auto normalised = text::normalize_handle(handle);
     if (!normalised) {
+        return false;
+    }
+    // The check itself costs one indexed read, so nothing queues; what
+    // stops a guesser is the wait after a few failures (login_guard).
+    if (!guard_.admit(address, *normalised, login_guard::clock::now()).allowed) {
         return false;
     }
     const auto r = objects_.call(frame::frame{0, "user:" + *normalised, {},
                                               frame::account_check{frame::credential::md5, std::string(response_hex)}},
                                  account_wait);
-    return r && std::holds_alternative<frame::ack>(r->content);
+    if (r && std::holds_alternative<frame::ack>(r->content)) {
+        guard_.succeeded(address, *normalised, login_guard::clock::now());
+        return true;
+    }
+    const auto* e = r ? std::get_if<frame::error>(&r->content) : nullptr;
+    if (e && (e->code == frame::error_code::unauthenticated || e->code == frame::error_code::unknown_object)) {
+        guard_.failed(address, *normalised, login_guard::clock::now());
+    }
+    return false;
 }
 
-std::optional<std::string> msnp_services::verify_ticket(std::string_view ticket) {
-    return tokens_.verify_ticket(parse_ticket_param(ticket), now_ms());
+std::optional<msnp::ticket_owner> msnp_services::verify_ticket(std::string_view ticket) {
+    auto claims = tokens_.verify_ticket_claims(parse_ticket_param(ticket), now_ms());
+    if (!claims) {
+        return std::nullopt;
+    }
+    return msnp::ticket_owner{std::move(claims->handle), claims->issued_ms};
 }
 
 std::string msnp_services::issue_sb_cookie(const msnp::sb_grant& grant) {

@@ -6,6 +6,8 @@
 #include "protocols/text/text.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -18,44 +20,71 @@ namespace switchyard::gateway {
 namespace {
 
 constexpr std::size_t waiting_per_thread = 32;
+// Refusals answered late at once, at most; more are answered at once.
+constexpr std::size_t max_late_replies = 1u << 16;
+
+login_guard_options guard_options(const config::accounts_settings& a) {
+    login_guard_options o;
+    o.free_failures = a.login_failures_free;
+    o.free_failures_per_address = a.login_failures_free_per_address;
+    o.base_delay = a.login_failure_delay;
+    o.max_delay = a.login_failure_max_delay;
+    return o;
+}
 
 }  // namespace
 
 password_checker::password_checker(const config::settings& s, hub& objects)
-    : objects_(objects), max_waiting_(waiting_per_thread * s.accounts.max_concurrent_logins) {}
+    : objects_(objects),
+      guard_(guard_options(s.accounts)),
+      queue_(s.accounts.max_concurrent_logins, waiting_per_thread * s.accounts.max_concurrent_logins,
+             s.accounts.logins_per_address),
+      late_(max_late_replies) {}
 
-void password_checker::check(std::string handle, std::string password, completion done) {
+void password_checker::check(std::string handle, std::string password, std::string address, completion done) {
     const auto normalised = text::normalize_handle(handle);
     if (!normalised) {
-        done(login_result::rejected);
+        done(login_result::rejected, {});
         return;
     }
-    if (waiting_.fetch_add(1) >= max_waiting_) {
-        waiting_.fetch_sub(1);
-        done(login_result::busy);
+    const auto admission = guard_.admit(address, *normalised, login_guard::clock::now());
+    if (!admission.allowed) {
+        done(login_result::throttled, admission.retry_after);
         return;
     }
-    auto finish = [this, done = std::move(done)](login_result r) {
-        waiting_.fetch_sub(1);
-        done(r);
-    };
-    frame::frame f{1, "user:" + *normalised, {}, frame::account_check{frame::credential::password, std::move(password)}};
-    const bool sent = objects_.send(std::move(f), [finish](frame::frame r) {
-        const auto* e = std::get_if<frame::error>(&r.content);
-        if (!e) {
-            finish(login_result::ok);
-        } else if (e->code == frame::error_code::unauthenticated || e->code == frame::error_code::unknown_object) {
-            finish(login_result::rejected);
-        } else if (e->code == frame::error_code::rate_limited) {
-            finish(login_result::busy);
-        } else {
-            log::error("login_check_failed", {{"error", frame::to_string(e->code)}, {"reason", e->reason}});
+    // One completion shared by start and refuse: exactly one of them runs.
+    auto shared_done = std::make_shared<completion>(std::move(done));
+    const std::string key = login_guard::address_key(address);
+    auto start = [this, shared_done, key, address, subject = *normalised, password = std::move(password)]() mutable {
+        auto finish = [this, shared_done, key, address, subject](login_result r) {
+            if (r == login_result::ok) {
+                guard_.succeeded(address, subject, login_guard::clock::now());
+            } else if (r == login_result::rejected) {
+                guard_.failed(address, subject, login_guard::clock::now());
+            }
+            queue_.finish(key);
+            (*shared_done)(r, r == login_result::busy ? std::chrono::seconds(5) : std::chrono::seconds(0));
+        };
+        frame::frame f{1, "user:" + subject, {}, frame::account_check{frame::credential::password, std::move(password)}};
+        const bool sent = objects_.send(std::move(f), [finish](frame::frame r) {
+            const auto* e = std::get_if<frame::error>(&r.content);
+            if (!e) {
+                finish(login_result::ok);
+            } else if (e->code == frame::error_code::unauthenticated || e->code == frame::error_code::unknown_object) {
+                finish(login_result::rejected);
+            } else if (e->code == frame::error_code::rate_limited) {
+                finish(login_result::busy);
+            } else {
+                log::error("login_check_failed", {{"error", frame::to_string(e->code)}, {"reason", e->reason}});
+                finish(login_result::unavailable);
+            }
+        });
+        if (!sent) {
             finish(login_result::unavailable);
         }
-    });
-    if (!sent) {
-        finish(login_result::unavailable);
-    }
+    };
+    queue_.submit({admission.priority, key, std::move(start),
+                   [shared_done] { (*shared_done)(login_result::busy, std::chrono::seconds(5)); }});
 }
 
 // ------------------------------------------------------------ HTTP services
@@ -275,21 +304,47 @@ std::string_view to_string(login_result r) {
         case login_result::ok: return "ok";
         case login_result::rejected: return "rejected";
         case login_result::busy: return "busy";
+        case login_result::throttled: return "throttled";
         case login_result::unavailable: return "unavailable";
     }
     return "?";
 }
 
-void log_login(std::string_view service, std::string_view handle, login_result r) {
+// One line per check that ran. Refusals before any check are not logged
+// each: throttled ones by the login_guard (per address, every 10 s at most),
+// busy ones here at most once a second with how many went unlogged.
+void log_login(std::string_view service, std::string_view handle, std::string_view address, login_result r) {
+    if (r == login_result::throttled) return;
+    if (r == login_result::busy) {
+        static std::atomic<std::int64_t> last_ms{0};
+        static std::atomic<std::uint64_t> unlogged{0};
+        const auto now = static_cast<std::int64_t>(now_ms());
+        auto before = last_ms.load();
+        if (now - before < 1000 || !last_ms.compare_exchange_strong(before, now)) {
+            ++unlogged;
+            return;
+        }
+        log::warn("passport_login", {{"service", service}, {"handle", handle}, {"address", address},
+                                     {"result", to_string(r)}, {"busy_unlogged", unlogged.exchange(0)}});
+        return;
+    }
     log::write(r == login_result::ok || r == login_result::rejected ? log::log_level::info : log::log_level::warn,
-               "passport_login", {{"service", service}, {"handle", handle}, {"result", to_string(r)}});
+               "passport_login", {{"service", service}, {"handle", handle}, {"address", address}, {"result", to_string(r)}});
 }
 
-http_response unavailable(const http_request& req, login_result r) {
+// 503 when the service is busy or down, 429 when this client or handle has
+// failed too often lately; both say when to come back (RFC 6585 section 4).
+http_response unavailable(const http_request& req, login_result r, std::chrono::seconds retry_after) {
+    if (r == login_result::throttled) {
+        auto res = make_response(req, http::status::too_many_requests,
+                                 "too many failed logins; try again in " + std::to_string(retry_after.count()) + " s\n");
+        res.set(http::field::retry_after, std::to_string(retry_after.count()));
+        return res;
+    }
     auto res = make_response(req, http::status::service_unavailable,
                              r == login_result::busy ? "too many logins at once; try again shortly\n"
                                                      : "the account service is unavailable\n");
-    if (r == login_result::busy) res.set(http::field::retry_after, "5");
+    if (r == login_result::busy) res.set(http::field::retry_after, std::to_string(std::max<std::int64_t>(retry_after.count(), 1)));
     return res;
 }
 
@@ -299,10 +354,11 @@ http_response nexus(session_context& ctx, const http_request& req) {
     const config::listener* l = ctx.settings.find_listener("https");
     std::string host = l ? l->public_endpoint : std::string{};
     if (host.empty()) {
-        // The Host this client reached the nexus with reaches this listener,
-        // behind whatever name or proxy the operator set up. It is the
-        // client's own header and goes only into its own reply, but it must
-        // still be a plain host to sit inside the comma-separated value.
+        // Only a loopback listener may leave public_endpoint empty
+        // (config::parse_settings): there the Host this client reached the
+        // nexus with is one this machine answers for (tests, a terminator
+        // on the same host). It must still be a plain host to sit inside
+        // the comma-separated value.
         host = std::string_view(req[http::field::host]);
         if (!config::is_login_host(host)) {
             // msn-pecan 0.1.1 and Pidgin 2.0-2.2 send no Host at all
@@ -335,20 +391,27 @@ http_response login2_failed(const http_request& req) {
     return res;
 }
 
-void login2(session_context& ctx, http_request&& req, http_reply reply) {
+void login2(session_context& ctx, const std::string& address, http_request&& req, http_reply reply) {
     auto creds = passport_credentials(req[http::field::authorization]);
     auto handle = normalized(creds ? std::optional(creds->handle) : std::nullopt);
     if (!handle) {
         // Nothing to check: no account can match, so no hash to spend.
-        log_login(login2_path, creds ? creds->handle : "", login_result::rejected);
+        log_login(login2_path, creds ? creds->handle : "", address, login_result::rejected);
         return reply(login2_failed(req));
     }
     std::string subject = *handle;
-    ctx.logins.check(std::move(*handle), std::move(creds->password),
-                    [&ctx, req = std::move(req), reply = std::move(reply), subject](login_result r) {
-                        log_login(login2_path, subject, r);
+    ctx.logins.check(std::move(*handle), std::move(creds->password), address,
+                    [&ctx, req = std::move(req), reply = std::move(reply), subject,
+                     address](login_result r, std::chrono::seconds retry_after) {
+                        log_login(login2_path, subject, address, r);
+                        if (r == login_result::throttled || r == login_result::busy) {
+                            return ctx.logins.answer_later(retry_after, [reply, res = unavailable(req, r, retry_after)] {
+                                reply(res);
+                            });
+                        }
                         if (r != login_result::ok) {
-                            return reply(r == login_result::rejected ? login2_failed(req) : unavailable(req, r));
+                            return reply(r == login_result::rejected ? login2_failed(req)
+                                                                     : unavailable(req, r, retry_after));
                         }
                         const std::string ticket = ctx.tokens.issue_ticket(subject, now_ms());
                         auto res = make_response(req, http::status::ok, "");
@@ -441,24 +504,30 @@ std::string rst_success(std::string_view handle, const std::vector<std::string>&
     return xml;
 }
 
-void rst(session_context& ctx, http_request&& req, http_reply reply) {
+void rst(session_context& ctx, const std::string& address, http_request&& req, http_reply reply) {
     const std::string_view body = req.body();
     auto name = first_element_text(body, "Username");
     auto password = first_element_text(body, "Password");
     auto handle = normalized(name);
     if (!password || !handle) {
-        log_login(rst_path, name.value_or(""), login_result::rejected);
+        log_login(rst_path, name.value_or(""), address, login_result::rejected);
         return reply(rst_failed(req));
     }
     std::vector<std::string> domains = element_texts(body, "Address", max_requested_tokens);
     if (domains.empty()) domains.emplace_back(messenger_domain);
     std::string subject = *handle;
-    ctx.logins.check(std::move(*handle), std::move(*password),
-                    [&ctx, req = std::move(req), reply = std::move(reply), subject,
-                     domains = std::move(domains)](login_result r) {
-                        log_login(rst_path, subject, r);
+    ctx.logins.check(std::move(*handle), std::move(*password), address,
+                    [&ctx, req = std::move(req), reply = std::move(reply), subject, address,
+                     domains = std::move(domains)](login_result r, std::chrono::seconds retry_after) {
+                        log_login(rst_path, subject, address, r);
+                        if (r == login_result::throttled || r == login_result::busy) {
+                            return ctx.logins.answer_later(retry_after, [reply, res = unavailable(req, r, retry_after)] {
+                                reply(res);
+                            });
+                        }
                         if (r != login_result::ok) {
-                            return reply(r == login_result::rejected ? rst_failed(req) : unavailable(req, r));
+                            return reply(r == login_result::rejected ? rst_failed(req)
+                                                                     : unavailable(req, r, retry_after));
                         }
                         const std::uint64_t now = now_ms();
                         const std::string ticket = ctx.tokens.issue_ticket(subject, now);
@@ -499,7 +568,7 @@ http_response oim_unavailable(const http_request& req) {
 
 }  // namespace
 
-void handle_passport(session_context& ctx, http_request&& req, http_reply reply) {
+void handle_passport(session_context& ctx, const std::string& address, http_request&& req, http_reply reply) {
     const std::string_view path = path_of(req.target());
     const auto method = req.method();
     if (iequals(path, nexus_path)) {
@@ -508,13 +577,13 @@ void handle_passport(session_context& ctx, http_request&& req, http_reply reply)
     }
     if (iequals(path, login2_path)) {
         if (method != http::verb::get) return reply(make_response(req, http::status::method_not_allowed, "use GET\n"));
-        return login2(ctx, std::move(req), std::move(reply));
+        return login2(ctx, address, std::move(req), std::move(reply));
     }
     if (iequals(path, rst_path)) {
         if (method != http::verb::post) {
             return reply(make_response(req, http::status::method_not_allowed, "use POST\n"));
         }
-        return rst(ctx, std::move(req), std::move(reply));
+        return rst(ctx, address, std::move(req), std::move(reply));
     }
     if (iequals(path, oim_store_path)) {
         if (method != http::verb::post) {

@@ -12,10 +12,11 @@
 #pragma once
 
 #include "gateway/config/config.hpp"
+#include "gateway/login/login_guard.hpp"
 #include "gateway/net/http.hpp"
 #include "gateway/router/hub.hpp"
 
-#include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -27,6 +28,7 @@ enum class login_result {
     ok,
     rejected,     // unknown user or wrong password: the client may not tell which
     busy,         // too many logins waiting: try again later
+    throttled,    // recent failures from this address or for this handle: try again after retry_after
     unavailable,  // the account database failed; logged
 };
 
@@ -34,29 +36,43 @@ enum class login_result {
 // (gateway/backends/README.md, "Accounts"): the backend holding the account
 // runs scrypt on its own password threads, at most [accounts]
 // max_concurrent_logins at once. scrypt at the default cost takes a
-// noticeable fraction of a second and 128 MiB per hash, so at most 32 checks
-// per such thread may wait here; further logins are told to come back later
-// rather than queued without end.
+// noticeable fraction of a second and 128 MiB per hash, so this gateway
+// sends at most that many checks at once and keeps up to 32 per thread
+// waiting in priority order (login_queue); further logins are told to come
+// back later rather than queued without end. Failures make later attempts
+// of the same handle and address wait, and lower their priority
+// (login_guard, gateway/login/login_guard.hpp).
 class password_checker {
 public:
-    using completion = std::function<void(login_result)>;
+    using completion = std::function<void(login_result, std::chrono::seconds retry_after)>;
 
     password_checker(const config::settings& s, hub& objects);
     password_checker(const password_checker&) = delete;
     password_checker& operator=(const password_checker&) = delete;
 
-    // Checks `password` for `handle`, then runs `done` on a backend's thread;
-    // when too many checks wait already, runs it with `busy` at once on the
-    // caller's.
-    void check(std::string handle, std::string password, completion done);
+    // Checks `password` for `handle` from the client at `address`, then
+    // runs `done` on a backend's thread; when the check cannot run (too many
+    // waiting, or throttled), runs it at once on the caller's (or, for a
+    // queued check pushed out by a better one, on that one's).
+    void check(std::string handle, std::string password, std::string address, completion done);
+
+    // Shared with the MD5 login (msnp_services), so guesses there count here too.
+    login_guard& guard() { return guard_; }
+
+    // Runs `reply` after `delay` (at most 1 s): for refusals, so a client
+    // retrying at once on the same connection is slowed (delay_line).
+    void answer_later(std::chrono::milliseconds delay, std::function<void()> reply) {
+        late_.after(std::min(delay, std::chrono::milliseconds(1000)), std::move(reply));
+    }
 
 private:
     hub& objects_;
-    const std::size_t max_waiting_;
-    std::atomic<std::size_t> waiting_{0};
+    login_guard guard_;
+    login_queue queue_;
+    delay_line late_;
 };
 
-// Serves one request of the HTTPS listener.
-void handle_passport(session_context& ctx, http_request&& req, http_reply reply);
+// Serves one request of the HTTPS listener from the client at `address`.
+void handle_passport(session_context& ctx, const std::string& address, http_request&& req, http_reply reply);
 
 }  // namespace switchyard::gateway

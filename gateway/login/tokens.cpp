@@ -13,7 +13,8 @@ namespace switchyard::gateway {
 
 namespace {
 
-constexpr std::string_view ticket_kind = "pt1";
+constexpr std::string_view ticket_kind = "pt2";
+constexpr std::string_view old_ticket_kind = "pt1";  // no issue time
 constexpr std::string_view cookie_kind = "sb1";
 constexpr std::size_t mac_bytes = 32;
 // Far above any token issued here (a cookie with the longest display name is
@@ -172,13 +173,29 @@ std::optional<token_service::verified> token_service::verify(std::string_view ki
 }
 
 std::string token_service::issue_ticket(std::string_view handle, std::uint64_t now_ms) const {
-    return issue(ticket_kind, now_ms + static_cast<std::uint64_t>(options_.ticket_lifetime.count()), {handle});
+    const std::string issued = std::to_string(now_ms);
+    return issue(ticket_kind, now_ms + static_cast<std::uint64_t>(options_.ticket_lifetime.count()), {handle, issued});
 }
 
 std::optional<std::string> token_service::verify_ticket(std::string_view token, std::uint64_t now_ms) const {
-    auto v = verify(ticket_kind, token, now_ms, 1);
-    if (!v) return std::nullopt;
-    return std::move(v->fields[0]);
+    auto claims = verify_ticket_claims(token, now_ms);
+    if (!claims) return std::nullopt;
+    return std::move(claims->handle);
+}
+
+std::optional<ticket_claims> token_service::verify_ticket_claims(std::string_view token, std::uint64_t now_ms) const {
+    if (auto v = verify(ticket_kind, token, now_ms, 2)) {
+        std::uint64_t issued = 0;
+        const std::string& text = v->fields[1];
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), issued);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+        return ticket_claims{std::move(v->fields[0]), issued};
+    }
+    if (auto v = verify(old_ticket_kind, token, now_ms, 1)) {
+        const auto lifetime = static_cast<std::uint64_t>(options_.ticket_lifetime.count());
+        return ticket_claims{std::move(v->fields[0]), v->expiry_ms > lifetime ? v->expiry_ms - lifetime : 0};
+    }
+    return std::nullopt;
 }
 
 std::string token_service::issue_cookie(const cookie_claims& claims, std::uint64_t now_ms) const {

@@ -7,14 +7,15 @@
 //
 //   <kind>.<key id>.<body>.<mac>
 //
-//   kind    "pt1" for a Passport ticket, "sb1" for a switchboard cookie
+//   kind    "pt2" for a Passport ticket, "sb1" for a switchboard cookie
 //           (the kind and the format's version; a token of one kind is never
-//           accepted as the other)
+//           accepted as the other). "pt1" tickets, issued before tickets
+//           carried their issue time, are still accepted until they expire.
 //   key id  the [[keys]] id whose secret made the mac
 //   body    base64url without padding of: expiry (Unix ms, u64 big-endian),
 //           nonce (12 random bytes), then the kind's fields, each a u32
 //           big-endian length and the bytes:
-//             ticket: handle
+//             ticket: handle, issue time (Unix ms, decimal; pt1 has none)
 //             cookie: handle, room, dialect (decimal), display name,
 //                     capabilities (decimal)
 //   mac     base64url without padding of HMAC-SHA256(secret, "<kind>.<key id>.<body>")
@@ -52,6 +53,16 @@ struct cookie_claims {
     bool operator==(const cookie_claims&) const = default;
 };
 
+// Whom a ticket names and when it was issued: the user object refuses a
+// ticket issued before the account's password last changed (or before the
+// account was made, for a handle removed and created again).
+struct ticket_claims {
+    std::string handle;
+    std::uint64_t issued_ms = 0;
+
+    bool operator==(const ticket_claims&) const = default;
+};
+
 struct token_options {
     std::chrono::milliseconds ticket_lifetime{std::chrono::hours(24)};
     // Escargot issues XFR and RNG cookies for 120 s (msnp-reference section 4.4).
@@ -78,6 +89,10 @@ public:
     // The handle a valid, unexpired ticket was issued to. Takes the bare
     // token: see parse_ticket_param for what MSNP clients send.
     std::optional<std::string> verify_ticket(std::string_view token, std::uint64_t now_ms) const;
+    // The same with its issue time. A pt1 ticket's is taken as its expiry
+    // less today's ticket_lifetime: never later than the real one unless
+    // the lifetime was shortened since.
+    std::optional<ticket_claims> verify_ticket_claims(std::string_view token, std::uint64_t now_ms) const;
 
     std::string issue_cookie(const cookie_claims& claims, std::uint64_t now_ms) const;
     // The claims of a valid, unexpired cookie presented for the first time

@@ -320,7 +320,7 @@ public:
         if (!open_capture() || !open_listeners(threads)) {
             return 1;
         }
-        state_.msnp = std::make_unique<msnp_services>(state_.tokens, state_.objects, msnp_endpoint_);
+        state_.msnp = std::make_unique<msnp_services>(state_.tokens, state_.objects, state_.logins.guard(), msnp_endpoint_);
         state_.sessions.msnp = state_.msnp.get();
         sweep_.emplace(main_ctx);
         sweep_tls_sessions();

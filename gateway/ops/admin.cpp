@@ -349,7 +349,13 @@ std::shared_ptr<connection> make_admin_connection(session_context& ctx, operatio
 std::shared_ptr<connection> make_https_connection(session_context& ctx, worker& w, tcp::socket s) {
     const config::listener* l = ctx.settings.find_listener("https");
     asio::ssl::context& tls = l && l->tls == config::tls_profile::legacy ? *ctx.tls_legacy : *ctx.tls_modern;
-    auto serve = [&ctx](request&& req, http_reply reply) { handle_passport(ctx, std::move(req), std::move(reply)); };
+    // Password guesses are counted per client address (login_guard).
+    boost::system::error_code ec;
+    const auto peer = s.remote_endpoint(ec);
+    std::string address = ec ? std::string("?") : peer.address().to_string();
+    auto serve = [&ctx, address = std::move(address)](request&& req, http_reply reply) {
+        handle_passport(ctx, address, std::move(req), std::move(reply));
+    };
     return std::make_shared<http_connection<beast::ssl_stream<beast::tcp_stream>>>(
         ctx, w, listener_protocol::https, std::move(serve), std::move(s), tls);
 }

@@ -162,6 +162,13 @@ std::string peer_of(const tcp::socket& s) {
     return ec ? std::string{"?"} : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+// The client's address without the port: what password guesses are counted by.
+std::string address_of(const tcp::socket& s) {
+    boost::system::error_code ec;
+    const auto ep = s.remote_endpoint(ec);
+    return ec ? std::string{"?"} : ep.address().to_string();
+}
+
 // A plain socket's outgoing bytes: appended to one buffer and sent at once
 // with a non-blocking send; what the socket does not take goes out in one
 // asynchronous write, and what is appended meanwhile waits for it. While
@@ -282,8 +289,9 @@ public:
         : connection(ctx, w, listener_protocol::msnp),
           socket_(std::move(s)),
           peer_(peer_of(socket_)),
+          services_(*ctx.msnp, address_of(socket_)),
           idle_(socket_.get_executor()),
-          codec_(*ctx.msnp, msnp::framer_limits{ctx.settings.lim.line_bytes, ctx.settings.lim.payload_bytes},
+          codec_(services_, msnp::framer_limits{ctx.settings.lim.line_bytes, ctx.settings.lim.payload_bytes},
                  msnp::session_limits{ctx.settings.lim.name_bytes, ctx.settings.lim.message_bytes}),
           core_(ctx.objects, *this, codec_),
           throttle_(socket_.get_executor()),
@@ -458,6 +466,7 @@ private:
 
     tcp::socket socket_;
     std::string peer_;
+    msnp_client_services services_;  // before codec_, which holds it
     asio::steady_timer idle_;
     msnp::connection codec_;
     session_core core_;
@@ -508,8 +517,11 @@ public:
     auto executor() { return worker_.ctx.get_executor(); }
 
 protected:
-    ws_session(session_context& ctx, worker& w)
-        : connection(ctx, w, listener_protocol::ws), codec_(*this, ws_codec_limits(ctx.settings)), core_(ctx.objects, *this, codec_) {}
+    ws_session(session_context& ctx, worker& w, std::string address)
+        : connection(ctx, w, listener_protocol::ws),
+          address_(std::move(address)),
+          codec_(*this, ws_codec_limits(ctx.settings)),
+          core_(ctx.objects, *this, codec_) {}
 
     local_sink watch_sink() override { return watch_sink_for(*this); }
     backends::frame_sink reply_sink() override { return reply_sink_for(*this); }
@@ -517,8 +529,9 @@ protected:
     // ---- wsjson::services
 
     void check_password(std::string_view handle, std::string_view password) override {
-        ctx_.logins.check(std::string(handle), std::string(password),
-                         [weak = weak_from_this(), executor = executor(), h = std::string(handle)](login_result r) {
+        ctx_.logins.check(std::string(handle), std::string(password), address_,
+                         [weak = weak_from_this(), executor = executor(), h = std::string(handle)](
+                             login_result r, std::chrono::seconds) {
                              const auto result = r == login_result::ok         ? wsjson::password_check::ok
                                                  : r == login_result::rejected ? wsjson::password_check::rejected
                                                                                : wsjson::password_check::unavailable;
@@ -533,8 +546,10 @@ protected:
     std::string issue_session_token(std::string_view handle) override {
         return ctx_.tokens.issue_ticket(handle, now_ms());
     }
-    std::optional<std::string> verify_session_token(std::string_view token) override {
-        return ctx_.tokens.verify_ticket(token, now_ms());
+    std::optional<wsjson::token_owner> verify_session_token(std::string_view token) override {
+        auto claims = ctx_.tokens.verify_ticket_claims(token, now_ms());
+        if (!claims) return std::nullopt;
+        return wsjson::token_owner{std::move(claims->handle), claims->issued_ms};
     }
     std::string new_room_id() override { return random_hex(16); }
     std::string new_endpoint_id() override { return random_hex(16); }
@@ -544,6 +559,7 @@ protected:
                                               .count());
     }
 
+    std::string address_;  // the client's, for login_guard
     wsjson::connection codec_;
     session_core core_;
 };
@@ -604,7 +620,7 @@ public:
     // TLS context for wss://, nothing for ws://.
     template <class... NextLayerArgs>
     ws_connection(session_context& ctx, worker& w, tcp::socket s, NextLayerArgs&... next_layer_args)
-        : ws_session(ctx, w), peer_(peer_of(s)), ws_(std::move(s), next_layer_args...) {
+        : ws_session(ctx, w, address_of(s)), peer_(peer_of(s)), ws_(std::move(s), next_layer_args...) {
         if constexpr (tls) {
             // OpenSSL frees its write buffer between writes: about 4 KiB
             // less per idle connection, which is most chat connections.
@@ -935,7 +951,7 @@ bool valid_websocket_key(std::string_view key) {
 class ws_plain_connection final : public ws_session {
 public:
     ws_plain_connection(session_context& ctx, worker& w, tcp::socket s)
-        : ws_session(ctx, w),
+        : ws_session(ctx, w, address_of(s)),
           socket_(std::move(s)),
           peer_(peer_of(socket_)),
           timer_(socket_.get_executor()),

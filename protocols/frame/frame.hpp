@@ -299,6 +299,16 @@ struct stored_message {
     friend bool operator==(const stored_message&, const stored_message&) = default;
 };
 
+// How the endpoint of a hello proved who it is, when it was with a ticket
+// (a Passport ticket or a WebSocket session token) rather than a password
+// checked just now: the ticket's issue time, Unix ms. The user object
+// refuses a ticket issued before the account's password last changed.
+struct ticket_info {
+    std::uint64_t issued_ms = 0;
+    template <class V> void visit(V& v) { v(1, "issued_ms", issued_ms); }
+    friend bool operator==(const ticket_info&, const ticket_info&) = default;
+};
+
 // ---------------------------------------------------------------- frame bodies
 // `type_id` is the body's number on the wire; `name` is used in dumps,
 // metrics and logs.
@@ -317,11 +327,15 @@ struct hello {
     std::string endpoint;
     std::string client_name;    // e.g. "MSNMSGR 7.5.0324"
     std::vector<std::string> capabilities;  // features the endpoint can render
+    // An optional value: present when the endpoint signed in with a ticket
+    // (absent from writers that predate it, and for password logins).
+    std::vector<ticket_info> ticket = {};
     template <class V> void visit(V& v) {
         v(1, "protocol", protocol);
         v(2, "dialect", dialect);
         v(3, "user", user, limits::handle);
         v(4, "endpoint", endpoint, limits::token);
+        v(7, "ticket", ticket, limits::optional);  // before the last required field: see room_message
         v(5, "client_name", client_name, limits::token);
         v(6, "capabilities", capabilities, limits::capabilities, limits::token);
     }
@@ -673,7 +687,7 @@ struct account_create {
 };
 
 // Sets the account's password. Tickets and session tokens issued before
-// stay valid until they expire.
+// are refused from then on (hello's `ticket`).
 struct account_password {
     std::string password;
     md5_login md5 = md5_login::keep;

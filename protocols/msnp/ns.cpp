@@ -196,6 +196,7 @@ struct ns_session::impl {
     std::string handle;
     std::string endpoint;
     std::string client_name;  // from CVR, until the hello
+    std::vector<frame::ticket_info> ticket;  // the TWN ticket's issue time, for the hello
     std::string display_name;
     // MSNP7-9 group numbers removed since SYN: later groups keep their
     // numbers until the next SYN renumbers them.
@@ -413,9 +414,11 @@ struct ns_session::impl {
         } else {
             // The ticket must have been issued to the handle of `USR t TWN I` (§3.3).
             const auto owner = svc.verify_ticket(c.params[3]);
-            if (!owner || normalized_handle(*owner) != handle) {
+            if (!owner || normalized_handle(owner->handle) != handle) {
                 return fail();
             }
+            // The user object refuses a ticket older than the password.
+            ticket = {frame::ticket_info{owner->issued_ms}};
         }
         return begin_login(c);
     }
@@ -431,9 +434,9 @@ struct ns_session::impl {
         if (dialect < 16) {
             announced.emplace_back(frame::capability::single_session);
         }
-        out.append(to_user(frame::hello{frame::client_protocol::msnp, static_cast<std::uint32_t>(dialect), handle,
-                                        endpoint, std::move(client_name), std::move(announced)},
-                            c, pending::step::hello));
+        frame::hello h{frame::client_protocol::msnp, static_cast<std::uint32_t>(dialect), handle,
+                       endpoint, std::move(client_name), std::move(announced), std::move(ticket)};
+        out.append(to_user(std::move(h), c, pending::step::hello));
         client_name = {};
         out.append(to_user(frame::roster_get{}, c, pending::step::login));
         return out;

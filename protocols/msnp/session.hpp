@@ -32,6 +32,12 @@ struct sb_grant {
     std::uint64_t capabilities = 0;  // from the user's CHG: MSNP12 IRO/JOI carry them
 };
 
+// Whom a ticket names, and when it was issued (Unix ms).
+struct ticket_owner {
+    std::string handle;
+    std::uint64_t issued_ms = 0;
+};
+
 class services {
 public:
     virtual ~services() = default;
@@ -40,8 +46,9 @@ public:
     virtual std::string md5_salt(std::string_view handle) = 0;
     virtual bool verify_md5(std::string_view handle, std::string_view response_hex) = 0;
     // MSNP8-12 (§3.3): the ticket from `USR t TWN S`, as issued by the
-    // gateway's Passport services; returns the handle it was issued to.
-    virtual std::optional<std::string> verify_ticket(std::string_view ticket) = 0;
+    // gateway's Passport services; returns the handle it was issued to and
+    // when (the hello carries it: a ticket older than the password is refused).
+    virtual std::optional<ticket_owner> verify_ticket(std::string_view ticket) = 0;
 
     // Switchboard cookies (§4.4): self-verifying, single use, short-lived.
     // Redeeming names the handle the client presents (normalised): a cookie

@@ -140,6 +140,7 @@ struct op {
     json::object result;
     // login
     std::string handle;
+    std::vector<frame::ticket_info> ticket;  // a token login: the token's issue time
     frame::status status = frame::status::online;
     std::optional<frame::roster> roster;
     std::vector<frame::presence_update> initial;
@@ -451,13 +452,14 @@ struct connection::impl {
         if (!token) return tl::unexpected(token.error());
         if (*token) {
             const auto owner = svc->verify_session_token(**token);
-            const auto h = owner ? text::normalize_handle(*owner) : tl::unexpected(text::errc::empty);
+            const auto h = owner ? text::normalize_handle(owner->handle) : tl::unexpected(text::errc::empty);
             if (!h) {
                 put_error(out, id, "login", frame_refusal(error_code::unauthenticated, "token refused"));
                 out.append(close(close_code::policy_violation, "authentication failed"));
                 return {};
             }
             lo->handle = *h;
+            lo->ticket = {frame::ticket_info{owner->issued_ms}};
             login_op = lo;
             out.append(begin_session());
             return {};
@@ -501,9 +503,10 @@ struct connection::impl {
         endpoint = svc->new_endpoint_id();
         frame::output out;
         out.watch.push_back(user_object(handle));
-        send(out, login_op, part::hello, user_object(handle),
-             frame::hello{frame::client_protocol::wsjson, protocol_version, handle, endpoint, client_name,
-                          {"text", "format", "typing", "nudge", "history"}});
+        frame::hello h{frame::client_protocol::wsjson, protocol_version, handle, endpoint, client_name,
+                       {"text", "format", "typing", "nudge", "history"},
+                       login_op->ticket};  // the user object refuses a token older than the password
+        send(out, login_op, part::hello, user_object(handle), std::move(h));
         send(out, login_op, part::roster, user_object(handle), frame::roster_get{});
         frame::presence_info p;
         p.state = login_op->status;

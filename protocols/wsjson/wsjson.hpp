@@ -81,6 +81,11 @@ enum class password_check : std::uint8_t {
     unavailable,  // the check could not run (login pool full, storage down): try again
 };
 
+struct token_owner {
+    std::string handle;
+    std::uint64_t issued_ms = 0;
+};
+
 class services {
 public:
     virtual ~services() = default;
@@ -89,9 +94,11 @@ public:
     // answers later with connection::on_password_checked(handle, result).
     virtual void check_password(std::string_view handle, std::string_view password) = 0;
     // Self-verifying session tokens (gateway/README.md section 6): issued at every
-    // login, verified on a token login; verify returns the handle.
+    // login, verified on a token login; verify returns the handle and the
+    // token's issue time (Unix ms), which the hello carries: the user object
+    // refuses a token older than the password.
     virtual std::string issue_session_token(std::string_view handle) = 0;
-    virtual std::optional<std::string> verify_session_token(std::string_view token) = 0;
+    virtual std::optional<token_owner> verify_session_token(std::string_view token) = 0;
 
     virtual std::string new_room_id() = 0;      // without "room:"
     virtual std::string new_endpoint_id() = 0;  // one per connection

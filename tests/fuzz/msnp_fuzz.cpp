@@ -128,7 +128,9 @@ class accept_all final : public services {
 public:
     std::string md5_salt(std::string_view) override { return "eba3c82d9c67dd8"; }
     bool verify_md5(std::string_view, std::string_view) override { return true; }
-    std::optional<std::string> verify_ticket(std::string_view) override { return "alice@example.com"; }
+    std::optional<ticket_owner> verify_ticket(std::string_view) override {
+        return ticket_owner{"alice@example.com", 1};
+    }
     std::string issue_sb_cookie(const sb_grant& g) override {
         grant_ = g;
         return "cookie";

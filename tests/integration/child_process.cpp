@@ -150,14 +150,15 @@ run_result run_to_completion(const std::vector<std::string>& argv, std::string_v
     return run_with(argv, input, timeout);
 }
 
-tcp_client::tcp_client(unsigned short port, const char* source) {
+tcp_client::tcp_client(unsigned short port, const std::string& source) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (source != nullptr) {
+    if (!source.empty()) {
+        // Linux routes all of 127.0.0.0/8 to lo: any of it is a source address.
         sockaddr_in from{};
         from.sin_family = AF_INET;
-        if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+        if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
             ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
-            throw std::runtime_error(std::string("bind to ") + source + ": " + std::strerror(errno));
+            throw std::runtime_error("bind to " + source + ": " + std::strerror(errno));
         }
     }
     sockaddr_in addr{};

@@ -55,11 +55,11 @@ run_result run_to_completion(const std::vector<std::string>& argv, std::chrono::
 run_result run_to_completion(const std::vector<std::string>& argv, std::string_view input,
                              std::chrono::milliseconds timeout = 30s);
 
-// A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O,
-// from `source` (another loopback address, 127.0.0.2 say) if given.
+// A connected TCP socket to 127.0.0.1:port with deadline-bounded I/O.
 class tcp_client {
 public:
-    explicit tcp_client(unsigned short port, const char* source = nullptr);
+    // From `source` when given (an address of 127.0.0.0/8), else from 127.0.0.1.
+    explicit tcp_client(unsigned short port, const std::string& source = {});
     ~tcp_client();
     tcp_client(const tcp_client&) = delete;
     tcp_client& operator=(const tcp_client&) = delete;

@@ -43,7 +43,7 @@ inline std::vector<std::string> words(const std::string& line) {
 // id, passing over asynchronous lines (and their payloads) on the way.
 class msnp_client {
 public:
-    explicit msnp_client(unsigned short port) : socket_(port) {}
+    explicit msnp_client(unsigned short port, const std::string& source = {}) : socket_(port, source) {}
 
     void send(std::string_view bytes) { socket_.send(bytes); }
 

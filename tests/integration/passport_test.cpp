@@ -75,7 +75,8 @@ enum class client_kind {
 // and checks it names 127.0.0.1. Socket timeouts bound every read and write.
 class tls_client {
 public:
-    tls_client(unsigned short port, const fs::path& trusted, client_kind kind) {
+    // From `source` when given (any address of 127.0.0.0/8), else 127.0.0.1.
+    tls_client(unsigned short port, const fs::path& trusted, client_kind kind, const std::string& source = {}) {
         ctx_.reset(SSL_CTX_new(TLS_client_method()));
         REQUIRE(ctx_);
         if (kind == client_kind::old_messenger) {
@@ -95,6 +96,12 @@ public:
         const timeval timeout{10, 0};
         ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
         ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+        if (!source.empty()) {
+            sockaddr_in from{};
+            from.sin_family = AF_INET;
+            REQUIRE(::inet_pton(AF_INET, source.c_str(), &from.sin_addr) == 1);
+            REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
@@ -360,7 +367,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
     CHECK(info.starts_with("Passport1.4 da-status=success,tname=MSPAuth,tname=MSPProf,tname=MSPSec,from-PP='t="));
     CHECK(info.ends_with("&p=',ru=http://messenger.msn.com"));
     const std::string from_pp = between(info, "from-PP='", "'");
-    CHECK(from_pp.starts_with("t=pt1.test1."));
+    CHECK(from_pp.starts_with("t=pt2.test1."));
     CHECK(ticket_subject(from_pp) == "alice@example.com");
 
     // A password with the characters the encodings are about: , & % < >.
@@ -395,7 +402,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
     CHECK(contains(rst.body, "<wst:TokenType>urn:passport:legacy</wst:TokenType>"));
     CHECK(rst.body.find("http://Passport.NET/tb") < rst.body.find("<wsa:Address>messenger.msn.com</wsa:Address>"));
     const std::string compact = between(rst.body, "<wsse:BinarySecurityToken Id=\"Compact1\">", "</wsse:BinarySecurityToken>");
-    CHECK(compact.starts_with("t=pt1.test1."));
+    CHECK(compact.starts_with("t=pt2.test1."));
     CHECK(compact.ends_with("&amp;p="));
     // What the client sends after decoding the XML.
     CHECK(ticket_subject(compact.substr(0, compact.size() - 7) + "&p=") == "alice@example.com");
@@ -403,7 +410,7 @@ void exercise_passport(const passport_gateway& gw, tls_client& client) {
 
     const auto escaped = client.request(rst_request(port, "carol@example.com", "s3cret,&amp;%&lt;pass&#x3E;"));
     CHECK(escaped.status == 200);
-    CHECK(contains(escaped.body, "Id=\"Compact1\">t=pt1."));
+    CHECK(contains(escaped.body, "Id=\"Compact1\">t=pt2."));
 
     // RST.srf, failure: a SOAP fault.
     for (const auto& [user, password] : std::vector<std::pair<std::string, std::string>>{
@@ -556,6 +563,53 @@ TEST_CASE("password checks run off the I/O thread", "[passport]") {
         CHECK(r.status == 200);
         CHECK(ticket_subject(between(header(r, "Authentication-Info"), "from-PP='", "'")) == "alice@example.com");
     }
+}
+
+TEST_CASE("a legitimate login goes ahead of a flood of wrong passwords, and the flood's next tries wait",
+          "[passport][login_guard]") {
+    // One password thread and a hash of a few tens of milliseconds: the
+    // flood's checks queue, and in arrival order the legitimate login would
+    // come after all of them.
+    passport_gateway gw("legacy", "scrypt_n = 16384\nmax_concurrent_logins = 1\n", 1);
+    gw.add_user("alice@example.com", "correct horse");
+    gw.add_user("victim@example.com", "victim's password");
+    gw.start();
+    const auto client = [&](const std::string& source) {
+        auto c = std::make_unique<tls_client>(gw.https(), gw.certificate("legacy"), client_kind::old_messenger, source);
+        REQUIRE(c->handshake());
+        return c;
+    };
+    // Alice signs in from 127.0.0.1 once: an address she used before.
+    auto alice = client("127.0.0.1");
+    REQUIRE(alice->request(login2_request(gw.https(), "alice%40example.com", "correct%20horse")).status == 200);
+
+    // 24 wrong passwords for victim from six addresses, four each (the
+    // shipped limit of checks per address), all connected first.
+    std::vector<std::unique_ptr<tls_client>> flood;
+    for (int i = 0; i < 24; ++i) flood.push_back(client("127.0.0." + std::to_string(2 + i % 6)));
+    for (int i = 0; i < 24; ++i) {
+        flood[i]->send(login2_request(gw.https(), "victim%40example.com", "guess%20" + std::to_string(i)));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    alice->send(login2_request(gw.https(), "alice%40example.com", "correct%20horse"));
+    CHECK(alice->read_response().status == 200);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    // Answered after at most the check already running and one that began
+    // before hers was queued, not after the 24.
+    int answered = 0;
+    for (auto& c : flood) answered += c->has_data() ? 1 : 0;
+    CHECK(answered <= 3);
+    INFO("alice waited " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms");
+    for (auto& c : flood) CHECK(c->read_response().status == 401);
+
+    // Each flooding address has now failed four times for victim: its next
+    // try waits, the right password included, and says for how long.
+    const auto refused = flood[0]->request(login2_request(gw.https(), "victim%40example.com", "victim%27s%20password"));
+    CHECK(refused.status == 429);
+    CHECK_FALSE(header(refused, "Retry-After").empty());
+    // Victim from an address of its own still signs in.
+    auto own = client("127.0.1.1");
+    CHECK(own->request(login2_request(gw.https(), "victim%40example.com", "victim%27s%20password")).status == 200);
 }
 
 namespace {

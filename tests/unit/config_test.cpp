@@ -349,6 +349,22 @@ TEST_CASE("settings errors name the place and what was expected", "[config]") {
                 "[listeners.https]\npublic_endpoint = \"" + std::string(bad) + "\"\n", "test.toml"));
         }
     }
+    SECTION("a login listener others reach names its own host") {
+        // Else the nexus would put the request's Host into DALogin.
+        CHECK(settings_error("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"0.0.0.0\"\n") ==
+              "test.toml:4:11: [listeners.https] listens on 0.0.0.0:8443, which other machines reach; expected "
+              "public_endpoint (the host[:port] clients reach the login service at): without it the Passport "
+              "nexus would repeat whatever Host a request names");
+        CHECK_FALSE(config::parse_settings("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"::\"\n",
+                                           "test.toml"));
+        CHECK_FALSE(config::parse_settings(
+            "[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"192.0.2.7\"\n", "test.toml"));
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"0.0.0.0\"\n"
+                    "public_endpoint = \"login.example.com\"\n");
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"127.0.0.2\"\n");
+        settings_ok("[listeners.https]\nenabled = true\ntls = \"none\"\naddress = \"::1\"\n");
+        settings_ok("[listeners.https]\nenabled = false\naddress = \"0.0.0.0\"\n");
+    }
     SECTION("duplicate ports") {
         const auto fixture = fixtures_dir / "config/settings_port_conflict.toml";
         auto s = config::load_settings(fixture);
@@ -697,7 +713,28 @@ TEST_CASE("[accounts] sets the password policy and the scrypt cost", "[config]")
 
     CHECK(settings_error("[accounts]\nscrypt_m = 1\n") ==
           "test.toml:2:1: unknown key \"scrypt_m\" in [accounts]; expected one of: min_password_length, "
-          "max_password_length, scrypt_n, scrypt_r, scrypt_p, max_concurrent_logins");
+          "max_password_length, scrypt_n, scrypt_r, scrypt_p, max_concurrent_logins, login_failures_free, "
+          "login_failures_free_per_address, login_failure_delay, login_failure_max_delay, logins_per_address");
+    // Password guessing: the shipped file says what the defaults are.
+    CHECK(defaults.accounts.login_failures_free == 3);
+    CHECK(defaults.accounts.login_failures_free_per_address == 10);
+    CHECK(defaults.accounts.login_failure_delay == 1s);
+    CHECK(defaults.accounts.login_failure_max_delay == 15min);
+    CHECK(defaults.accounts.logins_per_address == 4);
+    CHECK(shipped.accounts.login_failures_free == defaults.accounts.login_failures_free);
+    CHECK(shipped.accounts.login_failures_free_per_address == defaults.accounts.login_failures_free_per_address);
+    CHECK(shipped.accounts.login_failure_delay == defaults.accounts.login_failure_delay);
+    CHECK(shipped.accounts.login_failure_max_delay == defaults.accounts.login_failure_max_delay);
+    CHECK(shipped.accounts.logins_per_address == defaults.accounts.logins_per_address);
+    const auto guard = settings_ok("[accounts]\nlogin_failures_free = 5\nlogin_failures_free_per_address = 50\n"
+                                   "login_failure_delay = \"250ms\"\nlogin_failure_max_delay = \"1h\"\n"
+                                   "logins_per_address = 2\n");
+    CHECK(guard.accounts.login_failures_free == 5);
+    CHECK(guard.accounts.login_failures_free_per_address == 50);
+    CHECK(guard.accounts.login_failure_delay == 250ms);
+    CHECK(guard.accounts.login_failure_max_delay == 1h);
+    CHECK(guard.accounts.logins_per_address == 2);
+    CHECK_FALSE(config::parse_settings("[accounts]\nlogin_failures_free = 0\n", "test.toml"));
     CHECK(defaults.accounts.max_concurrent_logins == 2);
     CHECK(shipped.accounts.max_concurrent_logins == defaults.accounts.max_concurrent_logins);
     CHECK(settings_ok("[accounts]\nmax_concurrent_logins = 8\n").accounts.max_concurrent_logins == 8);

@@ -726,9 +726,9 @@ TEST_CASE("an optional value may be absent or given once, not twice", "[frame][s
     CHECK(outcome_of(own(lfield(9, "at lunch") + lfield(9, "twice"))) == fails(errc::oversize, "personal_message"));
 }
 
-// fixtures/fuzz/frame/older_*.bin were written before room epochs and
-// withheld history existed and are kept as they were: what an older
-// writer sends.
+// fixtures/fuzz/frame/older_*.bin were written before room epochs,
+// withheld history and hello's ticket existed and are kept as they were:
+// what an older writer sends.
 TEST_CASE("frames from writers before the optional values still decode", "[frame][strict]") {
     const std::filesystem::path dir = std::filesystem::path(SWITCHYARD_FIXTURES_DIR) / "fuzz" / "frame";
     const auto read = [&](std::string_view name) {
@@ -745,6 +745,11 @@ TEST_CASE("frames from writers before the optional values still decode", "[frame
     const auto members = decode(read("room_members"));
     REQUIRE(members);
     CHECK(std::get<room_members>(members->content).epoch.empty());
+    // Written before a hello said which ticket signed it in.
+    const auto hello_frame = decode(read("hello"));
+    REQUIRE(hello_frame);
+    CHECK(std::get<hello>(hello_frame->content).ticket.empty());
+    CHECK_FALSE(std::get<hello>(hello_frame->content).user.empty());
 }
 
 TEST_CASE("a frame over the size limit is rejected", "[frame][strict]") {

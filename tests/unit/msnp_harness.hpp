@@ -5,6 +5,8 @@
 // through a queue the test thread empties within its waits.
 #pragma once
 
+#include <chrono>
+
 #include "embedded_fixture.hpp"
 
 #include "gateway/backends/embedded/accounts.hpp"
@@ -29,11 +31,15 @@ public:
     bool verify_md5(std::string_view handle, std::string_view response) override {
         return embedded::accounts(db_, cheap_kdf()).verify_md5(handle, response);
     }
-    std::optional<std::string> verify_ticket(std::string_view ticket) override {
+    std::optional<msnp::ticket_owner> verify_ticket(std::string_view ticket) override {
         if (ticket.starts_with("t=")) ticket.remove_prefix(2);
         ticket = ticket.substr(0, ticket.find('&'));
         if (!ticket.starts_with("ticket-")) return std::nullopt;
-        return std::string(ticket.substr(7));
+        // Issued now: after the test's accounts were made (a ticket older
+        // than the account's password is refused).
+        const auto now = std::chrono::system_clock::now().time_since_epoch();
+        return msnp::ticket_owner{std::string(ticket.substr(7)),
+                                  static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count())};
     }
     std::string issue_sb_cookie(const msnp::sb_grant& g) override {
         const std::string cookie = "cookie" + std::to_string(++counter_);

@@ -46,7 +46,7 @@ std::vector<std::string> tampered(const std::string& token) {
 TEST_CASE("a ticket names its handle until it expires", "[tokens]") {
     token_service tokens({key_a});
     const std::string ticket = tokens.issue_ticket("alice@example.com", t0);
-    CHECK(ticket.starts_with("pt1.a1."));
+    CHECK(ticket.starts_with("pt2.a1."));
     CHECK(safe_as_parameter(ticket));
     CHECK(tokens.verify_ticket(ticket, t0) == "alice@example.com");
     CHECK(tokens.verify_ticket(ticket, t0 + 24 * 3600 * 1000 - 1) == "alice@example.com");
@@ -55,6 +55,22 @@ TEST_CASE("a ticket names its handle until it expires", "[tokens]") {
     CHECK(tokens.issue_ticket("alice@example.com", t0) != ticket);
     // Verification has no side effects: a ticket serves every reconnection.
     CHECK(tokens.verify_ticket(ticket, t0 + 1) == "alice@example.com");
+}
+
+TEST_CASE("a ticket says when it was issued, so a later password change can end it", "[tokens]") {
+    token_service tokens({key_a});
+    const std::string ticket = tokens.issue_ticket("alice@example.com", t0 + 5);
+    CHECK(tokens.verify_ticket_claims(ticket, t0 + 10) == ticket_claims{"alice@example.com", t0 + 5});
+    // A pt1 ticket (issued before tickets carried the time, here with a
+    // fixed nonce) still works; its issue time is its expiry less the lifetime.
+    const std::string pt1 = "pt1.a1.AAABi9ULxAAAAQIDBAUGBwgJCgsAAAARYWxpY2VAZXhhbXBsZS5jb20."
+                            "4d9MyjrwAusMxrfQnMW4NhiPoqMlwMChkMprMUezOsI";
+    CHECK(tokens.verify_ticket_claims(pt1, t0 + 1) == ticket_claims{"alice@example.com", t0});
+    CHECK(tokens.verify_ticket(pt1, t0 + 1) == "alice@example.com");
+    CHECK_FALSE(tokens.verify_ticket(pt1, t0 + 24 * 3600 * 1000));
+    for (const auto& t : tampered(pt1)) {
+        CHECK_FALSE(tokens.verify_ticket(t, t0));
+    }
 }
 
 TEST_CASE("changing any character of a token breaks it", "[tokens]") {
@@ -100,7 +116,7 @@ TEST_CASE("keys: a token from an unknown key fails; a rotated-out key still veri
     token_service rotated({key_b, key_a});
     CHECK(rotated.verify_ticket(ticket, t0) == "alice@example.com");
     const std::string fresh = rotated.issue_ticket("bob@example.com", t0);
-    CHECK(fresh.starts_with("pt1.b2."));
+    CHECK(fresh.starts_with("pt2.b2."));
     CHECK(stranger.verify_ticket(fresh, t0) == "bob@example.com");
     CHECK_FALSE(old_gateway.verify_ticket(fresh, t0));
 

@@ -26,9 +26,9 @@ public:
         checks.emplace_back(handle, password);
     }
     std::string issue_session_token(std::string_view handle) override { return "tok:" + std::string(handle); }
-    std::optional<std::string> verify_session_token(std::string_view token) override {
+    std::optional<wsjson::token_owner> verify_session_token(std::string_view token) override {
         if (!token.starts_with("tok:")) return std::nullopt;
-        return std::string(token.substr(4));
+        return wsjson::token_owner{std::string(token.substr(4)), 42};
     }
     std::string new_room_id() override { return "r" + std::to_string(++counter); }
     std::string new_endpoint_id() override { return "ep" + std::to_string(++counter); }

@@ -250,13 +250,16 @@ tl::expected<md5_record, account_error> make_md5_record(std::optional<std::strin
     return md5_record{std::move(*salt), std::move(*hash)};
 }
 
-void store(database& db, std::string_view handle, const scrypt_hash& h, const std::optional<md5_record>& md5) {
+// `changed_ms`: when the password was set; tickets issued before are refused.
+void store(database& db, std::string_view handle, const scrypt_hash& h, const std::optional<md5_record>& md5,
+           std::uint64_t changed_ms) {
     // The wrapper binds text only: SQLite keeps text bytes as given and CAST
     // turns them into the BLOBs the schema declares. NULLIF stores an absent
     // MD5 record as NULL, which the wrapper cannot bind either.
-    db.prepare("INSERT OR REPLACE INTO credentials (handle, kdf, salt, hash, md5_salt, md5_hash) "
-               "VALUES (?1, ?2, CAST(?3 AS BLOB), CAST(?4 AS BLOB), NULLIF(?5, ''), NULLIF(?6, ''))")
-        .bind(handle, h.kdf, h.salt, h.hash, md5 ? md5->salt : std::string(), md5 ? md5->hash : std::string())
+    db.prepare("INSERT OR REPLACE INTO credentials (handle, kdf, salt, hash, md5_salt, md5_hash, changed_ms) "
+               "VALUES (?1, ?2, CAST(?3 AS BLOB), CAST(?4 AS BLOB), NULLIF(?5, ''), NULLIF(?6, ''), ?7)")
+        .bind(handle, h.kdf, h.salt, h.hash, md5 ? md5->salt : std::string(), md5 ? md5->hash : std::string(),
+              changed_ms)
         .run();
 }
 
@@ -298,8 +301,9 @@ tl::expected<hashed_password, account_error> hash_new_password(const kdf_params&
 
 namespace {
 
-void store(database& db, std::string_view handle, const hashed_password& h, const std::optional<md5_record>& md5) {
-    store(db, handle, scrypt_hash{h.kdf, h.salt, h.hash}, md5);
+void store(database& db, std::string_view handle, const hashed_password& h, const std::optional<md5_record>& md5,
+           std::uint64_t changed_ms) {
+    store(db, handle, scrypt_hash{h.kdf, h.salt, h.hash}, md5, changed_ms);
 }
 
 }  // namespace
@@ -316,12 +320,12 @@ result insert_account(database& db, std::string_view handle, std::string_view di
     db.prepare("INSERT INTO users (handle, display_name, created_ms) VALUES (?1, ?2, ?3)")
         .bind(handle, display_name.empty() ? handle : display_name, created_ms)
         .run();
-    store(db, handle, password, md5);
+    store(db, handle, password, md5, created_ms);
     return {};
 }
 
 result replace_password(database& db, std::string_view handle, const hashed_password& password,
-                        std::optional<bool> md5_login) {
+                        std::optional<bool> md5_login, std::uint64_t changed_ms) {
     if (!user_exists(db, handle)) return fail(account_errc::unknown_user, unknown_message(handle));
     std::optional<std::string> md5_salt;
     auto& q = db.prepare("SELECT md5_salt FROM credentials WHERE handle = ?1 AND md5_salt IS NOT NULL");
@@ -336,8 +340,17 @@ result replace_password(database& db, std::string_view handle, const hashed_pass
         if (!record) return tl::unexpected(record.error());
         md5 = std::move(*record);
     }
-    store(db, handle, password, md5);
+    store(db, handle, password, md5, changed_ms);
     return {};
+}
+
+std::optional<std::uint64_t> credentials_changed_ms(database& db, std::string_view handle) {
+    auto& q = db.prepare("SELECT changed_ms FROM credentials WHERE handle = ?1");
+    q.bind(handle);
+    if (!q.step()) return std::nullopt;
+    const auto changed = static_cast<std::uint64_t>(q.integer(0));
+    q.run();
+    return changed;
 }
 
 void delete_account(database& db, std::string_view handle) {
@@ -444,7 +457,7 @@ tl::expected<void, account_error> accounts::set_password(std::string_view handle
     if (!h) return tl::unexpected(h.error());
     auto hashed = hash_new_password(kdf_, policy_, *h, password);
     if (!hashed) return tl::unexpected(hashed.error());
-    return in_transaction(db_, [&] { return replace_password(db_, *h, *hashed, legacy_md5); });
+    return in_transaction(db_, [&] { return replace_password(db_, *h, *hashed, legacy_md5, now_ms()); });
 }
 
 tl::expected<void, account_error> accounts::remove(std::string_view handle) {

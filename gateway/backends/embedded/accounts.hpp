@@ -66,8 +66,14 @@ tl::expected<void, account_error> insert_account(database& db, std::string_view 
                                                  const hashed_password& password, bool md5_login,
                                                  std::uint64_t created_ms);
 // `md5_login` unset keeps the MD5 record if there is one (and renews it).
+// `changed_ms` (Unix ms) is recorded: tickets issued before it are refused.
 tl::expected<void, account_error> replace_password(database& db, std::string_view handle,
-                                                   const hashed_password& password, std::optional<bool> md5_login);
+                                                   const hashed_password& password, std::optional<bool> md5_login,
+                                                   std::uint64_t changed_ms);
+// When the account's password was last set (its creation, for one never
+// changed; 0 for accounts from before schema version 7); nullopt without
+// an account.
+std::optional<std::uint64_t> credentials_changed_ms(database& db, std::string_view handle);
 // The user's rows with its credentials; its contacts (FL, and RL) are
 // recorded in `departures`, to be told it is gone.
 void delete_account(database& db, std::string_view handle);

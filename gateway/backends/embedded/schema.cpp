@@ -15,7 +15,7 @@ namespace switchyard::gateway::embedded {
 
 namespace {
 
-constexpr int schema_version = 6;
+constexpr int schema_version = 7;
 
 constexpr const char* schema = R"sql(
 CREATE TABLE users (
@@ -42,7 +42,8 @@ CREATE TABLE credentials (
     salt       BLOB NOT NULL,
     hash       BLOB NOT NULL,
     md5_salt   TEXT,            -- MSNP2-7 login, only when enabled for the user
-    md5_hash   TEXT
+    md5_hash   TEXT,
+    changed_ms INTEGER NOT NULL DEFAULT 0  -- set with the password (Unix ms): older tickets are refused; added by schema version 7
 ) WITHOUT ROWID;
 
 -- The owner's forward, allow and block lists (frame list bits 1, 2, 4).
@@ -298,6 +299,12 @@ INSERT INTO reverse_contacts (owner, contact, listed, display_name, version)
     WHERE (c.lists & 1) != 0 AND EXISTS (SELECT 1 FROM users WHERE handle = c.contact);
 )sql";
 
+// Version 6 databases did not record when a password was set: their
+// accounts accept every unexpired ticket until the next password change.
+constexpr const char* upgrade_v6_to_v7 = R"sql(
+ALTER TABLE credentials ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 void create_schema(database& db) {
@@ -335,6 +342,14 @@ void create_schema(database& db) {
     }
     if (v <= 5) {
         db.exec(tables_added_in_v6);
+    }
+    if (v >= 1 && v <= 6) {
+        // Only where the column is missing: SQLite has no ADD COLUMN IF NOT EXISTS.
+        auto& has = db.prepare("SELECT count(*) FROM pragma_table_info('credentials') WHERE name = 'changed_ms'");
+        has.bind();
+        const bool present = has.step() && has.integer(0) > 0;
+        has.run();
+        if (!present) db.exec(upgrade_v6_to_v7);
     }
     if (v != schema_version) {
         db.exec("PRAGMA user_version = " + std::to_string(schema_version));

@@ -445,7 +445,7 @@ private:
         }
         const std::optional<bool> md5 = c.md5 == frame::md5_login::keep ? std::nullopt
                                                                          : std::optional(c.md5 == frame::md5_login::on);
-        if (!account_failed(replace_password(ctx.db, me_.handle, *password, md5), ctx)) {
+        if (!account_failed(replace_password(ctx.db, me_.handle, *password, md5, ctx.now_ms), ctx)) {
             ctx.reply(frame::ack{});
         }
     }
@@ -811,6 +811,17 @@ private:
         }
         if (!valid_endpoint(h.endpoint, ctx)) {
             return;
+        }
+        // Tickets are stateless and live a day: a password change (or the
+        // account removed and made again) must end the ones issued before,
+        // or whoever stole the old password keeps signing in. A ticket
+        // from the very millisecond of the change passes.
+        if (!h.ticket.empty()) {
+            const auto changed = credentials_changed_ms(ctx.db, me_.handle);
+            if (!changed || h.ticket.front().issued_ms < *changed) {
+                ctx.fail(error_code::unauthenticated, "ticket issued before the password was last set; sign in again");
+                return;
+            }
         }
         // A hello on a known endpoint is a new session on it: it starts
         // offline again and gets a fresh initial burst.
